@@ -1,0 +1,88 @@
+"""Uploading local files as content of an asset: mutation for a signed URL, then a streamed PUT."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+
+from assetfiles.client.graphql import GraphQLClient, GraphQLClientError
+
+CHUNK = 1024 * 1024
+
+CREATE_UPLOAD = """
+mutation CreateContentUpload($input: ContentUploadInput!) {
+  createContentUpload(input: $input) { id uploadUrl method expiresAt }
+}
+"""
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    path: Path
+    content_id: str | None
+    error: str | None = None
+
+
+def _sha256(path: Path, progress: Progress) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            progress(len(chunk))
+    return digest.hexdigest()
+
+
+async def _chunks(path: Path, progress: Progress) -> AsyncIterator[bytes]:
+    async with await anyio.open_file(path, "rb") as handle:
+        while chunk := await handle.read(CHUNK):
+            progress(len(chunk))
+            yield chunk
+
+
+async def upload_file(
+    session: aiohttp.ClientSession,
+    client: GraphQLClient,
+    asset_id: str,
+    path: Path,
+    *,
+    tags: dict[str, str],
+    hashing: Progress,
+    sending: Progress,
+) -> UploadResult:
+    """Upload one file; errors are returned, not raised, so one bad file does not stop the rest."""
+    try:
+        length = (await anyio.Path(path).stat()).st_size
+        sha256 = await anyio.to_thread.run_sync(_sha256, path, hashing)
+        variables: dict[str, Any] = {
+            "input": {
+                "name": path.name,
+                "contentType": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+                "length": length,
+                "sha256": sha256,
+                "associations": [{"type": "asset", "id": asset_id}],
+                "tags": [{"name": name, "value": value} for name, value in tags.items()],
+            }
+        }
+        ticket = (await client.execute(CREATE_UPLOAD, variables))["createContentUpload"]
+        headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
+        async with session.put(ticket["uploadUrl"], data=_chunks(path, sending), headers=headers) as response:
+            body = await response.json(content_type=None)
+            if response.status != 201:
+                message = (body or {}).get("error", {}).get("message", f"HTTP {response.status}")
+                return UploadResult(path, None, message)
+        return UploadResult(path, ticket["id"])
+    except GraphQLClientError as exc:
+        if exc.status == 401:
+            raise
+        return UploadResult(path, None, str(exc))
+    except (OSError, aiohttp.ClientError) as exc:
+        return UploadResult(path, None, str(exc) or type(exc).__name__)

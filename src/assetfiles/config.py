@@ -1,0 +1,86 @@
+"""Settings, read from arguments, ``ASSETFILES_*`` environment variables and defaults.
+
+One object carries every knob so that the server process (started by granian in a fresh
+interpreter) and the CLI agree: the CLI exports what it was told as environment variables and
+the server factory reads them back.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("assetfiles-data")
+
+
+class Settings(BaseSettings):
+    """Everything the server and the admin commands need to find their data and sign URLs."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSETFILES_", extra="ignore")
+
+    data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="Holds the SQLite catalog and blobs.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the catalog; default: SQLite in data_dir."
+    )
+    blob_dir: Path | None = Field(default=None, description="Blob directory; default: data_dir/blobs.")
+    secret_key: str | None = Field(
+        default=None,
+        description="Key for signing transfer URLs; default: generated once into data_dir/secret.key.",
+    )
+    url_ttl_seconds: int = Field(default=600, ge=1, le=7 * 24 * 3600)
+    max_upload_bytes: int = Field(default=10 * 1024**3, ge=1)
+    public_url: str | None = Field(
+        default=None, description="Base URL put in signed URLs; default: taken from the request."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def catalog_url(self) -> str:
+        """The async SQLAlchemy URL of the catalog."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'catalog.sqlite3').resolve()}"
+
+    @property
+    def blob_path(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
+
+    @cached_property
+    def signing_key(self) -> bytes:
+        """The URL signing key; generated on first use so that restarts keep URLs valid."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        key_file = self.data_dir / "secret.key"
+        if not key_file.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32))
+        return key_file.read_text().strip().encode()
+
+    def to_environment(self) -> dict[str, str]:
+        """The environment that makes a child process build the same settings."""
+        env = {
+            "ASSETFILES_DATA_DIR": str(self.data_dir.resolve()),
+            "ASSETFILES_URL_TTL_SECONDS": str(self.url_ttl_seconds),
+            "ASSETFILES_MAX_UPLOAD_BYTES": str(self.max_upload_bytes),
+        }
+        optional = {
+            "ASSETFILES_DATABASE_URL": self.database_url,
+            "ASSETFILES_BLOB_DIR": str(self.blob_dir.resolve()) if self.blob_dir else None,
+            "ASSETFILES_SECRET_KEY": self.secret_key,
+            "ASSETFILES_PUBLIC_URL": self.public_url,
+        }
+        env.update({name: value for name, value in optional.items() if value})
+        return env

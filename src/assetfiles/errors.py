@@ -1,0 +1,59 @@
+"""Typed errors raised by the service layer and rendered by each face in its own dialect.
+
+Faces map these to HTTP statuses, GraphQL ``extensions.code`` values or EnOS envelopes; the
+service never knows which face called it.
+"""
+
+from __future__ import annotations
+
+
+class AssetfilesError(Exception):
+    """Base of every error a caller may see; ``message`` is safe to show to that caller."""
+
+    code = "INTERNAL"
+    http_status = 500
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class BadInput(AssetfilesError):
+    """A request argument is malformed; ``field`` names it."""
+
+    code = "BAD_USER_INPUT"
+    http_status = 400
+
+
+class Unauthenticated(AssetfilesError):
+    """No credential, or one that matches nothing."""
+
+    code = "UNAUTHENTICATED"
+    http_status = 401
+
+
+class Forbidden(AssetfilesError):
+    """The caller is known but lacks the permission, or a signed URL is bad or expired."""
+
+    code = "FORBIDDEN"
+    http_status = 403
+
+
+class NotFound(AssetfilesError):
+    """Unknown, or belonging to another organization: the two must look the same."""
+
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class PayloadTooLarge(AssetfilesError):
+    code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
+
+
+class IntegrityMismatch(AssetfilesError):
+    """Uploaded bytes differ from their declared length or digest; nothing was stored."""
+
+    code = "BAD_USER_INPUT"
+    http_status = 400

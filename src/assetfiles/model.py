@@ -1,0 +1,222 @@
+"""Plain domain types shared by every layer; no I/O here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from assetfiles.errors import BadInput
+
+#: Product, device and channel identifiers: the channel id joins them with dots, so none may
+#: contain one.
+IDENTIFIER = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
+#: Organization, asset, signal and token names are freer, but still printable and bounded.
+OBJECT_ID = re.compile(r"^[A-Za-z0-9_\-.:@]{1,128}$")
+MAX_NAME_LENGTH = 255
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def now_ms() -> int:
+    """Timestamps are integer epoch milliseconds in the catalog: portable and cheap to sort."""
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def ms_to_iso(value: int) -> str:
+    return datetime.fromtimestamp(value / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_to_ms(value: str, *, field: str) -> int:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"{field}: '{value}' is not an ISO 8601 date-time", field=field) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def check_identifier(value: str, *, field: str, pattern: re.Pattern[str] = IDENTIFIER) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise BadInput(
+            f"{field}: {value!r} is not a valid identifier (letters, digits, '_' and '-', 1-128 chars)",
+            field=field,
+        )
+    return value
+
+
+def check_content_name(value: str, *, field: str = "name") -> str:
+    """Names are stored as given (clients make them safe for their disks) but must be printable."""
+    if not isinstance(value, str) or not value.strip():
+        raise BadInput(f"{field}: must be a non-empty string", field=field)
+    if len(value) > MAX_NAME_LENGTH:
+        raise BadInput(f"{field}: longer than {MAX_NAME_LENGTH} characters", field=field)
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise BadInput(f"{field}: must not contain control characters", field=field)
+    return value
+
+
+class Permission(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+class CreatorKind(StrEnum):
+    USER = "user"
+    TOKEN = "token"  # noqa: S105 - a creator kind, not a secret
+    DEVICE = "device"
+
+
+@dataclass(frozen=True)
+class DeviceRef:
+    """A device is a product id plus a device id; written ``<product>.<device>``."""
+
+    product_id: str
+    device_id: str
+
+    @classmethod
+    def parse(cls, value: str, *, field: str) -> DeviceRef:
+        product_id, dot, device_id = value.partition(".")
+        if not dot:
+            raise BadInput(f"{field}: {value!r} is not '<product_id>.<device_id>'", field=field)
+        return cls(check_identifier(product_id, field=field), check_identifier(device_id, field=field))
+
+    def __str__(self) -> str:
+        return f"{self.product_id}.{self.device_id}"
+
+
+@dataclass(frozen=True)
+class ChannelId:
+    """``<product_id>.<device_id>.data_in.<channel>``: how a signal names the device feeding it."""
+
+    device: DeviceRef
+    channel: str
+
+    @classmethod
+    def parse(cls, value: str, *, field: str) -> ChannelId:
+        parts = value.split(".") if isinstance(value, str) else []
+        if len(parts) != 4 or parts[2] != "data_in":
+            raise BadInput(
+                f"{field}: {value!r} is not a channel id '<product_id>.<device_id>.data_in.<channel>'",
+                field=field,
+            )
+        for part in (parts[0], parts[1], parts[3]):
+            check_identifier(part, field=field)
+        return cls(DeviceRef(parts[0], parts[1]), parts[3])
+
+    def __str__(self) -> str:
+        return f"{self.device}.data_in.{self.channel}"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API token of one organization with its permissions."""
+
+    org_id: str
+    name: str
+    permissions: frozenset[Permission]
+    kind: CreatorKind = CreatorKind.TOKEN
+    device: DeviceRef | None = None
+
+    def can(self, permission: Permission) -> bool:
+        return Permission.ADMIN in self.permissions or permission in self.permissions
+
+
+@dataclass(frozen=True)
+class Creator:
+    kind: CreatorKind
+    name: str | None = None
+    device: DeviceRef | None = None
+
+
+@dataclass(frozen=True)
+class Association:
+    type: str
+    id: str
+
+
+@dataclass(frozen=True)
+class Signal:
+    id: str
+    name: str | None
+    channel: ChannelId
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Asset:
+    org_id: str
+    id: str
+    name: str
+    description: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    signals: tuple[Signal, ...] = ()
+
+    @property
+    def devices(self) -> frozenset[DeviceRef]:
+        return frozenset(signal.channel.device for signal in self.signals)
+
+
+@dataclass(frozen=True)
+class EnosFacet:
+    """What the EnOS face knows of a file: its ``enos-connect://`` URI and category."""
+
+    file_uri: str
+    category: str
+    feature_type: str | None = None
+    feature_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Content:
+    id: str
+    org_id: str
+    name: str
+    content_type: str
+    type: str
+    length: int
+    sha256: str
+    md5: str
+    creator: Creator
+    created_at: int
+    updated_at: int
+    tags: dict[str, str] = field(default_factory=dict)
+    associations: tuple[Association, ...] = ()
+    enos: EnosFacet | None = None
+
+
+class OrderBy(StrEnum):
+    UPDATED_AT = "updated_at"
+    CREATED_AT = "created_at"
+    NAME = "name"
+    LENGTH = "length"
+
+
+@dataclass(frozen=True)
+class ContentQuery:
+    """A listing request after validation: what the store turns into one indexed query."""
+
+    org_id: str
+    association: Association | None = None
+    devices: tuple[DeviceRef, ...] | None = None
+    ids: tuple[str, ...] | None = None
+    content_types: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str | None], ...] = ()
+    name_glob: str | None = None
+    modified_since: int | None = None
+    order_by: OrderBy = OrderBy.UPDATED_AT
+    descending: bool = True
+    limit: int = 50
+    offset: int = 0
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int

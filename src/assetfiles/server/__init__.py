@@ -1,0 +1,1 @@
+"""HTTP faces: they parse requests and render answers; the rules are in ``assetfiles.service``."""

@@ -1,0 +1,58 @@
+"""The ASGI application: routes of every face over one set of services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from assetfiles.config import Settings
+from assetfiles.server.devices import device_upload
+from assetfiles.server.graphql.endpoint import graphql_endpoint
+from assetfiles.server.transfer import download, upload
+from assetfiles.service.context import Services
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def graphql_get(request: Request) -> Response:
+    return JSONResponse(
+        {
+            "errors": [
+                {
+                    "message": "send GraphQL requests as POST with a JSON body",
+                    "extensions": {"code": "BAD_USER_INPUT"},
+                }
+            ]
+        },
+        status_code=405,
+        headers={"Allow": "POST"},
+    )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.services = await Services.open(settings)
+        try:
+            yield
+        finally:
+            await app.state.services.close()
+
+    routes = [
+        Route("/healthz", health, methods=["GET"]),
+        Route("/api/graphql", graphql_endpoint, methods=["POST"]),
+        Route("/api/graphql", graphql_get, methods=["GET"]),
+        Route("/transfer/content/{content_id}", download, methods=["GET", "HEAD"]),
+        Route("/transfer/uploads/{content_id}", upload, methods=["PUT"]),
+        Route("/api/devices/{product_id}/{device_id}/content", device_upload, methods=["PUT", "POST"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,1 @@
+"""The ExoSense-compatible GraphQL face."""

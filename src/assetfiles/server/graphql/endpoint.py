@@ -1,0 +1,122 @@
+"""``POST /api/graphql``: authentication, GraphQL-over-HTTP framing and error rendering.
+
+Statuses: 401 for a missing or bad token (nothing is executed); 400 when the request itself is
+malformed (bad JSON, syntax, validation or variable coercion errors); 200 otherwise, with
+execution errors in ``errors[]`` carrying ``extensions.code``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import lru_cache
+from importlib.resources import files
+from inspect import isawaitable
+from typing import Any
+
+from ariadne import make_executable_schema
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, execute, parse, validate
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from assetfiles.errors import AssetfilesError, Unauthenticated
+from assetfiles.server.auth import bearer_secret, public_base_url
+from assetfiles.server.graphql.resolvers import BINDABLES, RequestContext
+from assetfiles.server.graphql.scalars import SCALARS
+from assetfiles.service.context import Services
+
+log = logging.getLogger(__name__)
+
+
+def build_schema() -> GraphQLSchema:
+    type_defs = files("assetfiles.server.graphql").joinpath("schema.graphql").read_text()
+    schema: GraphQLSchema = make_executable_schema(type_defs, *SCALARS, *BINDABLES)
+    return schema
+
+
+SCHEMA = build_schema()
+
+
+class _RequestError(Exception):
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+
+
+@lru_cache(maxsize=512)
+def _document(query: str) -> DocumentNode:
+    """Parsed and validated documents, cached: clients repeat the same few queries."""
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        raise _RequestError([_format(exc)]) from None
+    problems = validate(SCHEMA, document)
+    if problems:
+        raise _RequestError([_format(error) for error in problems])
+    return document
+
+
+def _format(error: GraphQLError) -> dict[str, Any]:
+    formatted: dict[str, Any] = dict(error.formatted)
+    original = error.original_error
+    if isinstance(original, AssetfilesError):
+        formatted["message"] = original.message
+        formatted["extensions"] = {"code": original.code}
+        if original.field:
+            formatted["extensions"]["field"] = original.field
+    elif original is not None:
+        log.error("resolver failed", exc_info=original)
+        formatted["message"] = "internal error"
+        formatted["extensions"] = {"code": "INTERNAL"}
+    else:
+        formatted["extensions"] = {"code": "BAD_USER_INPUT"}
+    return formatted
+
+
+def _errors(status: int, errors: list[dict[str, Any]], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"errors": errors}, status_code=status, headers=headers)
+
+
+def _request_error(message: str) -> JSONResponse:
+    return _errors(400, [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}])
+
+
+async def graphql_endpoint(request: Request) -> Response:
+    services: Services = request.app.state.services
+    try:
+        principal = await services.access.token_principal(bearer_secret(request, ("automation", "bearer")))
+    except Unauthenticated as exc:
+        return _errors(
+            401,
+            [{"message": exc.message, "extensions": {"code": exc.code}}],
+            headers={"WWW-Authenticate": 'Automation realm="assetfiles", Bearer realm="assetfiles"'},
+        )
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        return _request_error("the request body must be a JSON object")
+    if not isinstance(body, dict):
+        return _request_error("the request body must be a JSON object")
+    query, variables, operation = body.get("query"), body.get("variables"), body.get("operationName")
+    if not isinstance(query, str) or not query.strip():
+        return _request_error("query: must be a non-empty string")
+    if variables is not None and not isinstance(variables, dict):
+        return _request_error("variables: must be a JSON object or null")
+    if operation is not None and not isinstance(operation, str):
+        return _request_error("operationName: must be a string or null")
+    try:
+        document = _document(query)
+    except _RequestError as exc:
+        return _errors(400, exc.errors)
+    context = RequestContext(services, principal, public_base_url(request, services.settings.public_url))
+    result = execute(
+        SCHEMA, document, variable_values=variables, operation_name=operation, context_value=context
+    )
+    if isawaitable(result):
+        result = await result
+    payload: dict[str, Any] = {}
+    if result.errors:
+        payload["errors"] = [_format(error) for error in result.errors]
+    if result.data is None and result.errors and all(not error.path for error in result.errors):
+        return JSONResponse(payload, status_code=400)  # variables or operation rejected before execution
+    payload["data"] = result.data
+    return JSONResponse(payload)

@@ -1,0 +1,38 @@
+"""Who is calling, and may they do this: the only place credentials are checked."""
+
+from __future__ import annotations
+
+from assetfiles.errors import Forbidden, Unauthenticated
+from assetfiles.model import CreatorKind, DeviceRef, Permission, Principal
+from assetfiles.service.secrets import same_hash, token_hash, verify_device_secret
+from assetfiles.store.catalog import Catalog
+
+
+class Access:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    async def token_principal(self, secret: str) -> Principal:
+        digest = token_hash(secret)
+        found = await self.catalog.find_token(digest)
+        if found is None or not same_hash(found[0], digest):
+            raise Unauthenticated("the token is not valid")
+        return found[1]
+
+    async def device_principal(self, device: DeviceRef, secret: str) -> Principal:
+        """A device authenticates with its own credential; it may only upload as itself."""
+        for org_id, stored in await self.catalog.find_devices(device):
+            if stored and verify_device_secret(secret, stored):
+                return Principal(
+                    org_id=org_id,
+                    name=str(device),
+                    permissions=frozenset({Permission.WRITE}),
+                    kind=CreatorKind.DEVICE,
+                    device=device,
+                )
+        raise Unauthenticated("the device credential is not valid")
+
+
+def require(principal: Principal, permission: Permission) -> None:
+    if not principal.can(permission):
+        raise Forbidden(f"the token '{principal.name}' lacks the '{permission.value}' permission")

@@ -1,0 +1,218 @@
+"""Listing, reading, tagging, deleting and downloading content."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from assetfiles.errors import BadInput, NotFound
+from assetfiles.model import (
+    MAX_NAME_LENGTH,
+    Association,
+    Content,
+    ContentQuery,
+    DeviceRef,
+    OrderBy,
+    Page,
+    Permission,
+    Principal,
+    check_identifier,
+    iso_to_ms,
+    now_ms,
+)
+from assetfiles.service.access import require
+from assetfiles.service.assets import AssetService
+from assetfiles.service.paging import check_pagination
+from assetfiles.service.signing import SignedUrl, UrlSigner
+from assetfiles.store.blobs import BlobStore
+from assetfiles.store.catalog import Catalog
+
+ASSOCIATION_TYPES = ("asset", "device")
+MAX_TAG_NAME = 255
+MAX_TAG_VALUE = 1024
+
+
+@dataclass(frozen=True)
+class ListingFilters:
+    """A listing request as a face received it, before validation."""
+
+    content_types: Sequence[str] | None = None
+    order_by: str | None = None
+    sort: str | None = None
+    association: tuple[str, str] | None = None
+    tags: Sequence[tuple[str, str | None]] = ()
+    name: str | None = None
+    modified_since: str | None = None
+    ids: Sequence[str] | None = None
+    devices: Sequence[tuple[str, str] | None] | None = None
+    limit: int | None = None
+    offset: int | None = None
+
+
+def check_tags(tags: dict[str, str], *, field: str = "tags") -> dict[str, str]:
+    for name, value in tags.items():
+        if not isinstance(name, str) or not name or len(name) > MAX_TAG_NAME:
+            raise BadInput(f"{field}: tag names must be 1-{MAX_TAG_NAME} characters", field=field)
+        if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
+            raise BadInput(
+                f"{field}.{name}: tag values must be strings of at most {MAX_TAG_VALUE}", field=field
+            )
+    return tags
+
+
+def check_association(kind: str, target: str, *, field: str) -> Association:
+    if kind not in ASSOCIATION_TYPES:
+        raise BadInput(
+            f"{field}.type: must be one of {', '.join(ASSOCIATION_TYPES)}, got {kind!r}",
+            field=f"{field}.type",
+        )
+    if not isinstance(target, str) or not target or len(target) > MAX_NAME_LENGTH:
+        raise BadInput(f"{field}.id: must be a non-empty id", field=f"{field}.id")
+    if kind == "device":
+        DeviceRef.parse(target, field=f"{field}.id")
+    return Association(kind, target)
+
+
+class ContentService:
+    def __init__(self, catalog: Catalog, blobs: BlobStore, signer: UrlSigner, assets: AssetService) -> None:
+        self.catalog = catalog
+        self.blobs = blobs
+        self.signer = signer
+        self.assets = assets
+
+    async def list(self, principal: Principal, filters: ListingFilters) -> Page[Content]:
+        require(principal, Permission.READ)
+        query = self._query(principal.org_id, filters)
+        if query.devices is not None:
+            # Device content is listed for an asset only for the devices that feed it.
+            if query.association is None or query.association.type != "asset":
+                raise BadInput(
+                    "filters.association: an asset association is required when devices are given",
+                    field="filters.association",
+                )
+            asset = await self.assets.get(principal, query.association.id, field="filters.association.id")
+            feeding = tuple(device for device in query.devices if device in asset.devices)
+            if not feeding:
+                return Page([], 0)
+            query = ContentQuery(**{**query.__dict__, "devices": feeding, "association": None})
+        elif query.association is not None and query.association.type == "asset":
+            await self.assets.get(principal, query.association.id, field="filters.association.id")
+        return await self.catalog.list_contents(query)
+
+    @staticmethod
+    def _query(org_id: str, filters: ListingFilters) -> ContentQuery:
+        limit, offset = check_pagination(filters.limit, filters.offset)
+        order_by = OrderBy.UPDATED_AT
+        if filters.order_by is not None:
+            try:
+                order_by = OrderBy(filters.order_by)
+            except ValueError:
+                choices = ", ".join(o.value for o in OrderBy)
+                raise BadInput(
+                    f"filters.orderBy: must be one of {choices}, got {filters.order_by!r}",
+                    field="filters.orderBy",
+                ) from None
+        sort = (filters.sort or "desc").lower()
+        if sort not in ("asc", "desc"):
+            raise BadInput(f"filters.sort: must be asc or desc, got {filters.sort!r}", field="filters.sort")
+        association = (
+            check_association(*filters.association, field="filters.association")
+            if filters.association
+            else None
+        )
+        devices: tuple[DeviceRef, ...] | None = None
+        if filters.devices is not None:
+            parsed = []
+            for index, device in enumerate(filters.devices):
+                field = f"devices[{index}]"
+                if device is None:
+                    raise BadInput(f"{field}: must not be null", field=field)
+                parsed.append(
+                    DeviceRef(
+                        check_identifier(device[0], field=f"{field}.product_id"),
+                        check_identifier(device[1], field=f"{field}.device_id"),
+                    )
+                )
+            devices = tuple(dict.fromkeys(parsed))
+        for index, tag in enumerate(filters.tags):
+            if not tag[0]:
+                raise BadInput(
+                    f"filters.tags[{index}].name: must not be empty", field=f"filters.tags[{index}].name"
+                )
+        if filters.name is not None and not filters.name:
+            raise BadInput("filters.name: must not be empty", field="filters.name")
+        return ContentQuery(
+            org_id=org_id,
+            association=association,
+            devices=devices,
+            ids=tuple(filters.ids) if filters.ids is not None else None,
+            content_types=tuple(t for t in filters.content_types or () if t),
+            tags=tuple(filters.tags),
+            name_glob=filters.name,
+            modified_since=(
+                iso_to_ms(filters.modified_since, field="filters.modifiedSince")
+                if filters.modified_since is not None
+                else None
+            ),
+            order_by=order_by,
+            descending=sort == "desc",
+            limit=limit,
+            offset=offset,
+        )
+
+    async def get(self, principal: Principal, content_id: str, *, field: str = "id") -> Content:
+        require(principal, Permission.READ)
+        if not content_id:
+            raise BadInput(f"{field}: must be a non-empty id", field=field)
+        content = await self.catalog.get_content(principal.org_id, content_id)
+        if content is None:
+            raise NotFound(f"content '{content_id}' not found", field=field)
+        return content
+
+    async def get_device_content(
+        self, principal: Principal, content_id: str, device: tuple[str, str]
+    ) -> Content:
+        """Content uploaded by that device; anything else is 'not found', as for unknown ids."""
+        ref = DeviceRef(
+            check_identifier(device[0], field="input.product_id"),
+            check_identifier(device[1], field="input.device_id"),
+        )
+        content = await self.get(principal, content_id, field="input.id")
+        if content.creator.device != ref:
+            raise NotFound(f"content '{content_id}' of device '{ref}' not found", field="input.id")
+        return content
+
+    def download_url(self, content: Content, ttl_seconds: int | None = None) -> SignedUrl:
+        if ttl_seconds is not None and not 1 <= ttl_seconds <= 7 * 24 * 3600:
+            raise BadInput("expiresIn: must be between 1 and 604800 seconds", field="expiresIn")
+        return self.signer.sign(UrlSigner.DOWNLOAD, content.org_id, content.id, ttl_seconds=ttl_seconds)
+
+    async def open_download(
+        self, content_id: str, org: str | None, expires: str | None, sig: str | None
+    ) -> tuple[Content, Path]:
+        """Check a signed download URL and return the content with the path of its bytes."""
+        org_id = self.signer.verify(UrlSigner.DOWNLOAD, org, content_id, expires, sig)
+        content = await self.catalog.get_content(org_id, content_id)
+        if content is None:
+            raise NotFound(f"content '{content_id}' not found")
+        return content, self.blobs.local_path(content.sha256)
+
+    async def set_tags(self, principal: Principal, content_id: str, tags: dict[str, str]) -> Content:
+        require(principal, Permission.WRITE)
+        check_tags(tags)
+        if not await self.catalog.set_tags(principal.org_id, content_id, tags, now_ms()):
+            raise NotFound(f"content '{content_id}' not found", field="id")
+        return await self.get(principal, content_id)
+
+    async def delete(self, principal: Principal, content_id: str) -> None:
+        """Delete the content; its bytes go too unless another content has the same ones."""
+        require(principal, Permission.WRITE)
+        sha256 = await self.catalog.delete_content(principal.org_id, content_id)
+        if sha256 is None:
+            raise NotFound(f"content '{content_id}' not found", field="id")
+        await self.release_bytes(sha256)
+
+    async def release_bytes(self, sha256: str) -> None:
+        """Remove a blob that no content row references any more."""
+        await self.blobs.remove_unless(sha256, lambda: self.catalog.blob_in_use(sha256))

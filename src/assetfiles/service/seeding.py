@@ -1,0 +1,279 @@
+"""Declarative seeding: make the catalog hold what a fixture describes, idempotently.
+
+``assetfiles apply`` parses YAML into :class:`Fixture`; unknown keys and bad values are refused
+with the path of the offending field before anything is written.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import anyio
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from assetfiles.errors import BadInput
+from assetfiles.model import (
+    OBJECT_ID,
+    Asset,
+    Association,
+    ChannelId,
+    Creator,
+    CreatorKind,
+    DeviceRef,
+    EnosFacet,
+    Permission,
+    Signal,
+    check_identifier,
+    now_ms,
+)
+from assetfiles.service.context import Services
+from assetfiles.service.secrets import hash_device_secret, new_secret, token_hash
+from assetfiles.service.uploads import ContentSpec, check_spec, guess_content_type
+from assetfiles.store.catalog import Conflict
+
+READ_CHUNK = 1024 * 1024
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _as_value_error(check: Callable[[str], object]) -> Callable[[str], str]:
+    """Turn a domain check into a pydantic validator, so its message lands at the field's path."""
+
+    def validate(value: str) -> str:
+        try:
+            check(value)
+        except BadInput as exc:
+            raise ValueError(exc.message.split(": ", 1)[-1]) from None
+        return value
+
+    return validate
+
+
+Identifier = Annotated[str, AfterValidator(_as_value_error(lambda v: check_identifier(v, field="id")))]
+ObjectId = Annotated[
+    str, AfterValidator(_as_value_error(lambda v: check_identifier(v, field="id", pattern=OBJECT_ID)))
+]
+ChannelText = Annotated[str, AfterValidator(_as_value_error(lambda v: ChannelId.parse(v, field="channel")))]
+DeviceText = Annotated[str, AfterValidator(_as_value_error(lambda v: DeviceRef.parse(v, field="device")))]
+
+
+class TokenSpec(_Strict):
+    name: str = Field(min_length=1, max_length=128)
+    secret: str | None = Field(default=None, min_length=8)
+    permissions: list[Permission] = Field(default_factory=lambda: [Permission.READ], min_length=1)
+
+
+class ApplicationSpec(_Strict):
+    app_key: str = Field(min_length=1, max_length=128)
+    app_secret: str | None = None
+    policies: list[Literal["asset:read", "asset:write"]] = Field(default_factory=list)
+
+
+class DeviceSpec(_Strict):
+    id: Identifier
+    secret: str | None = Field(default=None, min_length=8)
+
+
+class ProductSpec(_Strict):
+    id: Identifier
+    name: str | None = None
+    devices: list[DeviceSpec] = Field(default_factory=list)
+
+
+class SignalSpec(_Strict):
+    id: ObjectId
+    name: str | None = None
+    channel: ChannelText
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class CreatedBy(_Strict):
+    user: str | None = Field(default=None, min_length=1, max_length=255)
+    device: DeviceText | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CreatedBy:
+        if (self.user is None) == (self.device is None):
+            raise ValueError("give exactly one of user or device")
+        return self
+
+
+class ContentEntry(_Strict):
+    path: str = Field(min_length=1)
+    name: str | None = None
+    content_type: str | None = None
+    type: str = "file"
+    tags: dict[str, str] = Field(default_factory=dict)
+    created_by: CreatedBy = Field(default_factory=lambda: CreatedBy(user="admin"))
+    enos_category: Literal["feature", "ota"] | None = None
+
+
+class AssetSpec(_Strict):
+    id: ObjectId
+    name: str = Field(min_length=1, max_length=255)
+    description: str | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+    signals: list[SignalSpec] = Field(default_factory=list)
+    content: list[ContentEntry] = Field(default_factory=list)
+
+
+class OrganizationSpec(_Strict):
+    id: ObjectId
+    name: str | None = None
+    tokens: list[TokenSpec] = Field(default_factory=list)
+    applications: list[ApplicationSpec] = Field(default_factory=list)
+    products: list[ProductSpec] = Field(default_factory=list)
+    assets: list[AssetSpec] = Field(default_factory=list)
+
+
+class Fixture(_Strict):
+    organizations: list[OrganizationSpec] = Field(default_factory=list)
+
+    @classmethod
+    def parse(cls, data: Any) -> Fixture:
+        """Validate a loaded YAML document; errors name the path of each bad field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or '(top)'}: {error['msg']}"
+                for error in exc.errors()
+            )
+            raise BadInput(f"invalid fixture: {problems}") from None
+
+
+@dataclass
+class ApplyReport:
+    """What changed, and the secrets generated for new objects (shown once, never stored)."""
+
+    changes: list[str] = field(default_factory=list)
+    generated_secrets: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    async with await anyio.open_file(path, "rb") as handle:
+        while chunk := await handle.read(READ_CHUNK):
+            yield chunk
+
+
+def _enos_uri(name: str) -> str:
+    extension = Path(name).suffix.lstrip(".").lower() or "bin"
+    return f"enos-connect://{secrets.token_hex(8)}.{extension}"
+
+
+async def apply_fixture(services: Services, fixture: Fixture, base_dir: Path) -> ApplyReport:
+    """Create or update everything in ``fixture``; files are read relative to ``base_dir``."""
+    report = ApplyReport()
+    _check_files(fixture, base_dir)
+    catalog = services.catalog
+    for org in fixture.organizations:
+        await catalog.upsert_organization(org.id, org.name or org.id)
+        for token in org.tokens:
+            secret = token.secret
+            exists = await catalog.token_exists(org.id, token.name)
+            if secret is None and not exists:
+                secret = new_secret()
+                report.generated_secrets.append((f"token {org.id}/{token.name}", secret))
+            try:
+                if await catalog.upsert_token(
+                    org.id, token.name, token_hash(secret) if secret else None, token.permissions
+                ):
+                    report.changes.append(f"token {org.id}/{token.name} created")
+            except Conflict:
+                raise BadInput(
+                    f"organizations[{org.id}].tokens[{token.name}].secret: already in use"
+                ) from None
+        if org.applications:
+            report.notes.append(
+                f"{org.id}: {len(org.applications)} EnOS application(s) validated; they take effect "
+                "once the EnOS face is installed"
+            )
+        for product in org.products:
+            await catalog.upsert_product(org.id, product.id, product.name)
+            for device in product.devices:
+                ref = DeviceRef(product.id, device.id)
+                secret = device.secret
+                is_new = await catalog.device_credential(org.id, ref) is None
+                if secret is None and is_new:
+                    secret = new_secret()
+                    report.generated_secrets.append((f"device {org.id}/{ref}", secret))
+                if await catalog.upsert_device(org.id, ref, hash_device_secret(secret) if secret else None):
+                    report.changes.append(f"device {org.id}/{ref} created")
+        for asset in org.assets:
+            await _apply_asset(services, org.id, asset, base_dir, report)
+    return report
+
+
+def _check_files(fixture: Fixture, base_dir: Path) -> None:
+    """Refuse the whole fixture before writing anything if one of its files is missing."""
+    for org in fixture.organizations:
+        for asset in org.assets:
+            for index, entry in enumerate(asset.content):
+                path = (base_dir / entry.path).resolve()
+                if not path.is_file():
+                    field_name = f"organizations[{org.id}].assets[{asset.id}].content[{index}].path"
+                    raise BadInput(f"{field_name}: {entry.path!r} is not a readable file", field=field_name)
+
+
+async def _apply_asset(
+    services: Services, org_id: str, spec: AssetSpec, base_dir: Path, report: ApplyReport
+) -> None:
+    signals = tuple(
+        Signal(s.id, s.name, ChannelId.parse(s.channel, field="channel"), s.properties) for s in spec.signals
+    )
+    asset = Asset(org_id, spec.id, spec.name, spec.description, spec.meta, signals)
+    await services.catalog.upsert_asset(asset)
+    for device in asset.devices:
+        await services.catalog.upsert_device(org_id, device, None)
+    for index, entry in enumerate(spec.content):
+        where = f"organizations[{org_id}].assets[{spec.id}].content[{index}]"
+        path = (base_dir / entry.path).resolve()
+        name = entry.name or path.name
+        if entry.created_by.device is not None:
+            device = DeviceRef.parse(entry.created_by.device, field=f"{where}.created_by.device")
+            if device not in asset.devices:
+                raise BadInput(
+                    f"{where}.created_by.device: {device} does not feed asset {spec.id} through any signal",
+                    field=f"{where}.created_by.device",
+                )
+            association = Association("device", str(device))
+            creator = Creator(CreatorKind.DEVICE, device=device)
+        else:
+            association = Association("asset", spec.id)
+            creator = Creator(CreatorKind.USER, name=entry.created_by.user)
+        content_type = entry.content_type or guess_content_type(name)
+        content_spec = check_spec(
+            ContentSpec(name, (association,), content_type, entry.type, entry.tags), prefix=f"{where}."
+        )
+        existing = await services.catalog.find_content_by_name(org_id, association, name)
+        if existing is None:
+            enos = EnosFacet(_enos_uri(name), entry.enos_category) if entry.enos_category else None
+            content_spec = ContentSpec(name, (association,), content_type, entry.type, entry.tags, enos)
+            await services.uploads.store(org_id, content_spec, creator, _file_chunks(path))
+            report.changes.append(f"content {org_id}/{spec.id}/{name} created")
+            continue
+        blob = await services.uploads.blobs.write(
+            _file_chunks(path), max_length=services.uploads.max_upload_bytes
+        )
+        if blob.sha256 != existing.sha256 or existing.content_type != content_type:
+            await services.catalog.replace_bytes(
+                org_id,
+                existing.id,
+                sha256=blob.sha256,
+                md5=blob.md5,
+                length=blob.length,
+                content_type=content_type,
+                updated_at=now_ms(),
+            )
+            report.changes.append(f"content {org_id}/{spec.id}/{name} updated")
+            await services.contents.release_bytes(existing.sha256)
+        if existing.tags != entry.tags:
+            await services.catalog.set_tags(org_id, existing.id, dict(entry.tags), now_ms())
+            report.changes.append(f"content {org_id}/{spec.id}/{name} tags updated")

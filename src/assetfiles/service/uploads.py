@@ -1,0 +1,231 @@
+"""Creating content: signed upload URLs, device uploads, and the one path every byte takes in.
+
+Order of writes: the blob is streamed, verified and made durable first; only then is the catalog
+row inserted. A failure at any step leaves no row, and at most an orphan blob for ``gc``.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import uuid
+from collections.abc import AsyncIterable, Sequence
+from dataclasses import dataclass, field
+
+from assetfiles.errors import AssetfilesError, BadInput, NotFound, PayloadTooLarge
+from assetfiles.model import (
+    SHA256_HEX,
+    Association,
+    Content,
+    Creator,
+    CreatorKind,
+    EnosFacet,
+    Permission,
+    Principal,
+    check_content_name,
+    now_ms,
+)
+from assetfiles.service.access import require
+from assetfiles.service.contents import check_association, check_tags
+from assetfiles.service.signing import SignedUrl, UrlSigner
+from assetfiles.store.blobs import BlobStore
+from assetfiles.store.catalog import Catalog
+
+MAX_CONTENT_TYPE = 255
+
+
+class UploadRaced(AssetfilesError):
+    """The bytes were deleted by a concurrent delete of identical content; retrying succeeds."""
+
+    code = "CONFLICT"
+    http_status = 409
+
+
+@dataclass(frozen=True)
+class ContentSpec:
+    """Everything about a content except its bytes."""
+
+    name: str
+    associations: Sequence[Association] = ()
+    content_type: str | None = None
+    type: str = "file"
+    tags: dict[str, str] = field(default_factory=dict)
+    enos: EnosFacet | None = None
+
+
+def guess_content_type(name: str) -> str:
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
+def check_spec(spec: ContentSpec, *, prefix: str = "") -> ContentSpec:
+    check_content_name(spec.name, field=f"{prefix}name")
+    content_type = spec.content_type or guess_content_type(spec.name)
+    if (
+        len(content_type) > MAX_CONTENT_TYPE
+        or "/" not in content_type
+        or any(c in content_type for c in "\r\n")
+    ):
+        raise BadInput(
+            f"{prefix}contentType: {content_type!r} is not a media type", field=f"{prefix}contentType"
+        )
+    if not spec.type or len(spec.type) > 64:
+        raise BadInput(f"{prefix}type: must be 1-64 characters", field=f"{prefix}type")
+    check_tags(spec.tags, field=f"{prefix}tags")
+    associations = tuple(
+        check_association(a.type, a.id, field=f"{prefix}associations[{i}]")
+        for i, a in enumerate(spec.associations)
+    )
+    return ContentSpec(spec.name, associations, content_type, spec.type, spec.tags, spec.enos)
+
+
+class UploadService:
+    def __init__(self, catalog: Catalog, blobs: BlobStore, signer: UrlSigner, max_upload_bytes: int) -> None:
+        self.catalog = catalog
+        self.blobs = blobs
+        self.signer = signer
+        self.max_upload_bytes = max_upload_bytes
+
+    async def _check_targets(self, org_id: str, associations: Sequence[Association], prefix: str) -> None:
+        for index, association in enumerate(associations):
+            if association.type == "asset" and await self.catalog.get_asset(org_id, association.id) is None:
+                field_name = f"{prefix}associations[{index}].id"
+                raise NotFound(f"asset '{association.id}' not found", field=field_name)
+
+    async def begin(
+        self,
+        principal: Principal,
+        spec: ContentSpec,
+        length: int,
+        sha256: str,
+        ttl_seconds: int | None = None,
+    ) -> tuple[str, SignedUrl]:
+        """Reserve a content id and sign a URL that accepts exactly the declared bytes."""
+        require(principal, Permission.WRITE)
+        spec = check_spec(spec, prefix="input.")
+        if not spec.associations:
+            raise BadInput(
+                "input.associations: at least one association is required", field="input.associations"
+            )
+        if not isinstance(length, int) or length < 0:
+            raise BadInput("input.length: must be a non-negative integer", field="input.length")
+        if length > self.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"input.length: {length} bytes exceeds the upload limit of {self.max_upload_bytes}",
+                field="input.length",
+            )
+        if not isinstance(sha256, str) or not SHA256_HEX.fullmatch(sha256.lower()):
+            raise BadInput("input.sha256: must be 64 hexadecimal characters", field="input.sha256")
+        await self._check_targets(principal.org_id, spec.associations, "input.")
+        content_id = str(uuid.uuid4())
+        url = self.signer.sign(UrlSigner.UPLOAD, principal.org_id, content_id, ttl_seconds=ttl_seconds)
+        record = {
+            "name": spec.name,
+            "content_type": spec.content_type,
+            "type": spec.type,
+            "tags": spec.tags,
+            "associations": [[a.type, a.id] for a in spec.associations],
+            "creator": [principal.kind.value, principal.name],
+            "length": length,
+            "sha256": sha256.lower(),
+        }
+        await self.catalog.insert_upload(content_id, principal.org_id, record, url.expires_at * 1000)
+        return content_id, url
+
+    async def receive(
+        self,
+        content_id: str,
+        org: str | None,
+        expires: str | None,
+        sig: str | None,
+        body: AsyncIterable[bytes],
+    ) -> Content:
+        """Accept the bytes for a signed upload URL; they must match the declared length and sha256."""
+        org_id = self.signer.verify(UrlSigner.UPLOAD, org, content_id, expires, sig)
+        record = await self.catalog.get_upload(content_id, org_id)
+        if record is None:
+            raise NotFound(f"upload '{content_id}' not found or already completed")
+        spec = ContentSpec(
+            name=record["name"],
+            associations=[Association(kind, target) for kind, target in record["associations"]],
+            content_type=record["content_type"],
+            type=record["type"],
+            tags=record["tags"],
+        )
+        creator = Creator(CreatorKind(record["creator"][0]), record["creator"][1])
+        return await self.store(
+            org_id,
+            spec,
+            creator,
+            body,
+            expected_length=record["length"],
+            expected_sha256=record["sha256"],
+            content_id=content_id,
+            upload_id=content_id,
+        )
+
+    async def device_upload(
+        self,
+        principal: Principal,
+        spec: ContentSpec,
+        body: AsyncIterable[bytes],
+        *,
+        expected_sha256: str | None,
+    ) -> Content:
+        """A device stores a file as itself; it becomes device content of the assets it feeds."""
+        assert principal.device is not None
+        spec = check_spec(spec)
+        spec = ContentSpec(
+            spec.name,
+            (Association("device", str(principal.device)),),
+            spec.content_type,
+            spec.type,
+            spec.tags,
+        )
+        creator = Creator(CreatorKind.DEVICE, device=principal.device)
+        return await self.store(principal.org_id, spec, creator, body, expected_sha256=expected_sha256)
+
+    async def store(
+        self,
+        org_id: str,
+        spec: ContentSpec,
+        creator: Creator,
+        body: AsyncIterable[bytes],
+        *,
+        expected_length: int | None = None,
+        expected_sha256: str | None = None,
+        content_id: str | None = None,
+        upload_id: str | None = None,
+    ) -> Content:
+        spec = check_spec(spec)
+        blob = await self.blobs.write(
+            body,
+            max_length=self.max_upload_bytes,
+            expected_length=expected_length,
+            expected_sha256=expected_sha256,
+        )
+        now = now_ms()
+        content = Content(
+            id=content_id or str(uuid.uuid4()),
+            org_id=org_id,
+            name=spec.name,
+            content_type=spec.content_type or guess_content_type(spec.name),
+            type=spec.type,
+            length=blob.length,
+            sha256=blob.sha256,
+            md5=blob.md5,
+            creator=creator,
+            created_at=now,
+            updated_at=now,
+            tags=dict(spec.tags),
+            associations=tuple(spec.associations),
+            enos=spec.enos,
+        )
+        if upload_id is not None:
+            if not await self.catalog.complete_upload(upload_id, content):
+                raise NotFound(f"upload '{upload_id}' not found or already completed")
+        else:
+            await self.catalog.insert_content(content)
+        if not await self.blobs.exists(blob.sha256):
+            # A delete of identical bytes won the race (see LocalBlobStore.remove_unless).
+            await self.catalog.delete_content(org_id, content.id)
+            raise UploadRaced("the upload raced with a delete of identical content; retry it")
+        return content

@@ -1,0 +1,171 @@
+"""Content-addressed blob storage.
+
+Bytes are streamed to a temporary file while being hashed, fsynced, then renamed to their
+sha256: a reader never sees a half-written blob, identical files are stored once, and a crash
+leaves at most a temporary file or an orphan blob (never a catalog row without bytes, since the
+catalog row is written only after :meth:`LocalBlobStore.write` returns).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import anyio.to_thread
+
+from assetfiles.errors import IntegrityMismatch, PayloadTooLarge
+from assetfiles.model import SHA256_HEX
+
+FLUSH_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    md5: str
+    length: int
+
+
+class BlobStore(Protocol):
+    """What the service needs of any blob backend (local directory now, object storage later)."""
+
+    async def write(
+        self,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_length: int,
+        expected_length: int | None = None,
+        expected_sha256: str | None = None,
+    ) -> StoredBlob: ...
+
+    def local_path(self, sha256: str) -> Path: ...
+
+    async def exists(self, sha256: str) -> bool: ...
+
+    async def remove_unless(self, sha256: str, still_used: Callable[[], Awaitable[bool]]) -> bool: ...
+
+
+class _PendingFile:
+    """A temporary file being filled and hashed; its blocking calls run in worker threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.length = 0
+
+    def append(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self.md5.update(data)
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+        self.length += len(data)
+
+    def seal(self) -> None:
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+
+    def discard(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.path.unlink(missing_ok=True)
+
+
+class LocalBlobStore:
+    """Blobs under ``root/<aa>/<bb>/<sha256>``; temporary files under ``root/tmp``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def local_path(self, sha256: str) -> Path:
+        if not SHA256_HEX.fullmatch(sha256):
+            raise ValueError(f"not a sha256 digest: {sha256!r}")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    async def exists(self, sha256: str) -> bool:
+        return await anyio.to_thread.run_sync(self.local_path(sha256).exists)
+
+    async def remove_unless(self, sha256: str, still_used: Callable[[], Awaitable[bool]]) -> bool:
+        """Delete a blob unless ``still_used()`` says a content row references it.
+
+        The blob is first moved aside, then ``still_used`` is asked again, so that an upload of
+        the same bytes racing with this delete either sees the blob gone (and fails cleanly, see
+        the upload service) or makes this call put it back. Returns True if the blob was removed.
+        """
+        if await still_used():
+            return False
+        final = self.local_path(sha256)
+        aside = self.tmp / f"{sha256}.{uuid.uuid4().hex}.deleting"
+        try:
+            await anyio.to_thread.run_sync(os.replace, final, aside)
+        except FileNotFoundError:
+            return False
+        if await still_used():
+            await anyio.to_thread.run_sync(os.replace, aside, final)
+            return False
+        await anyio.to_thread.run_sync(aside.unlink)
+        return True
+
+    async def write(
+        self,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_length: int,
+        expected_length: int | None = None,
+        expected_sha256: str | None = None,
+    ) -> StoredBlob:
+        limit = max_length if expected_length is None else min(max_length, expected_length)
+        pending = _PendingFile(self.tmp / f"{uuid.uuid4().hex}.part")
+        buffer = bytearray()
+        try:
+            async for chunk in chunks:
+                buffer += chunk
+                if pending.length + len(buffer) > limit:
+                    if expected_length is not None and expected_length <= max_length:
+                        raise IntegrityMismatch(
+                            f"body is longer than the declared length {expected_length}", field="length"
+                        )
+                    raise PayloadTooLarge(f"body exceeds the upload limit of {max_length} bytes")
+                if len(buffer) >= FLUSH_BYTES:
+                    data, buffer = bytes(buffer), bytearray()
+                    await anyio.to_thread.run_sync(pending.append, data)
+            if buffer:
+                await anyio.to_thread.run_sync(pending.append, bytes(buffer))
+            await anyio.to_thread.run_sync(pending.seal)
+            blob = StoredBlob(pending.sha256.hexdigest(), pending.md5.hexdigest(), pending.length)
+            if expected_length is not None and blob.length != expected_length:
+                raise IntegrityMismatch(
+                    f"received {blob.length} bytes, declared length is {expected_length}", field="length"
+                )
+            if expected_sha256 is not None and blob.sha256 != expected_sha256:
+                raise IntegrityMismatch(
+                    f"received bytes have sha256 {blob.sha256}, declared {expected_sha256}", field="sha256"
+                )
+            await anyio.to_thread.run_sync(self._commit, pending.path, blob.sha256)
+            return blob
+        finally:
+            await anyio.to_thread.run_sync(pending.discard)
+
+    def _commit(self, temporary: Path, sha256: str) -> None:
+        final = self.local_path(sha256)
+        if final.exists():
+            return  # the same bytes are already stored; the temporary file is discarded
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temporary, final)
+        directory = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)

@@ -1,0 +1,558 @@
+"""The catalog: every SQL statement of assetfiles, behind plain async methods.
+
+Every method that reads or writes an organization's objects takes its ``org_id`` and puts it in
+the WHERE clause, so that isolation does not depend on the caller remembering to check.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, exists, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from assetfiles.model import (
+    Asset,
+    Association,
+    ChannelId,
+    Content,
+    ContentQuery,
+    Creator,
+    CreatorKind,
+    DeviceRef,
+    EnosFacet,
+    Page,
+    Permission,
+    Principal,
+    Signal,
+    now_ms,
+)
+from assetfiles.store.schema import (
+    api_tokens,
+    assets,
+    content_associations,
+    content_tags,
+    contents,
+    devices,
+    organizations,
+    products,
+    signals,
+    uploads,
+)
+
+
+class Conflict(Exception):
+    """A uniqueness rule of the catalog was broken (for example a token secret already in use)."""
+
+
+def glob_to_like(pattern: str) -> str:
+    """Translate a shell glob (``*``, ``?``) to a LIKE pattern escaped with ``\\``."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+class Catalog:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- organizations, tokens, products, devices --------------------------------------------
+
+    async def upsert_organization(self, org_id: str, name: str) -> None:
+        async with self.engine.begin() as conn:
+            found = await conn.scalar(select(organizations.c.id).where(organizations.c.id == org_id))
+            if found is None:
+                await conn.execute(insert(organizations).values(id=org_id, name=name, created_at=now_ms()))
+            else:
+                await conn.execute(
+                    update(organizations).where(organizations.c.id == org_id).values(name=name)
+                )
+
+    async def organization_exists(self, org_id: str) -> bool:
+        async with self.engine.connect() as conn:
+            return (
+                await conn.scalar(select(organizations.c.id).where(organizations.c.id == org_id)) is not None
+            )
+
+    async def upsert_token(
+        self, org_id: str, name: str, secret_hash: str | None, permissions: Iterable[Permission]
+    ) -> bool:
+        """Create or update a token; ``secret_hash=None`` keeps an existing secret. True if created."""
+        perms = ",".join(sorted(p.value for p in permissions))
+        where = and_(api_tokens.c.org_id == org_id, api_tokens.c.name == name)
+        try:
+            async with self.engine.begin() as conn:
+                found = await conn.scalar(select(api_tokens.c.pk).where(where))
+                if found is None:
+                    if secret_hash is None:
+                        raise ValueError("a new token needs a secret")
+                    await conn.execute(
+                        insert(api_tokens).values(
+                            org_id=org_id,
+                            name=name,
+                            secret_hash=secret_hash,
+                            permissions=perms,
+                            created_at=now_ms(),
+                        )
+                    )
+                    return True
+                values: dict[str, Any] = {"permissions": perms}
+                if secret_hash is not None:
+                    values["secret_hash"] = secret_hash
+                await conn.execute(update(api_tokens).where(where).values(**values))
+                return False
+        except IntegrityError as exc:
+            raise Conflict("that token secret is already in use") from exc
+
+    async def token_exists(self, org_id: str, name: str) -> bool:
+        async with self.engine.connect() as conn:
+            query = select(api_tokens.c.pk).where(api_tokens.c.org_id == org_id, api_tokens.c.name == name)
+            return await conn.scalar(query) is not None
+
+    async def find_token(self, secret_hash: str) -> tuple[str, Principal] | None:
+        """The token whose secret hashes to ``secret_hash``, and its stored hash for a constant-time check."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(api_tokens).where(api_tokens.c.secret_hash == secret_hash))
+            ).first()
+        if row is None:
+            return None
+        permissions = frozenset(Permission(p) for p in row.permissions.split(",") if p)
+        return row.secret_hash, Principal(org_id=row.org_id, name=row.name, permissions=permissions)
+
+    async def upsert_product(self, org_id: str, product_id: str, name: str | None = None) -> None:
+        async with self.engine.begin() as conn:
+            where = and_(products.c.org_id == org_id, products.c.id == product_id)
+            if await conn.scalar(select(products.c.id).where(where)) is None:
+                await conn.execute(insert(products).values(org_id=org_id, id=product_id, name=name))
+
+    async def upsert_device(self, org_id: str, device: DeviceRef, secret_hash: str | None) -> bool:
+        """Create a device or update its credential (``None`` keeps the current one). True if created."""
+        await self.upsert_product(org_id, device.product_id)
+        where = and_(
+            devices.c.org_id == org_id,
+            devices.c.product_id == device.product_id,
+            devices.c.id == device.device_id,
+        )
+        async with self.engine.begin() as conn:
+            if await conn.scalar(select(devices.c.id).where(where)) is None:
+                await conn.execute(
+                    insert(devices).values(
+                        org_id=org_id,
+                        product_id=device.product_id,
+                        id=device.device_id,
+                        secret_hash=secret_hash,
+                        created_at=now_ms(),
+                    )
+                )
+                return True
+            if secret_hash is not None:
+                await conn.execute(update(devices).where(where).values(secret_hash=secret_hash))
+            return False
+
+    async def device_credential(self, org_id: str, device: DeviceRef) -> str | None:
+        """The stored credential hash of a device; None when the device or its credential is absent."""
+        async with self.engine.connect() as conn:
+            return await conn.scalar(
+                select(devices.c.secret_hash).where(
+                    devices.c.org_id == org_id,
+                    devices.c.product_id == device.product_id,
+                    devices.c.id == device.device_id,
+                )
+            )
+
+    async def find_devices(self, device: DeviceRef) -> list[tuple[str, str | None]]:
+        """(org_id, credential hash) of every organization holding a device of that name."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(devices.c.org_id, devices.c.secret_hash).where(
+                    devices.c.product_id == device.product_id, devices.c.id == device.device_id
+                )
+            )
+            return [(row.org_id, row.secret_hash) for row in rows]
+
+    # -- assets ------------------------------------------------------------------------------
+
+    async def upsert_asset(self, asset: Asset) -> None:
+        """Create or replace an asset and its signals in one transaction."""
+        now = now_ms()
+        values = {
+            "name": asset.name,
+            "description": asset.description,
+            "meta": json.dumps(asset.meta),
+            "updated_at": now,
+        }
+        where = and_(assets.c.org_id == asset.org_id, assets.c.id == asset.id)
+        async with self.engine.begin() as conn:
+            if await conn.scalar(select(assets.c.id).where(where)) is None:
+                await conn.execute(
+                    insert(assets).values(org_id=asset.org_id, id=asset.id, created_at=now, **values)
+                )
+            else:
+                await conn.execute(update(assets).where(where).values(**values))
+            await conn.execute(
+                delete(signals).where(signals.c.org_id == asset.org_id, signals.c.asset_id == asset.id)
+            )
+            if asset.signals:
+                await conn.execute(
+                    insert(signals),
+                    [
+                        {
+                            "org_id": asset.org_id,
+                            "asset_id": asset.id,
+                            "id": signal.id,
+                            "position": position,
+                            "name": signal.name,
+                            "product_id": signal.channel.device.product_id,
+                            "device_id": signal.channel.device.device_id,
+                            "channel": signal.channel.channel,
+                            "properties": json.dumps(signal.properties),
+                        }
+                        for position, signal in enumerate(asset.signals)
+                    ],
+                )
+
+    async def get_asset(self, org_id: str, asset_id: str) -> Asset | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(assets).where(assets.c.org_id == org_id, assets.c.id == asset_id))
+            ).first()
+            if row is None:
+                return None
+            found = await self._with_signals(conn, org_id, [row])
+            return found[0]
+
+    async def list_assets(self, org_id: str, name_like: str | None, limit: int, offset: int) -> Page[Asset]:
+        conditions = [assets.c.org_id == org_id]
+        if name_like is not None:
+            conditions.append(func.lower(assets.c.name).like(name_like.lower(), escape="\\"))
+        async with self.engine.connect() as conn:
+            total = await conn.scalar(select(func.count()).select_from(assets).where(*conditions)) or 0
+            rows = (
+                await conn.execute(
+                    select(assets)
+                    .where(*conditions)
+                    .order_by(assets.c.name, assets.c.id)
+                    .limit(limit)
+                    .offset(offset)
+                )
+            ).all()
+            return Page(await self._with_signals(conn, org_id, rows), total)
+
+    async def _with_signals(
+        self, conn: AsyncConnection, org_id: str, rows: Sequence[Row[Any]]
+    ) -> list[Asset]:
+        ids = [row.id for row in rows]
+        by_asset: dict[str, list[Signal]] = {asset_id: [] for asset_id in ids}
+        if ids:
+            signal_rows = await conn.execute(
+                select(signals)
+                .where(signals.c.org_id == org_id, signals.c.asset_id.in_(ids))
+                .order_by(signals.c.asset_id, signals.c.position)
+            )
+            for sig in signal_rows:
+                channel = ChannelId(DeviceRef(sig.product_id, sig.device_id), sig.channel)
+                by_asset[sig.asset_id].append(Signal(sig.id, sig.name, channel, json.loads(sig.properties)))
+        return [
+            Asset(
+                org_id=row.org_id,
+                id=row.id,
+                name=row.name,
+                description=row.description,
+                meta=json.loads(row.meta),
+                signals=tuple(by_asset[row.id]),
+            )
+            for row in rows
+        ]
+
+    # -- contents ----------------------------------------------------------------------------
+
+    async def insert_content(self, content: Content) -> None:
+        async with self.engine.begin() as conn:
+            await self._insert_content(conn, content)
+
+    async def _insert_content(self, conn: AsyncConnection, content: Content) -> None:
+        creator = content.creator
+        result = await conn.execute(
+            insert(contents).values(
+                id=content.id,
+                org_id=content.org_id,
+                name=content.name,
+                content_type=content.content_type,
+                type=content.type,
+                length=content.length,
+                sha256=content.sha256,
+                md5=content.md5,
+                creator_kind=creator.kind.value,
+                creator_name=creator.name,
+                creator_product_id=creator.device.product_id if creator.device else None,
+                creator_device_id=creator.device.device_id if creator.device else None,
+                created_at=content.created_at,
+                updated_at=content.updated_at,
+                enos_file_uri=content.enos.file_uri if content.enos else None,
+                enos_category=content.enos.category if content.enos else None,
+                enos_feature_type=content.enos.feature_type if content.enos else None,
+                enos_feature_id=content.enos.feature_id if content.enos else None,
+            )
+        )
+        assert result.inserted_primary_key is not None
+        pk: int = result.inserted_primary_key[0]
+        await self._write_tags(conn, pk, content.tags)
+        if content.associations:
+            await conn.execute(
+                insert(content_associations),
+                [
+                    {
+                        "content_pk": pk,
+                        "type": association.type,
+                        "target_id": association.id,
+                        "org_id": content.org_id,
+                        "updated_at": content.updated_at,
+                        "created_at": content.created_at,
+                        "name": content.name,
+                        "length": content.length,
+                        "content_type": content.content_type,
+                    }
+                    for association in dict.fromkeys(content.associations)
+                ],
+            )
+
+    @staticmethod
+    async def _write_tags(conn: AsyncConnection, pk: int, tags: dict[str, str]) -> None:
+        await conn.execute(delete(content_tags).where(content_tags.c.content_pk == pk))
+        if tags:
+            await conn.execute(
+                insert(content_tags), [{"content_pk": pk, "name": n, "value": v} for n, v in tags.items()]
+            )
+
+    async def _touch(self, conn: AsyncConnection, pk: int, **values: Any) -> None:
+        """Update a content row and the sort keys copied into its association rows."""
+        await conn.execute(update(contents).where(contents.c.pk == pk).values(**values))
+        copied = {key: value for key, value in values.items() if key in content_associations.c}
+        if copied:
+            await conn.execute(
+                update(content_associations).where(content_associations.c.content_pk == pk).values(**copied)
+            )
+
+    async def _content_pk(self, conn: AsyncConnection, org_id: str, content_id: str) -> int | None:
+        return await conn.scalar(
+            select(contents.c.pk).where(contents.c.org_id == org_id, contents.c.id == content_id)
+        )
+
+    async def set_tags(self, org_id: str, content_id: str, tags: dict[str, str], updated_at: int) -> bool:
+        async with self.engine.begin() as conn:
+            pk = await self._content_pk(conn, org_id, content_id)
+            if pk is None:
+                return False
+            await self._write_tags(conn, pk, tags)
+            await self._touch(conn, pk, updated_at=updated_at)
+            return True
+
+    async def replace_bytes(
+        self,
+        org_id: str,
+        content_id: str,
+        *,
+        sha256: str,
+        md5: str,
+        length: int,
+        content_type: str,
+        updated_at: int,
+    ) -> bool:
+        async with self.engine.begin() as conn:
+            pk = await self._content_pk(conn, org_id, content_id)
+            if pk is None:
+                return False
+            await self._touch(
+                conn,
+                pk,
+                sha256=sha256,
+                md5=md5,
+                length=length,
+                content_type=content_type,
+                updated_at=updated_at,
+            )
+            return True
+
+    async def delete_content(self, org_id: str, content_id: str) -> str | None:
+        """Delete a content row; returns its sha256, or None if there was no such content."""
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(contents.c.pk, contents.c.sha256).where(
+                        contents.c.org_id == org_id, contents.c.id == content_id
+                    )
+                )
+            ).first()
+            if row is None:
+                return None
+            await conn.execute(delete(content_tags).where(content_tags.c.content_pk == row.pk))
+            await conn.execute(
+                delete(content_associations).where(content_associations.c.content_pk == row.pk)
+            )
+            await conn.execute(delete(contents).where(contents.c.pk == row.pk))
+            return str(row.sha256)
+
+    async def blob_in_use(self, sha256: str) -> bool:
+        async with self.engine.connect() as conn:
+            return bool(await conn.scalar(select(exists().where(contents.c.sha256 == sha256))))
+
+    async def get_content(self, org_id: str, content_id: str) -> Content | None:
+        async with self.engine.connect() as conn:
+            pk = await self._content_pk(conn, org_id, content_id)
+            if pk is None:
+                return None
+            found = await self._load_contents(conn, [pk])
+            return found[0]
+
+    async def find_content_by_name(self, org_id: str, association: Association, name: str) -> Content | None:
+        """The newest content of that name on that association (how fixtures stay idempotent)."""
+        async with self.engine.connect() as conn:
+            pk = await conn.scalar(
+                select(content_associations.c.content_pk)
+                .where(
+                    content_associations.c.org_id == org_id,
+                    content_associations.c.type == association.type,
+                    content_associations.c.target_id == association.id,
+                    content_associations.c.name == name,
+                )
+                .order_by(content_associations.c.content_pk.desc())
+                .limit(1)
+            )
+            if pk is None:
+                return None
+            found = await self._load_contents(conn, [pk])
+            return found[0]
+
+    async def list_contents(self, query: ContentQuery) -> Page[Content]:
+        page, count = self._listing_statements(query)
+        async with self.engine.connect() as conn:
+            total: int = await conn.scalar(count) or 0
+            keys: list[int] = list((await conn.scalars(page)).all()) if total > query.offset else []
+            return Page(await self._load_contents(conn, keys), total)
+
+    @staticmethod
+    def _listing_statements(query: ContentQuery) -> tuple[Select[Any], Select[Any]]:
+        """One page of content keys and the total, each answerable from one composite index."""
+        base: Any
+        if query.devices is not None or query.association is not None:
+            base = content_associations
+            key = base.c.content_pk
+            if query.devices is not None:
+                kind, targets = "device", sorted({str(device) for device in query.devices})
+            else:
+                assert query.association is not None
+                kind, targets = query.association.type, [query.association.id]
+            conditions: list[Any] = [base.c.org_id == query.org_id, base.c.type == kind]
+            conditions.append(
+                base.c.target_id == targets[0] if len(targets) == 1 else base.c.target_id.in_(targets)
+            )
+        else:
+            base = contents
+            key = base.c.pk
+            conditions = [base.c.org_id == query.org_id]
+        if query.ids is not None:
+            if base is contents:
+                conditions.append(contents.c.id.in_(query.ids))
+            else:
+                conditions.append(key.in_(select(contents.c.pk).where(contents.c.id.in_(query.ids))))
+        if query.content_types:
+            conditions.append(base.c.content_type.in_(query.content_types))
+        if query.name_glob is not None:
+            conditions.append(
+                func.lower(base.c.name).like(glob_to_like(query.name_glob).lower(), escape="\\")
+            )
+        if query.modified_since is not None:
+            conditions.append(base.c.updated_at >= query.modified_since)
+        for tag_name, tag_value in query.tags:
+            tag_match = [content_tags.c.content_pk == key, content_tags.c.name == tag_name]
+            if tag_value is not None:
+                tag_match.append(content_tags.c.value == tag_value)
+            conditions.append(exists().where(*tag_match))
+        sort_column = base.c[query.order_by.value]
+        ordering = (sort_column.desc(), key.desc()) if query.descending else (sort_column.asc(), key.asc())
+        page = select(key).where(*conditions).order_by(*ordering).limit(query.limit).offset(query.offset)
+        count = select(func.count()).select_from(base).where(*conditions)
+        return page, count
+
+    async def _load_contents(self, conn: AsyncConnection, keys: list[int]) -> list[Content]:
+        """Contents for ``keys`` in that order, with their tags and associations (three queries)."""
+        if not keys:
+            return []
+        rows = {row.pk: row for row in await conn.execute(select(contents).where(contents.c.pk.in_(keys)))}
+        tags: dict[int, dict[str, str]] = {pk: {} for pk in keys}
+        for tag in await conn.execute(
+            select(content_tags).where(content_tags.c.content_pk.in_(keys)).order_by(content_tags.c.name)
+        ):
+            tags[tag.content_pk][tag.name] = tag.value
+        links: dict[int, list[Association]] = {pk: [] for pk in keys}
+        for link in await conn.execute(
+            select(
+                content_associations.c.content_pk,
+                content_associations.c.type,
+                content_associations.c.target_id,
+            )
+            .where(content_associations.c.content_pk.in_(keys))
+            .order_by(content_associations.c.type, content_associations.c.target_id)
+        ):
+            links[link.content_pk].append(Association(link.type, link.target_id))
+        return [_content_from_row(rows[pk], tags[pk], links[pk]) for pk in keys if pk in rows]
+
+    # -- pending uploads ---------------------------------------------------------------------
+
+    async def insert_upload(self, upload_id: str, org_id: str, spec: dict[str, Any], expires_at: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(uploads).where(uploads.c.expires_at < now_ms()))
+            await conn.execute(
+                insert(uploads).values(
+                    id=upload_id, org_id=org_id, spec=json.dumps(spec), expires_at=expires_at
+                )
+            )
+
+    async def get_upload(self, upload_id: str, org_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            spec = await conn.scalar(
+                select(uploads.c.spec).where(uploads.c.id == upload_id, uploads.c.org_id == org_id)
+            )
+        return json.loads(spec) if spec is not None else None
+
+    async def complete_upload(self, upload_id: str, content: Content) -> bool:
+        """Insert the uploaded content and retire its upload record; False if already completed."""
+        async with self.engine.begin() as conn:
+            removed = await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+            if removed.rowcount == 0:
+                return False
+            await self._insert_content(conn, content)
+            return True
+
+
+def _content_from_row(row: Row[Any], tags: dict[str, str], links: list[Association]) -> Content:
+    kind = CreatorKind(row.creator_kind)
+    device = DeviceRef(row.creator_product_id, row.creator_device_id) if kind is CreatorKind.DEVICE else None
+    enos = (
+        EnosFacet(row.enos_file_uri, row.enos_category, row.enos_feature_type, row.enos_feature_id)
+        if row.enos_file_uri
+        else None
+    )
+    return Content(
+        id=row.id,
+        org_id=row.org_id,
+        name=row.name,
+        content_type=row.content_type,
+        type=row.type,
+        length=row.length,
+        sha256=row.sha256,
+        md5=row.md5,
+        creator=Creator(kind=kind, name=row.creator_name, device=device),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        tags=tags,
+        associations=tuple(links),
+        enos=enos,
+    )

@@ -1,0 +1,168 @@
+"""The catalog's tables, in SQLAlchemy Core; Alembic migrations create exactly these.
+
+Listing is the hot path: ``content_associations`` repeats the content's sort keys (updated_at,
+created_at, name, length, content_type) so that one asset's page is a walk of one composite
+index with no sort and no join until the page's own rows are fetched. ``contents`` carries the
+same keys for listings across a whole organization.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("org_id", String(128), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False),
+    # sha256 of the secret: tokens are looked up by it, and the secret itself is never stored.
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("permissions", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("org_id", "name"),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("org_id", String(128), ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True),
+    Column("id", String(128), primary_key=True),
+    Column("name", String(255)),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("org_id", String(128), primary_key=True),
+    Column("product_id", String(128), primary_key=True),
+    Column("id", String(128), primary_key=True),
+    # salted scrypt of the device credential, "scrypt$<salt hex>$<hash hex>"; null: no credential.
+    Column("secret_hash", String(255)),
+    Column("created_at", BigInteger, nullable=False),
+    ForeignKeyConstraint(["org_id", "product_id"], ["products.org_id", "products.id"], ondelete="CASCADE"),
+)
+
+assets = Table(
+    "assets",
+    metadata,
+    Column("org_id", String(128), ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True),
+    Column("id", String(128), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text),
+    Column("meta", Text, nullable=False, default="{}"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_assets_org_name", "org_id", "name"),
+)
+
+signals = Table(
+    "signals",
+    metadata,
+    Column("org_id", String(128), primary_key=True),
+    Column("asset_id", String(128), primary_key=True),
+    Column("id", String(128), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("name", String(255)),
+    Column("product_id", String(128), nullable=False),
+    Column("device_id", String(128), nullable=False),
+    Column("channel", String(128), nullable=False),
+    Column("properties", Text, nullable=False, default="{}"),
+    ForeignKeyConstraint(["org_id", "asset_id"], ["assets.org_id", "assets.id"], ondelete="CASCADE"),
+    Index("ix_signals_device", "org_id", "product_id", "device_id"),
+)
+
+contents = Table(
+    "contents",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("org_id", String(128), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("length", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("md5", String(32), nullable=False),
+    Column("creator_kind", String(16), nullable=False),
+    Column("creator_name", String(255)),
+    Column("creator_product_id", String(128)),
+    Column("creator_device_id", String(128)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("enos_file_uri", String(128), unique=True),
+    Column("enos_category", String(16)),
+    Column("enos_feature_type", String(64)),
+    Column("enos_feature_id", String(128)),
+    Index("ix_contents_sha256", "sha256"),
+    Index("ix_contents_org_updated", "org_id", "updated_at", "pk"),
+    Index("ix_contents_org_created", "org_id", "created_at", "pk"),
+    Index("ix_contents_org_name", "org_id", "name", "pk"),
+    Index("ix_contents_org_length", "org_id", "length", "pk"),
+)
+
+content_tags = Table(
+    "content_tags",
+    metadata,
+    Column("content_pk", Integer, ForeignKey("contents.pk", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("value", String(1024), nullable=False),
+)
+
+content_associations = Table(
+    "content_associations",
+    metadata,
+    Column("content_pk", Integer, ForeignKey("contents.pk", ondelete="CASCADE"), primary_key=True),
+    Column("type", String(32), primary_key=True),
+    Column("target_id", String(255), primary_key=True),
+    Column("org_id", String(128), nullable=False),
+    # Copies of the content's sort and filter keys; see the module docstring.
+    Column("updated_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("length", BigInteger, nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Index("ix_content_associations_updated", "org_id", "type", "target_id", "updated_at", "content_pk"),
+    Index("ix_content_associations_created", "org_id", "type", "target_id", "created_at", "content_pk"),
+    Index("ix_content_associations_name", "org_id", "type", "target_id", "name", "content_pk"),
+    Index("ix_content_associations_length", "org_id", "type", "target_id", "length", "content_pk"),
+)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("org_id", String(128), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    # JSON of the content-to-be (name, type, tags, associations, creator, declared length and sha256)
+    Column("spec", Text, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
