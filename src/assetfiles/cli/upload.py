@@ -34,6 +34,7 @@ async def _upload_all(
         overall = progress.add_task("upload", total=2 * total)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             client = GraphQLClient(session, url, token)
+            await client.execute("{ __typename }")  # fail fast on a bad URL or token, before hashing
             results = []
             for path in files:
                 task = progress.add_task(path.name, total=2 * path.stat().st_size)

@@ -63,7 +63,7 @@ def _format(error: GraphQLError) -> dict[str, Any]:
         formatted["extensions"] = {"code": original.code}
         if original.field:
             formatted["extensions"]["field"] = original.field
-    elif original is not None:
+    elif original is not None and error.path:
         log.error("resolver failed", exc_info=original)
         formatted["message"] = "internal error"
         formatted["extensions"] = {"code": "INTERNAL"}

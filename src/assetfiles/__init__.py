@@ -1,0 +1,1 @@
+"""assetfiles: store, serve and mirror the files of IoT assets and devices."""

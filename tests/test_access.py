@@ -1,0 +1,160 @@
+"""Authentication, GraphQL-over-HTTP framing, and isolation between organizations."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import OTHER
+from tests.helpers import Server
+
+ASSET = "query($id: ID!) { asset(id: $id) { id name } }"
+CONTENT = "query($id: ID!) { content(id: $id) { id url } }"
+DEVICE_CONTENT = "query($i: DeviceAssetContentInput!) { deviceAssetContent(input: $i) { url } }"
+LIST = """query($f: ContentFilters, $d: [AssetContentsDeviceInput]) {
+  assetContents(filters: $f, devices: $d) { assetContents { id name } totalCount }
+}"""
+
+
+@pytest.mark.parametrize(
+    ("headers", "fragment"),
+    [
+        ({}, "missing"),
+        ({"Authorization": "Automation"}, "must be"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "must be"),
+        ({"Authorization": "Automation not-a-token"}, "not valid"),
+        ({"Authorization": "Bearer tok-acme-rw-012345678"}, "not valid"),
+    ],
+)
+def test_missing_or_bad_token_is_401(server: Server, headers: dict[str, str], fragment: str) -> None:
+    response = httpx.post(server.graphql_url, json={"query": "{ __typename }"}, headers=headers)
+    assert response.status_code == 401
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert fragment in error["message"]
+    assert "Automation" in response.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"not json", "JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"variables": {}}', "query"),
+        (b'{"query": ""}', "query"),
+        (b'{"query": "{ __typename }", "variables": [1]}', "variables"),
+        (b'{"query": "{ __typename }", "operationName": 5}', "operationName"),
+        (b'{"query": "{ asset(id: "}', "Syntax Error"),
+        (b'{"query": "{ nothing }"}', "nothing"),
+        (b'{"query": "query A { __typename } query B { __typename }", "operationName": "C"}', "C"),
+    ],
+)
+def test_malformed_requests_are_400(server: Server, body: bytes, fragment: str) -> None:
+    response = httpx.post(
+        server.graphql_url,
+        content=body,
+        headers={"Authorization": "Automation tok-acme-rw-0123456789", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert fragment in error["message"]
+
+
+def test_get_is_refused_with_a_hint(server: Server) -> None:
+    response = httpx.get(server.graphql_url)
+    assert response.status_code == 405
+    assert "POST" in response.json()["errors"][0]["message"]
+
+
+def test_introspection_is_on(server: Server) -> None:
+    data = server.data("{ __schema { types { name } } }")
+    names = {t["name"] for t in data["__schema"]["types"]}
+    assert {
+        "ContentFilters",
+        "Pagination",
+        "AssetContentsDeviceInput",
+        "DeviceAssetContentInput",
+        "Long",
+    } <= names
+
+
+def test_unknown_ids_are_not_found_with_null_data(server: Server) -> None:
+    response = server.gql(ASSET, {"id": "a-nope"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"] == {"asset": None}
+    assert body["errors"][0]["extensions"] == {"code": "NOT_FOUND", "field": "id"}
+    assert body["errors"][0]["path"] == ["asset"]
+
+
+def _acme_ids(server: Server) -> dict[str, str]:
+    items = server.data(LIST, {"f": {"association": {"type": "asset", "id": "a-pump-7"}}})
+    device = server.data(
+        LIST,
+        {
+            "f": {"association": {"type": "asset", "id": "a-pump-7"}},
+            "d": [{"product_id": "p7k2q9", "device_id": "pump-007"}],
+        },
+    )
+    return {
+        "user": items["assetContents"]["assetContents"][0]["id"],
+        "device": device["assetContents"]["assetContents"][0]["id"],
+    }
+
+
+def _shape(error: dict[str, object]) -> tuple[object, object]:
+    """What a caller can observe of an error, with the id itself taken out."""
+    extensions = error["extensions"]
+    message = str(error["message"])
+    return extensions, message.split("'")[0] + message.split("'")[-1]
+
+
+def test_foreign_objects_look_exactly_like_unknown_ones(server: Server) -> None:
+    ids = _acme_ids(server)
+    foreign = server.error(ASSET, {"id": "a-pump-7"}, token=OTHER)
+    unknown = server.error(ASSET, {"id": "a-unknown"}, token=OTHER)
+    assert _shape(foreign) == _shape(unknown)
+    assert foreign["extensions"]["code"] == "NOT_FOUND"
+
+    foreign = server.error(CONTENT, {"id": ids["user"]}, token=OTHER)
+    unknown = server.error(CONTENT, {"id": "00000000-0000-0000-0000-000000000000"}, token=OTHER)
+    assert _shape(foreign) == _shape(unknown)
+
+    wrong = {"i": {"id": ids["device"], "product_id": "p7k2q9", "device_id": "pump-007"}}
+    unknown_input = {"i": {"id": "nope", "product_id": "p7k2q9", "device_id": "pump-007"}}
+    assert _shape(server.error(DEVICE_CONTENT, wrong, token=OTHER)) == _shape(
+        server.error(DEVICE_CONTENT, unknown_input, token=OTHER)
+    )
+
+    listing = server.error(LIST, {"f": {"association": {"type": "asset", "id": "a-pump-7"}}}, token=OTHER)
+    unknown_listing = server.error(
+        LIST, {"f": {"association": {"type": "asset", "id": "a-zzz"}}}, token=OTHER
+    )
+    assert _shape(listing) == _shape(unknown_listing)
+
+
+def test_foreign_device_association_lists_nothing(server: Server) -> None:
+    # o-other has a device with the same ids; each organization sees only its own device's files.
+    mine = server.data(LIST, {"f": {"association": {"type": "device", "id": "p7k2q9.pump-007"}}}, token=OTHER)
+    assert [item["name"] for item in mine["assetContents"]["assetContents"]] == ["other-log.csv"]
+
+
+def test_other_organization_cannot_mutate_foreign_content(server: Server) -> None:
+    ids = _acme_ids(server)
+    for mutation, variables in [
+        ("mutation($id: ID!) { deleteContent(id: $id) { id } }", {"id": ids["user"]}),
+        (
+            'mutation($id: ID!) { setContentTags(id: $id, tags: [{name: "x", value: "y"}]) { id } }',
+            {"id": ids["user"]},
+        ),
+    ]:
+        assert server.error(mutation, variables, token=OTHER)["extensions"]["code"] == "NOT_FOUND"
+    assert server.data(CONTENT, {"id": ids["user"]})["content"]["id"] == ids["user"]
+
+
+def test_organization_listing_shows_only_own_content(server: Server) -> None:
+    other = server.data(LIST, {}, token=OTHER)["assetContents"]
+    assert sorted(item["name"] for item in other["assetContents"]) == ["b.txt", "other-log.csv"]
+    assets = server.data("{ assets { assets { id } totalCount } }", token=OTHER)["assets"]
+    assert assets == {"assets": [{"id": "b-asset"}], "totalCount": 1}

@@ -1,0 +1,185 @@
+"""Signed download URLs: bytes, Range, If-Range, ETag, If-None-Match, digests, tampering, expiry."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+
+from assetfiles.service.signing import UrlSigner
+from tests.helpers import SECRET_KEY, Server
+
+CONTENT = "query C($id: ID!, $ttl: Int) { content(id: $id, expiresIn: $ttl) { id url expiresAt name } }"
+LIST = """query($f: ContentFilters) { assetContents(filters: $f) { assetContents { id name } } }"""
+
+
+def content_id(server: Server, name: str) -> str:
+    items = server.data(LIST, {"f": {"association": {"type": "asset", "id": "a-pump-7"}}})["assetContents"]
+    found: str = next(item["id"] for item in items["assetContents"] if item["name"] == name)
+    return found
+
+
+@pytest.fixture(scope="module")
+def data_url(server: Server) -> str:
+    url: str = server.data(CONTENT, {"id": content_id(server, "data 1.bin")})["content"]["url"]
+    return url
+
+
+@pytest.fixture(scope="module")
+def data_bytes(server: Server) -> bytes:
+    return server.files["files/data.bin"]
+
+
+def test_full_download_headers(data_url: str, data_bytes: bytes) -> None:
+    response = httpx.get(data_url)
+    assert response.status_code == 200
+    assert response.content == data_bytes
+    digest = hashlib.sha256(data_bytes)
+    assert response.headers["etag"] == f'"{digest.hexdigest()}"'
+    assert response.headers["repr-digest"] == f"sha-256=:{base64.b64encode(digest.digest()).decode()}:"
+    assert response.headers["content-length"] == str(len(data_bytes))
+    assert response.headers["accept-ranges"] == "bytes"
+    assert response.headers["content-disposition"] == (
+        "attachment; filename=\"data 1.bin\"; filename*=UTF-8''data%201.bin"
+    )
+
+
+def test_head_has_headers_and_no_body(data_url: str, data_bytes: bytes) -> None:
+    response = httpx.head(data_url)
+    assert response.status_code == 200
+    assert response.headers["content-length"] == str(len(data_bytes))
+    assert response.content == b""
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "end"),
+    [("bytes=0-1023", 0, 1024), ("bytes=1000-", 1000, None), ("bytes=-500", -500, None), ("bytes=5-5", 5, 6)],
+)
+def test_single_ranges(data_url: str, data_bytes: bytes, header: str, start: int, end: int | None) -> None:
+    response = httpx.get(data_url, headers={"Range": header})
+    assert response.status_code == 206
+    expected = data_bytes[start:end]
+    assert response.content == expected
+    first = start % len(data_bytes)
+    assert response.headers["content-range"] == f"bytes {first}-{first + len(expected) - 1}/{len(data_bytes)}"
+
+
+def test_unsatisfiable_range_is_416_with_length(data_url: str, data_bytes: bytes) -> None:
+    response = httpx.get(data_url, headers={"Range": f"bytes={len(data_bytes)}-"})
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{len(data_bytes)}"
+
+
+def test_malformed_range_is_400(data_url: str) -> None:
+    response = httpx.get(data_url, headers={"Range": "lines=1-2"})
+    assert response.status_code == 400
+
+
+def test_if_range_with_current_etag_gives_partial(data_url: str, data_bytes: bytes) -> None:
+    etag = f'"{hashlib.sha256(data_bytes).hexdigest()}"'
+    response = httpx.get(data_url, headers={"Range": "bytes=10-19", "If-Range": etag})
+    assert response.status_code == 206
+    assert response.content == data_bytes[10:20]
+
+
+def test_if_range_with_stale_etag_gives_whole_file(data_url: str, data_bytes: bytes) -> None:
+    response = httpx.get(data_url, headers={"Range": "bytes=10-19", "If-Range": '"stale"'})
+    assert response.status_code == 200
+    assert response.content == data_bytes
+
+
+def test_if_none_match(data_url: str, data_bytes: bytes) -> None:
+    etag = f'"{hashlib.sha256(data_bytes).hexdigest()}"'
+    response = httpx.get(data_url, headers={"If-None-Match": etag})
+    assert response.status_code == 304
+    assert response.content == b""
+    assert response.headers["etag"] == etag
+    assert httpx.get(data_url, headers={"If-None-Match": f'"other", {etag}'}).status_code == 304
+    assert httpx.get(data_url, headers={"If-None-Match": '"other"'}).status_code == 200
+
+
+def _with(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+    query.update(changes)
+    return parts._replace(query=urlencode(query)).geturl()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sig": "A" * 43},
+        {"org": "o-other"},
+        {"exp": str(int(time.time()) + 10**6)},
+        {"exp": "soon"},
+    ],
+)
+def test_tampered_urls_are_403(data_url: str, change: dict[str, str]) -> None:
+    response = httpx.get(_with(data_url, **change))
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "FORBIDDEN"
+
+
+def test_url_for_another_content_is_403(server: Server, data_url: str) -> None:
+    other = content_id(server, "manual.pdf")
+    path = urlsplit(data_url)
+    forged = path._replace(path=f"/transfer/content/{other}").geturl()
+    assert httpx.get(forged).status_code == 403
+
+
+def test_unsigned_url_is_403(data_url: str) -> None:
+    bare = urlsplit(data_url)._replace(query="").geturl()
+    response = httpx.get(bare)
+    assert response.status_code == 403
+    assert "not signed" in response.json()["error"]["message"]
+
+
+def test_expired_url_is_403(server: Server) -> None:
+    item = content_id(server, "manual.pdf")
+    signer = UrlSigner(SECRET_KEY.encode(), 600)
+    expired = signer.sign_until(UrlSigner.DOWNLOAD, "o-acme", item, int(time.time()) - 1)
+    response = httpx.get(expired.absolute(server.base_url))
+    assert response.status_code == 403
+    assert "expired" in response.json()["error"]["message"]
+    fresh = signer.sign_until(UrlSigner.DOWNLOAD, "o-acme", item, int(time.time()) + 60)
+    assert httpx.get(fresh.absolute(server.base_url)).status_code == 200
+
+
+def test_expires_at_and_expires_in(server: Server) -> None:
+    item = content_id(server, "manual.pdf")
+    before = time.time()
+    content = server.data(CONTENT, {"id": item, "ttl": 30})["content"]
+    exp = int(parse_qs(urlsplit(content["url"]).query)["exp"][0])
+    assert before + 29 <= exp <= time.time() + 31
+    assert content["expiresAt"].startswith(time.strftime("%Y-%m-%dT", time.gmtime(exp)))
+    default = server.data(CONTENT, {"id": item})["content"]
+    default_exp = int(parse_qs(urlsplit(default["url"]).query)["exp"][0])
+    assert before + 599 <= default_exp <= time.time() + 601
+
+
+@pytest.mark.parametrize("ttl", [0, -1, 7 * 24 * 3600 + 1])
+def test_bad_expires_in(server: Server, ttl: int) -> None:
+    error = server.error(CONTENT, {"id": content_id(server, "manual.pdf"), "ttl": ttl})
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "expiresIn"}
+
+
+def test_download_of_deleted_content_is_404(server: Server) -> None:
+    upload = server.data(
+        """mutation($i: ContentUploadInput!) { createContentUpload(input: $i) { id uploadUrl } }""",
+        {
+            "i": {
+                "name": "short-lived.txt",
+                "length": 3,
+                "sha256": hashlib.sha256(b"abc").hexdigest(),
+                "associations": [{"type": "asset", "id": "a-empty"}],
+            }
+        },
+    )["createContentUpload"]
+    assert httpx.put(upload["uploadUrl"], content=b"abc").status_code == 201
+    url = server.data(CONTENT, {"id": upload["id"]})["content"]["url"]
+    server.data("mutation($id: ID!) { deleteContent(id: $id) { id } }", {"id": upload["id"]})
+    assert httpx.get(url).status_code == 404
