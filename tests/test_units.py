@@ -157,3 +157,32 @@ def test_migrations_create_exactly_the_schema(tmp_path: Path) -> None:
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), metadata)
     assert differences == []
+
+
+def test_counts_migration_backfills_existing_rows(tmp_path: Path) -> None:
+    from alembic import command
+
+    from assetfiles.store.database import alembic_config
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'c.sqlite3'}"
+    command.upgrade(alembic_config(url), "0001")
+    engine = create_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO organizations VALUES ('o', 'O', 0)")
+        for pk in (1, 2, 3):
+            connection.exec_driver_sql(
+                "INSERT INTO contents (pk, id, org_id, name, content_type, type, length, sha256, md5,"
+                " creator_kind, created_at, updated_at)"
+                " VALUES (?, ?, 'o', 'n', 't/t', 'file', 1, 's', 'm', 'user', 0, 0)",
+                (pk, f"c{pk}"),
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO content_associations VALUES (?, 'asset', ?, 'o', 0, 0, 'n', 1, 't/t')",
+                (pk, "a1" if pk < 3 else "a2"),
+            )
+    migrate(url)
+    with engine.connect() as connection:
+        counts = connection.exec_driver_sql(
+            "SELECT target_id, contents FROM association_counts ORDER BY target_id"
+        ).all()
+    assert [tuple(row) for row in counts] == [("a1", 2), ("a2", 1)]

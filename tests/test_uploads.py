@@ -295,3 +295,28 @@ def test_device_upload_without_authorization(server: Server) -> None:
     response = httpx.put(f"{server.base_url}/api/devices/p7k2q9/pump-007/content?name=x.csv", content=b"x")
     assert response.status_code == 401
     assert "Authorization" in response.json()["error"]["message"]
+
+
+def test_total_count_follows_uploads_and_deletes(server: Server) -> None:
+    def total(*filters: dict[str, Any]) -> int:
+        query_filters: dict[str, Any] = {"association": {"type": "asset", "id": "a-empty"}}
+        for extra in filters:
+            query_filters.update(extra)
+        count: int = server.data(LIST, {"f": query_filters})["assetContents"]["totalCount"]
+        return count
+
+    before, before_filtered = total(), total({"name": "count-*"})
+    ids = []
+    for index in range(3):
+        data = f"count {index}".encode()
+        ticket = server.data(CREATE, {"i": upload_input(data, name=f"count-{index}.txt")})[
+            "createContentUpload"
+        ]
+        assert httpx.put(ticket["uploadUrl"], content=data).status_code == 201
+        ids.append(ticket["id"])
+    assert total() == before + 3  # from the per-asset counter
+    assert total({"name": "count-*"}) == before_filtered + 3  # counted by the query
+    for content_id in ids:
+        server.data(DELETE, {"id": content_id})
+    assert total() == before
+    assert total({"name": "count-*"}) == before_filtered

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from assetfiles.errors import BadInput, NotFound
@@ -84,21 +84,28 @@ class ContentService:
     async def list(self, principal: Principal, filters: ListingFilters) -> Page[Content]:
         require(principal, Permission.READ)
         query = self._query(principal.org_id, filters)
+        asset_id = query.association.id if query.association and query.association.type == "asset" else None
         if query.devices is not None:
             # Device content is listed for an asset only for the devices that feed it.
-            if query.association is None or query.association.type != "asset":
+            if asset_id is None:
                 raise BadInput(
                     "filters.association: an asset association is required when devices are given",
                     field="filters.association",
                 )
-            asset = await self.assets.get(principal, query.association.id, field="filters.association.id")
-            feeding = tuple(device for device in query.devices if device in asset.devices)
-            if not feeding:
+            feeding = await self.catalog.feeding_devices(principal.org_id, asset_id)
+            wanted = tuple(device for device in query.devices if device in feeding)
+            if not wanted:
+                await self._check_asset(principal.org_id, asset_id)
                 return Page([], 0)
-            query = ContentQuery(**{**query.__dict__, "devices": feeding, "association": None})
-        elif query.association is not None and query.association.type == "asset":
-            await self.assets.get(principal, query.association.id, field="filters.association.id")
-        return await self.catalog.list_contents(query)
+            query = replace(query, devices=wanted, association=None)
+        page = await self.catalog.list_contents(query)
+        if asset_id is not None and page.total == 0:
+            await self._check_asset(principal.org_id, asset_id)  # an empty answer must not hide a typo
+        return page
+
+    async def _check_asset(self, org_id: str, asset_id: str) -> None:
+        if not await self.catalog.asset_exists(org_id, asset_id):
+            raise NotFound(f"asset '{asset_id}' not found", field="filters.association.id")
 
     @staticmethod
     def _query(org_id: str, filters: ListingFilters) -> ContentQuery:

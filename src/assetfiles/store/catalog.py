@@ -7,13 +7,28 @@ the WHERE clause, so that isolation does not depend on the caller remembering to
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import BindParameter
 
 from assetfiles.model import (
     Asset,
@@ -34,6 +49,7 @@ from assetfiles.model import (
 from assetfiles.store.schema import (
     api_tokens,
     assets,
+    association_counts,
     content_associations,
     content_tags,
     contents,
@@ -228,6 +244,21 @@ class Catalog:
             found = await self._with_signals(conn, org_id, [row])
             return found[0]
 
+    async def asset_exists(self, org_id: str, asset_id: str) -> bool:
+        async with self.engine.connect() as conn:
+            query = select(assets.c.id).where(assets.c.org_id == org_id, assets.c.id == asset_id)
+            return await conn.scalar(query) is not None
+
+    async def feeding_devices(self, org_id: str, asset_id: str) -> frozenset[DeviceRef]:
+        """The devices whose channels feed the asset's signals (empty for an unknown asset)."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(signals.c.product_id, signals.c.device_id)
+                .where(signals.c.org_id == org_id, signals.c.asset_id == asset_id)
+                .distinct()
+            )
+            return frozenset(DeviceRef(row.product_id, row.device_id) for row in rows)
+
     async def list_assets(self, org_id: str, name_like: str | None, limit: int, offset: int) -> Page[Asset]:
         conditions = [assets.c.org_id == org_id]
         if name_like is not None:
@@ -274,53 +305,68 @@ class Catalog:
     # -- contents ----------------------------------------------------------------------------
 
     async def insert_content(self, content: Content) -> None:
-        async with self.engine.begin() as conn:
-            await self._insert_content(conn, content)
+        await self.insert_contents([content])
 
-    async def _insert_content(self, conn: AsyncConnection, content: Content) -> None:
-        creator = content.creator
-        result = await conn.execute(
-            insert(contents).values(
-                id=content.id,
-                org_id=content.org_id,
-                name=content.name,
-                content_type=content.content_type,
-                type=content.type,
-                length=content.length,
-                sha256=content.sha256,
-                md5=content.md5,
-                creator_kind=creator.kind.value,
-                creator_name=creator.name,
-                creator_product_id=creator.device.product_id if creator.device else None,
-                creator_device_id=creator.device.device_id if creator.device else None,
-                created_at=content.created_at,
-                updated_at=content.updated_at,
-                enos_file_uri=content.enos.file_uri if content.enos else None,
-                enos_category=content.enos.category if content.enos else None,
-                enos_feature_type=content.enos.feature_type if content.enos else None,
-                enos_feature_id=content.enos.feature_id if content.enos else None,
+    async def insert_contents(self, batch: Sequence[Content]) -> None:
+        """Insert many contents in one transaction (fixtures, benchmarks, imports)."""
+        async with self.engine.begin() as conn:
+            await self._insert_contents(conn, batch)
+
+    async def _insert_contents(self, conn: AsyncConnection, batch: Sequence[Content]) -> None:
+        if not batch:
+            return
+        await conn.execute(insert(contents), [_content_values(content) for content in batch])
+        ids = [content.id for content in batch]
+        pks: dict[str, int] = {}
+        for start in range(0, len(ids), 5000):
+            rows = await conn.execute(
+                select(contents.c.id, contents.c.pk).where(contents.c.id.in_(ids[start : start + 5000]))
             )
-        )
-        assert result.inserted_primary_key is not None
-        pk: int = result.inserted_primary_key[0]
-        await self._write_tags(conn, pk, content.tags)
-        if content.associations:
+            pks.update({row.id: row.pk for row in rows})
+        tag_rows = [
+            {"content_pk": pks[content.id], "name": name, "value": value}
+            for content in batch
+            for name, value in content.tags.items()
+        ]
+        if tag_rows:
+            await conn.execute(insert(content_tags), tag_rows)
+        link_rows: list[dict[str, Any]] = [
+            {
+                "content_pk": pks[content.id],
+                "type": association.type,
+                "target_id": association.id,
+                "org_id": content.org_id,
+                "updated_at": content.updated_at,
+                "created_at": content.created_at,
+                "name": content.name,
+                "length": content.length,
+                "content_type": content.content_type,
+            }
+            for content in batch
+            for association in dict.fromkeys(content.associations)
+        ]
+        if link_rows:
+            await conn.execute(insert(content_associations), link_rows)
+            added: Counter[tuple[str, str, str]] = Counter()
+            for link in link_rows:
+                added[(link["org_id"], link["type"], link["target_id"])] += 1
+            await self._bump_counts(conn, added)
+
+    @staticmethod
+    async def _bump_counts(conn: AsyncConnection, deltas: Counter[tuple[str, str, str]]) -> None:
+        """Add ``deltas`` to the per-target content counts (an upsert on both SQLite and PostgreSQL)."""
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        for (org_id, kind, target_id), delta in deltas.items():
+            if delta == 0:
+                continue
+            statement = dialect.insert(association_counts).values(
+                org_id=org_id, type=kind, target_id=target_id, contents=delta
+            )
             await conn.execute(
-                insert(content_associations),
-                [
-                    {
-                        "content_pk": pk,
-                        "type": association.type,
-                        "target_id": association.id,
-                        "org_id": content.org_id,
-                        "updated_at": content.updated_at,
-                        "created_at": content.created_at,
-                        "name": content.name,
-                        "length": content.length,
-                        "content_type": content.content_type,
-                    }
-                    for association in dict.fromkeys(content.associations)
-                ],
+                statement.on_conflict_do_update(
+                    index_elements=["org_id", "type", "target_id"],
+                    set_={"contents": association_counts.c.contents + delta},
+                )
             )
 
     @staticmethod
@@ -393,9 +439,19 @@ class Catalog:
             if row is None:
                 return None
             await conn.execute(delete(content_tags).where(content_tags.c.content_pk == row.pk))
-            await conn.execute(
-                delete(content_associations).where(content_associations.c.content_pk == row.pk)
+            links = await conn.execute(
+                delete(content_associations)
+                .where(content_associations.c.content_pk == row.pk)
+                .returning(
+                    content_associations.c.org_id,
+                    content_associations.c.type,
+                    content_associations.c.target_id,
+                )
             )
+            removed: Counter[tuple[str, str, str]] = Counter()
+            for link in links:
+                removed[(link.org_id, link.type, link.target_id)] -= 1
+            await self._bump_counts(conn, removed)
             await conn.execute(delete(contents).where(contents.c.pk == row.pk))
             return str(row.sha256)
 
@@ -432,23 +488,38 @@ class Catalog:
 
     async def list_contents(self, query: ContentQuery) -> Page[Content]:
         page, count = self._listing_statements(query)
+        counted = self._counted_total(query)
+        if counted is not None:
+            count = counted
         async with self.engine.connect() as conn:
             total: int = await conn.scalar(count) or 0
-            keys: list[int] = list((await conn.scalars(page)).all()) if total > query.offset else []
-            return Page(await self._load_contents(conn, keys), total)
+            if total <= query.offset:
+                return Page([], total)
+            rows = (await conn.execute(page)).all()
+            return Page(await self._with_extras(conn, rows), total)
+
+    @staticmethod
+    def _counted_total(query: ContentQuery) -> Select[Any] | None:
+        """The total from ``association_counts`` when no filter narrows the targets' contents."""
+        narrowed = query.ids is not None or query.content_types or query.tags or query.name_glob
+        targets = _targets(query)
+        if narrowed or query.modified_since is not None or targets is None:
+            return None
+        kind, ids = targets
+        return select(func.coalesce(func.sum(association_counts.c.contents), 0)).where(
+            association_counts.c.org_id == query.org_id,
+            association_counts.c.type == kind,
+            association_counts.c.target_id.in_(ids),
+        )
 
     @staticmethod
     def _listing_statements(query: ContentQuery) -> tuple[Select[Any], Select[Any]]:
-        """One page of content keys and the total, each answerable from one composite index."""
+        """One page of content rows and the total, each walking one composite index."""
         base: Any
-        if query.devices is not None or query.association is not None:
+        if (found := _targets(query)) is not None:
             base = content_associations
             key = base.c.content_pk
-            if query.devices is not None:
-                kind, targets = "device", sorted({str(device) for device in query.devices})
-            else:
-                assert query.association is not None
-                kind, targets = query.association.type, [query.association.id]
+            kind, targets = found
             conditions: list[Any] = [base.c.org_id == query.org_id, base.c.type == kind]
             conditions.append(
                 base.c.target_id == targets[0] if len(targets) == 1 else base.c.target_id.in_(targets)
@@ -475,34 +546,46 @@ class Catalog:
             if tag_value is not None:
                 tag_match.append(content_tags.c.value == tag_value)
             conditions.append(exists().where(*tag_match))
-        sort_column = base.c[query.order_by.value]
-        ordering = (sort_column.desc(), key.desc()) if query.descending else (sort_column.asc(), key.asc())
-        page = select(key).where(*conditions).order_by(*ordering).limit(query.limit).offset(query.offset)
+        keys = (
+            select(key.label("key"))
+            .where(*conditions)
+            .order_by(*_ordering(base.c[query.order_by.value], key, query.descending))
+            .limit(query.limit)
+            .offset(query.offset)
+            .subquery()
+        )
+        # The index walk above picks the page's keys; this re-sorts just those rows (same keys,
+        # same collation) while fetching them, in the same round trip.
+        page = (
+            select(contents)
+            .join(keys, contents.c.pk == keys.c.key)
+            .order_by(*_ordering(contents.c[query.order_by.value], contents.c.pk, query.descending))
+        )
         count = select(func.count()).select_from(base).where(*conditions)
         return page, count
 
     async def _load_contents(self, conn: AsyncConnection, keys: list[int]) -> list[Content]:
-        """Contents for ``keys`` in that order, with their tags and associations (three queries)."""
+        """Contents for ``keys`` in that order, with their tags and associations."""
         if not keys:
             return []
-        rows = {row.pk: row for row in await conn.execute(select(contents).where(contents.c.pk.in_(keys)))}
+        rows = await conn.execute(select(contents).where(contents.c.pk.in_(keys)))
+        by_pk = {row.pk: row for row in rows}
+        return await self._with_extras(conn, [by_pk[pk] for pk in keys if pk in by_pk])
+
+    @staticmethod
+    async def _with_extras(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Content]:
+        """Build contents from their rows, fetching tags and associations in one query."""
+        if not rows:
+            return []
+        keys = [row.pk for row in rows]
         tags: dict[int, dict[str, str]] = {pk: {} for pk in keys}
-        for tag in await conn.execute(
-            select(content_tags).where(content_tags.c.content_pk.in_(keys)).order_by(content_tags.c.name)
-        ):
-            tags[tag.content_pk][tag.name] = tag.value
         links: dict[int, list[Association]] = {pk: [] for pk in keys}
-        for link in await conn.execute(
-            select(
-                content_associations.c.content_pk,
-                content_associations.c.type,
-                content_associations.c.target_id,
-            )
-            .where(content_associations.c.content_pk.in_(keys))
-            .order_by(content_associations.c.type, content_associations.c.target_id)
-        ):
-            links[link.content_pk].append(Association(link.type, link.target_id))
-        return [_content_from_row(rows[pk], tags[pk], links[pk]) for pk in keys if pk in rows]
+        for pk, kind, first, second in await conn.execute(_EXTRAS, {"keys": keys}):
+            if kind == "tag":
+                tags[pk][first] = second
+            else:
+                links[pk].append(Association(first, second))
+        return [_content_from_row(row, tags[row.pk], links[row.pk]) for row in rows]
 
     # -- pending uploads ---------------------------------------------------------------------
 
@@ -528,8 +611,65 @@ class Catalog:
             removed = await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
             if removed.rowcount == 0:
                 return False
-            await self._insert_content(conn, content)
+            await self._insert_contents(conn, [content])
             return True
+
+
+def _extras_statement() -> Select[Any]:
+    """Tags and associations of a set of contents, as one statement built once."""
+    keys: BindParameter[list[int]] = bindparam("keys", expanding=True)
+    extras = union_all(
+        select(
+            content_tags.c.content_pk, literal("tag").label("kind"), content_tags.c.name, content_tags.c.value
+        ).where(content_tags.c.content_pk.in_(keys)),
+        select(
+            content_associations.c.content_pk,
+            literal("link").label("kind"),
+            content_associations.c.type,
+            content_associations.c.target_id,
+        ).where(content_associations.c.content_pk.in_(keys)),
+    ).subquery()
+    return select(extras).order_by(extras.c.content_pk, extras.c.kind, extras.c.name, extras.c.value)
+
+
+_EXTRAS = _extras_statement()
+
+
+def _ordering(column: Any, key: Any, descending: bool) -> tuple[Any, Any]:
+    return (column.desc(), key.desc()) if descending else (column.asc(), key.asc())
+
+
+def _targets(query: ContentQuery) -> tuple[str, list[str]] | None:
+    """The association type and target ids a listing walks, or None for a whole-organization listing."""
+    if query.devices is not None:
+        return "device", sorted({str(device) for device in query.devices})
+    if query.association is not None:
+        return query.association.type, [query.association.id]
+    return None
+
+
+def _content_values(content: Content) -> dict[str, Any]:
+    creator, enos = content.creator, content.enos
+    return {
+        "id": content.id,
+        "org_id": content.org_id,
+        "name": content.name,
+        "content_type": content.content_type,
+        "type": content.type,
+        "length": content.length,
+        "sha256": content.sha256,
+        "md5": content.md5,
+        "creator_kind": creator.kind.value,
+        "creator_name": creator.name,
+        "creator_product_id": creator.device.product_id if creator.device else None,
+        "creator_device_id": creator.device.device_id if creator.device else None,
+        "created_at": content.created_at,
+        "updated_at": content.updated_at,
+        "enos_file_uri": enos.file_uri if enos else None,
+        "enos_category": enos.category if enos else None,
+        "enos_feature_type": enos.feature_type if enos else None,
+        "enos_feature_id": enos.feature_id if enos else None,
+    }
 
 
 def _content_from_row(row: Row[Any], tags: dict[str, str], links: list[Association]) -> Content:

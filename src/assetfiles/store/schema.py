@@ -166,3 +166,14 @@ uploads = Table(
     Column("spec", Text, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
 )
+
+association_counts = Table(
+    "association_counts",
+    metadata,
+    # How many contents each association target has: the totalCount of an unfiltered listing,
+    # read in O(1) instead of counting up to hundreds of thousands of index entries.
+    Column("org_id", String(128), primary_key=True),
+    Column("type", String(32), primary_key=True),
+    Column("target_id", String(255), primary_key=True),
+    Column("contents", BigInteger, nullable=False),
+)

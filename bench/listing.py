@@ -1,0 +1,169 @@
+"""Listing benchmark: the documented assetContents query on an asset with 100,000 contents in an
+organization with 1,000,000, first page and a deep page, through the real server over HTTP.
+
+    python bench/listing.py [--rows 1000000] [--asset-rows 100000] [--requests 400]
+
+The catalog is generated once into bench/results/listing-data (reused when it already holds the
+requested rows). Latency is measured with one sequential client (p50/p99); throughput with
+8 concurrent clients for a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from assetfiles.config import Settings
+from assetfiles.model import Asset, Association, Content, Creator, CreatorKind, Permission
+from assetfiles.service.secrets import token_hash
+from assetfiles.store.catalog import Catalog
+from assetfiles.store.database import create_engine, migrate
+from bench.common import RESULTS, percentiles, save, start_server, stop
+
+TOKEN = "tok-bench-0123456789"
+QUERY = """query assetContents($filters: ContentFilters, $pagination: Pagination, $id: [ID!], $devices: [AssetContentsDeviceInput]) {
+  assetContents(filters: $filters, pagination: $pagination, id: $id, devices: $devices) {
+    assetContents { id name associations { type id } tags { name value } contentType
+      createdBy { ... on Device { pid identity } ... on User { name } } type lastModified length }
+    totalCount
+  }
+}"""  # noqa: E501
+BATCH = 20_000
+OTHER_ASSETS = 900
+
+
+async def populate(settings: Settings, rows: int, asset_rows: int) -> None:
+    catalog = Catalog(create_engine(settings.catalog_url))
+    await catalog.upsert_organization("o-bench", "Bench")
+    await catalog.upsert_token("o-bench", "bench", token_hash(TOKEN), [Permission.READ])
+    await catalog.upsert_asset(Asset("o-bench", "a-bench", "Bench asset"))
+    for index in range(OTHER_ASSETS):
+        await catalog.upsert_asset(Asset("o-bench", f"a-other-{index}", f"Other {index}"))
+    base = int(time.time() * 1000) - rows
+    types = ("text/csv", "application/pdf", "image/png", "application/json")
+    for start in range(0, rows, BATCH):
+        batch = []
+        for number in range(start, min(rows, start + BATCH)):
+            target = "a-bench" if number % (rows // asset_rows) == 0 else f"a-other-{number % OTHER_ASSETS}"
+            digest = hashlib.sha256(str(number).encode()).hexdigest()
+            batch.append(
+                Content(
+                    id=str(uuid.UUID(int=number + 1)),
+                    org_id="o-bench",
+                    name=f"file-{number:07d}.dat",
+                    content_type=types[number % len(types)],
+                    type="file",
+                    length=1000 + number,
+                    sha256=digest,
+                    md5=digest[:32],
+                    creator=Creator(CreatorKind.USER, "bench"),
+                    created_at=base + number,
+                    updated_at=base + number,
+                    tags={"batch": str(number // BATCH)},
+                    associations=(Association("asset", target),),
+                )
+            )
+        await catalog.insert_contents(batch)
+        print(f"  {start + len(batch):>9,} rows", end="\r", flush=True)
+    print()
+    await catalog.close()
+
+
+def variables(offset: int) -> dict[str, Any]:
+    return {
+        "filters": {
+            "contentTypes": [],
+            "orderBy": "updated_at",
+            "sort": "desc",
+            "association": {"type": "asset", "id": "a-bench"},
+        },
+        "pagination": {"limit": 50, "offset": offset},
+        "devices": None,
+    }
+
+
+async def one(session: aiohttp.ClientSession, url: str, offset: int) -> dict[str, Any]:
+    headers = {"Authorization": f"Automation {TOKEN}"}
+    async with session.post(url, json={"query": QUERY, "variables": variables(offset)}, headers=headers) as response:
+        body: dict[str, Any] = await response.json()
+        assert response.status == 200 and "errors" not in body, body
+        return body
+
+
+async def measure(base: str, offset: int, requests: int, expected_total: int) -> dict[str, Any]:
+    url = f"{base}/api/graphql"
+    async with aiohttp.ClientSession() as session:
+        body = await one(session, url, offset)
+        assert body["data"]["assetContents"]["totalCount"] == expected_total
+        assert len(body["data"]["assetContents"]["assetContents"]) == 50
+        samples = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            await one(session, url, offset)
+            samples.append((time.perf_counter() - started) * 1000)
+        done = 0
+        deadline = time.perf_counter() + 5
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                await one(session, url, offset)
+                done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(8)))
+        rate = done / (time.perf_counter() - started)
+    return {**percentiles(samples), "requests_per_s": round(rate, 1), "offset": offset}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--asset-rows", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--data-dir", type=Path, default=RESULTS / "listing-data")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+
+    marker = args.data_dir / f"populated-{args.rows}-{args.asset_rows}"
+    settings = Settings(data_dir=args.data_dir)
+    if not marker.exists():
+        if args.data_dir.exists():
+            import shutil
+
+            shutil.rmtree(args.data_dir)
+        migrate(settings.catalog_url)
+        started = time.perf_counter()
+        print(f"generating {args.rows:,} contents ({args.asset_rows:,} on the benchmark asset)")
+        asyncio.run(populate(settings, args.rows, args.asset_rows))
+        print(f"  generated in {time.perf_counter() - started:.0f} s")
+        marker.touch()
+    process, base = start_server(args.data_dir, workers=args.workers)
+    try:
+        first = asyncio.run(measure(base, 0, args.requests, args.asset_rows))
+        deep = asyncio.run(measure(base, args.asset_rows - 50, args.requests, args.asset_rows))
+    finally:
+        stop(process)
+    result = {
+        "backend": "sqlite",
+        "rows": args.rows,
+        "asset_rows": args.asset_rows,
+        "workers": args.workers,
+        "first_page": first,
+        "deep_page": deep,
+        "deep_over_first_p50": round(deep["p50_ms"] / first["p50_ms"], 2),
+    }
+    print(f"first page : p50 {first['p50_ms']} ms, p99 {first['p99_ms']} ms, {first['requests_per_s']} req/s")
+    print(f"deep page  : p50 {deep['p50_ms']} ms, p99 {deep['p99_ms']} ms, {deep['requests_per_s']} req/s")
+    print(f"deep/first : {result['deep_over_first_p50']}x   (saved to {save('listing-sqlite', result)})")
+
+
+if __name__ == "__main__":
+    main()
