@@ -7,7 +7,7 @@ in the same run, with the same clients.
 - many 16 KiB files: requests/s with ``wrk`` (16 connections, one thread) cycling through all of
   them, signed URLs for assetfiles and plain paths for nginx.
 
-Both servers get one worker process. nginx and wrk come from Debian's packages (installed when
+Both servers get the same number of worker processes (--workers, default 1). nginx and wrk come from Debian's packages (installed when
 missing and running as root).
 """
 
@@ -75,14 +75,14 @@ def signed_urls(base: str) -> dict[str, tuple[str, str]]:
                 return result
 
 
-def nginx_start(blob_dir: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def nginx_start(blob_dir: Path, workdir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     nginx = require_tool("nginx", "nginx")
     port = free_port()
     conf = workdir / "nginx.conf"
     conf.write_text(
         textwrap.dedent(
             f"""
-            worker_processes 1;
+            worker_processes {workers};
             daemon off;
             pid {workdir}/nginx.pid;
             error_log {workdir}/nginx-error.log;
@@ -170,6 +170,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="assetfiles-bench-") as tmp:
         root = Path(tmp)
+        root.chmod(0o755)  # nginx workers run as an unprivileged user and must read the blobs
         made = make_files(root, args.small_files, args.large_mib)
         data_dir = root / "data"
         subprocess.run(
@@ -178,7 +179,7 @@ def main() -> None:
             capture_output=True,
         )
         server, base = start_server(data_dir, workers=args.workers, env={"ASSETFILES_URL_TTL_SECONDS": "7200"})
-        nginx, nginx_base = nginx_start(data_dir / "blobs", root)
+        nginx, nginx_base = nginx_start(data_dir / "blobs", root, args.workers)
         try:
             urls = signed_urls(base)
             large_url, large_sha = urls.pop("large.bin")

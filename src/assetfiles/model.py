@@ -188,6 +188,19 @@ class Content:
     enos: EnosFacet | None = None
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """What serving a content's bytes needs, and nothing more (one indexed row)."""
+
+    id: str
+    org_id: str
+    name: str
+    content_type: str
+    length: int
+    sha256: str
+    updated_at: int
+
+
 class OrderBy(StrEnum):
     UPDATED_AT = "updated_at"
     CREATED_AT = "created_at"

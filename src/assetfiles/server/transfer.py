@@ -7,6 +7,7 @@ content (or pending upload), one organization and an expiry.
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import AsyncIterator
 from email.utils import formatdate
 from urllib.parse import quote
@@ -63,16 +64,16 @@ async def download(request: Request) -> Response:
     if_none_match = request.headers.get("if-none-match")
     if if_none_match and _etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    if not path.is_file():
+    try:
+        # A metadata lookup, cached by the kernel: cheaper inline than a hop to a worker thread,
+        # and handing it to FileResponse saves the one it would make.
+        stat_result = os.stat(path)
+    except FileNotFoundError:
         return JSONResponse(
             {"error": {"code": "INTERNAL", "message": "the stored bytes of this content are missing"}},
             status_code=500,
         )
-    return BlobResponse(
-        path,
-        headers=headers,
-        media_type=content.content_type,
-    )
+    return BlobResponse(path, headers=headers, media_type=content.content_type, stat_result=stat_result)
 
 
 async def request_body(request: Request) -> AsyncIterator[bytes]:

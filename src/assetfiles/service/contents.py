@@ -17,6 +17,7 @@ from assetfiles.model import (
     Page,
     Permission,
     Principal,
+    StoredFile,
     check_identifier,
     iso_to_ms,
     now_ms,
@@ -197,13 +198,13 @@ class ContentService:
 
     async def open_download(
         self, content_id: str, org: str | None, expires: str | None, sig: str | None
-    ) -> tuple[Content, Path]:
-        """Check a signed download URL and return the content with the path of its bytes."""
+    ) -> tuple[StoredFile, Path]:
+        """Check a signed download URL and return the file with the path of its bytes."""
         org_id = self.signer.verify(UrlSigner.DOWNLOAD, org, content_id, expires, sig)
-        content = await self.catalog.get_content(org_id, content_id)
-        if content is None:
+        stored = await self.catalog.get_stored_file(org_id, content_id)
+        if stored is None:
             raise NotFound(f"content '{content_id}' not found")
-        return content, self.blobs.local_path(content.sha256)
+        return stored, self.blobs.local_path(stored.sha256)
 
     async def set_tags(self, principal: Principal, content_id: str, tags: dict[str, str]) -> Content:
         require(principal, Permission.WRITE)

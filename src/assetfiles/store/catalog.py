@@ -44,6 +44,7 @@ from assetfiles.model import (
     Permission,
     Principal,
     Signal,
+    StoredFile,
     now_ms,
 )
 from assetfiles.store.schema import (
@@ -461,11 +462,23 @@ class Catalog:
 
     async def get_content(self, org_id: str, content_id: str) -> Content | None:
         async with self.engine.connect() as conn:
-            pk = await self._content_pk(conn, org_id, content_id)
-            if pk is None:
-                return None
-            found = await self._load_contents(conn, [pk])
-            return found[0]
+            rows = (
+                await conn.execute(
+                    select(contents).where(contents.c.org_id == org_id, contents.c.id == content_id)
+                )
+            ).all()
+            found = await self._with_extras(conn, rows)
+            return found[0] if found else None
+
+    async def get_stored_file(self, org_id: str, content_id: str) -> StoredFile | None:
+        """The hot path of every download: one row, no tags or associations."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(_STORED_FILE, {"org_id": org_id, "content_id": content_id})).first()
+        if row is None:
+            return None
+        return StoredFile(
+            content_id, org_id, row.name, row.content_type, row.length, row.sha256, row.updated_at
+        )
 
     async def find_content_by_name(self, org_id: str, association: Association, name: str) -> Content | None:
         """The newest content of that name on that association (how fixtures stay idempotent)."""
@@ -633,6 +646,9 @@ def _extras_statement() -> Select[Any]:
 
 
 _EXTRAS = _extras_statement()
+_STORED_FILE = select(
+    contents.c.name, contents.c.content_type, contents.c.length, contents.c.sha256, contents.c.updated_at
+).where(contents.c.org_id == bindparam("org_id"), contents.c.id == bindparam("content_id"))
 
 
 def _ordering(column: Any, key: Any, descending: bool) -> tuple[Any, Any]:
