@@ -25,7 +25,9 @@ def free_port() -> int:
         return port
 
 
-def start_server(data_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    data_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "assetfiles", "serve", "--data-dir", str(data_dir), "--port", str(port),
@@ -71,7 +73,11 @@ def require_tool(name: str, debian_package: str) -> str:
     if os.geteuid() != 0:
         raise SystemExit(f"{name} is required: apt-get install {debian_package}")
     subprocess.run(["apt-get", "update", "-qq"], check=False)
-    subprocess.run(["apt-get", "install", "-y", "-qq", debian_package], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", debian_package],
+        check=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
     found = shutil.which(name) or f"/usr/sbin/{name}"
     return found
 

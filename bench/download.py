@@ -1,14 +1,14 @@
 """Download benchmark: the signed transfer endpoint against nginx serving the same blob files,
 in the same run, with the same clients.
 
-    python bench/download.py [--small-files 2000] [--large-mib 1024] [--seconds 10]
+    python -m bench.download [--small-files 2000] [--large-mib 1024] [--seconds 10] [--workers 1]
 
 - one large file (default 1 GiB): MB/s with ``curl -o /dev/null``, median of 3 runs;
 - many 16 KiB files: requests/s with ``wrk`` (16 connections, one thread) cycling through all of
   them, signed URLs for assetfiles and plain paths for nginx.
 
-Both servers get the same number of worker processes (--workers, default 1). nginx and wrk come from Debian's packages (installed when
-missing and running as root).
+Both servers get the same number of worker processes (--workers). nginx and wrk come from
+Debian's packages (installed when missing and running as root).
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def signed_urls(base: str) -> dict[str, tuple[str, str]]:
     with httpx.Client(headers={"Authorization": f"Automation {TOKEN}"}, timeout=60) as client:
         while True:
             body = client.post(
-                f"{base}/api/graphql", json={"query": query, "variables": {"p": {"limit": 1000, "offset": offset}}}
+                f"{base}/api/graphql",
+                json={"query": query, "variables": {"p": {"limit": 1000, "offset": offset}}},
             ).json()
             page = body["data"]["assetContents"]
             for item in page["assetContents"]:
@@ -124,7 +125,10 @@ def curl_mbps(url: str, runs: int = 3) -> float:
     speeds = []
     for _ in range(runs):
         out = subprocess.run(
-            ["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}", url], capture_output=True, text=True, check=True
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}", url],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         speeds.append(float(out) / 1e6)
     return round(statistics.median(speeds), 1)
@@ -149,7 +153,10 @@ def wrk_rps(base: str, paths: list[str], seconds: int, workdir: Path) -> float:
         )
     )
     out = subprocess.run(
-        [wrk, "-t1", "-c16", f"-d{seconds}s", "-s", str(script), base], capture_output=True, text=True, check=True
+        [wrk, "-t1", "-c16", f"-d{seconds}s", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -159,7 +166,9 @@ def wrk_rps(base: str, paths: list[str], seconds: int, workdir: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--small-files", type=int, default=2000)
     parser.add_argument("--large-mib", type=int, default=1024)
     parser.add_argument("--seconds", type=int, default=10)
@@ -178,7 +187,9 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        server, base = start_server(data_dir, workers=args.workers, env={"ASSETFILES_URL_TTL_SECONDS": "7200"})
+        server, base = start_server(
+            data_dir, workers=args.workers, env={"ASSETFILES_URL_TTL_SECONDS": "7200"}
+        )
         nginx, nginx_base = nginx_start(data_dir / "blobs", root, args.workers)
         try:
             urls = signed_urls(base)
@@ -189,7 +200,10 @@ def main() -> None:
                 "large_file_mib": args.large_mib,
                 "small_files": len(ours_small),
                 "workers": args.workers,
-                "large_MBps": {"assetfiles": curl_mbps(large_url), "nginx": curl_mbps(nginx_base + blob_path(large_sha))},
+                "large_MBps": {
+                    "assetfiles": curl_mbps(large_url),
+                    "nginx": curl_mbps(nginx_base + blob_path(large_sha)),
+                },
                 "small_rps": {
                     "assetfiles": wrk_rps(base, ours_small, args.seconds, root),
                     "nginx": wrk_rps(nginx_base, nginx_small, args.seconds, root),

@@ -1,7 +1,7 @@
 """Listing benchmark: the documented assetContents query on an asset with 100,000 contents in an
 organization with 1,000,000, first page and a deep page, through the real server over HTTP.
 
-    python bench/listing.py [--rows 1000000] [--asset-rows 100000] [--requests 400]
+    python -m bench.listing [--rows 1000000] [--asset-rows 100000] [--requests 400] [--workers 1]
 
 The catalog is generated once into bench/results/listing-data (reused when it already holds the
 requested rows). Latency is measured with one sequential client (p50/p99); throughput with
@@ -91,7 +91,9 @@ def variables(offset: int) -> dict[str, Any]:
 
 async def one(session: aiohttp.ClientSession, url: str, offset: int) -> dict[str, Any]:
     headers = {"Authorization": f"Automation {TOKEN}"}
-    async with session.post(url, json={"query": QUERY, "variables": variables(offset)}, headers=headers) as response:
+    async with session.post(
+        url, json={"query": QUERY, "variables": variables(offset)}, headers=headers
+    ) as response:
         body: dict[str, Any] = await response.json()
         assert response.status == 200 and "errors" not in body, body
         return body
@@ -124,7 +126,9 @@ async def measure(base: str, offset: int, requests: int, expected_total: int) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--asset-rows", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=400)

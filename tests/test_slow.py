@@ -147,7 +147,9 @@ def test_concurrent_uploads_listings_and_downloads(slow_server: Server) -> None:
             listed = (
                 await gql(
                     """query($p: Pagination) {
-                         assetContents(filters: {association: {type: "asset", id: "a-load"}}, pagination: $p) {
+                         assetContents(
+                           filters: {association: {type: "asset", id: "a-load"}}, pagination: $p
+                         ) {
                            assetContents { name url } totalCount
                          }
                        }""",
