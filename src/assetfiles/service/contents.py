@@ -23,7 +23,6 @@ from assetfiles.model import (
     now_ms,
 )
 from assetfiles.service.access import require
-from assetfiles.service.assets import AssetService
 from assetfiles.service.paging import check_pagination
 from assetfiles.service.signing import SignedUrl, UrlSigner
 from assetfiles.store.blobs import BlobStore
@@ -76,11 +75,10 @@ def check_association(kind: str, target: str, *, field: str) -> Association:
 
 
 class ContentService:
-    def __init__(self, catalog: Catalog, blobs: BlobStore, signer: UrlSigner, assets: AssetService) -> None:
+    def __init__(self, catalog: Catalog, blobs: BlobStore, signer: UrlSigner) -> None:
         self.catalog = catalog
         self.blobs = blobs
         self.signer = signer
-        self.assets = assets
 
     async def list(self, principal: Principal, filters: ListingFilters) -> Page[Content]:
         require(principal, Permission.READ)

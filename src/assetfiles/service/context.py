@@ -39,7 +39,7 @@ class Services:
             catalog=catalog,
             access=Access(catalog),
             assets=assets,
-            contents=ContentService(catalog, blobs, signer, assets),
+            contents=ContentService(catalog, blobs, signer),
             uploads=UploadService(catalog, blobs, signer, settings.max_upload_bytes),
         )
 

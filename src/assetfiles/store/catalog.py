@@ -461,13 +461,13 @@ class Catalog:
             return bool(await conn.scalar(select(exists().where(contents.c.sha256 == sha256))))
 
     async def get_content(self, org_id: str, content_id: str) -> Content | None:
+        return await self._first_content(
+            select(contents).where(contents.c.org_id == org_id, contents.c.id == content_id)
+        )
+
+    async def _first_content(self, statement: Select[Any]) -> Content | None:
         async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(contents).where(contents.c.org_id == org_id, contents.c.id == content_id)
-                )
-            ).all()
-            found = await self._with_extras(conn, rows)
+            found = await self._with_extras(conn, (await conn.execute(statement)).all())
             return found[0] if found else None
 
     async def get_stored_file(self, org_id: str, content_id: str) -> StoredFile | None:
@@ -482,22 +482,19 @@ class Catalog:
 
     async def find_content_by_name(self, org_id: str, association: Association, name: str) -> Content | None:
         """The newest content of that name on that association (how fixtures stay idempotent)."""
-        async with self.engine.connect() as conn:
-            pk = await conn.scalar(
-                select(content_associations.c.content_pk)
-                .where(
-                    content_associations.c.org_id == org_id,
-                    content_associations.c.type == association.type,
-                    content_associations.c.target_id == association.id,
-                    content_associations.c.name == name,
-                )
-                .order_by(content_associations.c.content_pk.desc())
-                .limit(1)
+        newest = (
+            select(content_associations.c.content_pk)
+            .where(
+                content_associations.c.org_id == org_id,
+                content_associations.c.type == association.type,
+                content_associations.c.target_id == association.id,
+                content_associations.c.name == name,
             )
-            if pk is None:
-                return None
-            found = await self._load_contents(conn, [pk])
-            return found[0]
+            .order_by(content_associations.c.content_pk.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        return await self._first_content(select(contents).where(contents.c.pk == newest))
 
     async def list_contents(self, query: ContentQuery) -> Page[Content]:
         page, count = self._listing_statements(query)
@@ -576,14 +573,6 @@ class Catalog:
         )
         count = select(func.count()).select_from(base).where(*conditions)
         return page, count
-
-    async def _load_contents(self, conn: AsyncConnection, keys: list[int]) -> list[Content]:
-        """Contents for ``keys`` in that order, with their tags and associations."""
-        if not keys:
-            return []
-        rows = await conn.execute(select(contents).where(contents.c.pk.in_(keys)))
-        by_pk = {row.pk: row for row in rows}
-        return await self._with_extras(conn, [by_pk[pk] for pk in keys if pk in by_pk])
 
     @staticmethod
     async def _with_extras(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Content]:
