@@ -158,3 +158,38 @@ def test_organization_listing_shows_only_own_content(server: Server) -> None:
     assert sorted(item["name"] for item in other["assetContents"]) == ["b.txt", "other-log.csv"]
     assets = server.data("{ assets { assets { id } totalCount } }", token=OTHER)["assets"]
     assert assets == {"assets": [{"id": "b-asset"}], "totalCount": 1}
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "status", "code", "fragment"),
+    [
+        (ASSET, {"id": None}, 400, "BAD_USER_INPUT", "$id"),
+        (ASSET, {}, 400, "BAD_USER_INPUT", "$id"),
+        (ASSET, {"id": ["a"]}, 400, "BAD_USER_INPUT", "ID"),
+        (ASSET, {"id": ""}, 200, "BAD_USER_INPUT", "id"),
+        (CONTENT, {"id": ""}, 200, "BAD_USER_INPUT", "id"),
+        (CONTENT, {"id": True}, 400, "BAD_USER_INPUT", "ID"),
+        (DEVICE_CONTENT, {"i": {"id": "x", "product_id": "p7k2q9"}}, 400, "BAD_USER_INPUT", "device_id"),
+        (
+            DEVICE_CONTENT,
+            {"i": {"id": "x", "product_id": "p.7", "device_id": "d"}},
+            200,
+            "BAD_USER_INPUT",
+            "product_id",
+        ),
+        (
+            DEVICE_CONTENT,
+            {"i": {"id": "x", "product_id": "p", "device_id": "d" * 200}},
+            200,
+            "BAD_USER_INPUT",
+            "device_id",
+        ),
+    ],
+)
+def test_bad_arguments_of_the_single_object_queries(
+    server: Server, query: str, variables: dict[str, object], status: int, code: str, fragment: str
+) -> None:
+    error = server.error(query, variables)
+    assert error["_status"] == status
+    assert error["extensions"]["code"] == code
+    assert fragment in error["message"]
