@@ -15,7 +15,7 @@ FIVE_GIB = 5 * 1024**3 + 123
 
 async def _insert_row(server: Server, content_id: str) -> None:
     """A catalog row for a 5 GiB file (bytes absent: only listing is under test here)."""
-    catalog = Catalog(create_engine(f"sqlite+aiosqlite:///{server.data_dir / 'catalog.sqlite3'}"))
+    catalog = Catalog(create_engine(f"sqlite:///{server.data_dir / 'catalog.sqlite3'}"))
     now = now_ms()
     await catalog.insert_content(
         Content(

@@ -151,8 +151,8 @@ def test_local_path_refuses_non_digests(tmp_path: Path) -> None:
 
 def test_migrations_create_exactly_the_schema(tmp_path: Path) -> None:
     database = tmp_path / "m.sqlite3"
-    migrate(f"sqlite+aiosqlite:///{database}")
-    migrate(f"sqlite+aiosqlite:///{database}")  # idempotent
+    migrate(f"sqlite:///{database}")
+    migrate(f"sqlite:///{database}")  # idempotent
     engine = create_engine(f"sqlite:///{database}")
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), metadata)
@@ -164,7 +164,7 @@ def test_counts_migration_backfills_existing_rows(tmp_path: Path) -> None:
 
     from assetfiles.store.database import alembic_config
 
-    url = f"sqlite+aiosqlite:///{tmp_path / 'c.sqlite3'}"
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
     command.upgrade(alembic_config(url), "0001")
     engine = create_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     with engine.begin() as connection:

@@ -47,10 +47,10 @@ class Settings(BaseSettings):
 
     @property
     def catalog_url(self) -> str:
-        """The async SQLAlchemy URL of the catalog."""
+        """The SQLAlchemy URL of the catalog."""
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'catalog.sqlite3').resolve()}"
+        return f"sqlite:///{(self.data_dir / 'catalog.sqlite3').resolve()}"
 
     @property
     def blob_path(self) -> Path:

@@ -2,15 +2,22 @@
 
 Every method that reads or writes an organization's objects takes its ``org_id`` and puts it in
 the WHERE clause, so that isolation does not depend on the caller remembering to check.
+
+Each public method is written as ordinary blocking SQLAlchemy code and runs, whole, in a worker
+thread (see :func:`in_thread`): one hop between the event loop and a thread per call, however
+many statements it makes, instead of one or more per statement with an async driver. A download
+costs one catalog call; a listing page three statements in that one call.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import anyio.to_thread
 from sqlalchemy import (
     Select,
     and_,
@@ -25,9 +32,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import BindParameter
 
 from assetfiles.model import (
@@ -61,6 +67,21 @@ from assetfiles.store.schema import (
     uploads,
 )
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def in_thread(
+    method: Callable[Concatenate[Catalog, P], R],
+) -> Callable[Concatenate[Catalog, P], Awaitable[R]]:
+    """Make a blocking catalog method awaitable by running it in anyio's worker threads."""
+
+    async def run(self: Catalog, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await anyio.to_thread.run_sync(functools.partial(method, self, *args, **kwargs))
+
+    functools.update_wrapper(run, method)
+    return run
+
 
 class Conflict(Exception):
     """A uniqueness rule of the catalog was broken (for example a token secret already in use)."""
@@ -73,43 +94,43 @@ def glob_to_like(pattern: str) -> str:
 
 
 class Catalog:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    async def close(self) -> None:
-        await self.engine.dispose()
+    @in_thread
+    def close(self) -> None:
+        self.engine.dispose()
 
     # -- organizations, tokens, products, devices --------------------------------------------
 
-    async def upsert_organization(self, org_id: str, name: str) -> None:
-        async with self.engine.begin() as conn:
-            found = await conn.scalar(select(organizations.c.id).where(organizations.c.id == org_id))
+    @in_thread
+    def upsert_organization(self, org_id: str, name: str) -> None:
+        with self.engine.begin() as conn:
+            found = conn.scalar(select(organizations.c.id).where(organizations.c.id == org_id))
             if found is None:
-                await conn.execute(insert(organizations).values(id=org_id, name=name, created_at=now_ms()))
+                conn.execute(insert(organizations).values(id=org_id, name=name, created_at=now_ms()))
             else:
-                await conn.execute(
-                    update(organizations).where(organizations.c.id == org_id).values(name=name)
-                )
+                conn.execute(update(organizations).where(organizations.c.id == org_id).values(name=name))
 
-    async def organization_exists(self, org_id: str) -> bool:
-        async with self.engine.connect() as conn:
-            return (
-                await conn.scalar(select(organizations.c.id).where(organizations.c.id == org_id)) is not None
-            )
+    @in_thread
+    def organization_exists(self, org_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(organizations.c.id).where(organizations.c.id == org_id)) is not None
 
-    async def upsert_token(
+    @in_thread
+    def upsert_token(
         self, org_id: str, name: str, secret_hash: str | None, permissions: Iterable[Permission]
     ) -> bool:
         """Create or update a token; ``secret_hash=None`` keeps an existing secret. True if created."""
         perms = ",".join(sorted(p.value for p in permissions))
         where = and_(api_tokens.c.org_id == org_id, api_tokens.c.name == name)
         try:
-            async with self.engine.begin() as conn:
-                found = await conn.scalar(select(api_tokens.c.pk).where(where))
+            with self.engine.begin() as conn:
+                found = conn.scalar(select(api_tokens.c.pk).where(where))
                 if found is None:
                     if secret_hash is None:
                         raise ValueError("a new token needs a secret")
-                    await conn.execute(
+                    conn.execute(
                         insert(api_tokens).values(
                             org_id=org_id,
                             name=name,
@@ -122,44 +143,50 @@ class Catalog:
                 values: dict[str, Any] = {"permissions": perms}
                 if secret_hash is not None:
                     values["secret_hash"] = secret_hash
-                await conn.execute(update(api_tokens).where(where).values(**values))
+                conn.execute(update(api_tokens).where(where).values(**values))
                 return False
         except IntegrityError as exc:
             raise Conflict("that token secret is already in use") from exc
 
-    async def token_exists(self, org_id: str, name: str) -> bool:
-        async with self.engine.connect() as conn:
+    @in_thread
+    def token_exists(self, org_id: str, name: str) -> bool:
+        with self.engine.connect() as conn:
             query = select(api_tokens.c.pk).where(api_tokens.c.org_id == org_id, api_tokens.c.name == name)
-            return await conn.scalar(query) is not None
+            return conn.scalar(query) is not None
 
-    async def find_token(self, secret_hash: str) -> tuple[str, Principal] | None:
+    @in_thread
+    def find_token(self, secret_hash: str) -> tuple[str, Principal] | None:
         """The token whose secret hashes to ``secret_hash``, and its stored hash for a constant-time check."""
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(select(api_tokens).where(api_tokens.c.secret_hash == secret_hash))
-            ).first()
+        with self.engine.connect() as conn:
+            row = (conn.execute(select(api_tokens).where(api_tokens.c.secret_hash == secret_hash))).first()
         if row is None:
             return None
         permissions = frozenset(Permission(p) for p in row.permissions.split(",") if p)
         return row.secret_hash, Principal(org_id=row.org_id, name=row.name, permissions=permissions)
 
-    async def upsert_product(self, org_id: str, product_id: str, name: str | None = None) -> None:
-        async with self.engine.begin() as conn:
-            where = and_(products.c.org_id == org_id, products.c.id == product_id)
-            if await conn.scalar(select(products.c.id).where(where)) is None:
-                await conn.execute(insert(products).values(org_id=org_id, id=product_id, name=name))
+    @in_thread
+    def upsert_product(self, org_id: str, product_id: str, name: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            self._upsert_product(conn, org_id, product_id, name)
 
-    async def upsert_device(self, org_id: str, device: DeviceRef, secret_hash: str | None) -> bool:
+    @staticmethod
+    def _upsert_product(conn: Connection, org_id: str, product_id: str, name: str | None = None) -> None:
+        where = and_(products.c.org_id == org_id, products.c.id == product_id)
+        if conn.scalar(select(products.c.id).where(where)) is None:
+            conn.execute(insert(products).values(org_id=org_id, id=product_id, name=name))
+
+    @in_thread
+    def upsert_device(self, org_id: str, device: DeviceRef, secret_hash: str | None) -> bool:
         """Create a device or update its credential (``None`` keeps the current one). True if created."""
-        await self.upsert_product(org_id, device.product_id)
         where = and_(
             devices.c.org_id == org_id,
             devices.c.product_id == device.product_id,
             devices.c.id == device.device_id,
         )
-        async with self.engine.begin() as conn:
-            if await conn.scalar(select(devices.c.id).where(where)) is None:
-                await conn.execute(
+        with self.engine.begin() as conn:
+            self._upsert_product(conn, org_id, device.product_id)
+            if conn.scalar(select(devices.c.id).where(where)) is None:
+                conn.execute(
                     insert(devices).values(
                         org_id=org_id,
                         product_id=device.product_id,
@@ -170,13 +197,14 @@ class Catalog:
                 )
                 return True
             if secret_hash is not None:
-                await conn.execute(update(devices).where(where).values(secret_hash=secret_hash))
+                conn.execute(update(devices).where(where).values(secret_hash=secret_hash))
             return False
 
-    async def device_credential(self, org_id: str, device: DeviceRef) -> str | None:
+    @in_thread
+    def device_credential(self, org_id: str, device: DeviceRef) -> str | None:
         """The stored credential hash of a device; None when the device or its credential is absent."""
-        async with self.engine.connect() as conn:
-            return await conn.scalar(
+        with self.engine.connect() as conn:
+            return conn.scalar(
                 select(devices.c.secret_hash).where(
                     devices.c.org_id == org_id,
                     devices.c.product_id == device.product_id,
@@ -184,10 +212,11 @@ class Catalog:
                 )
             )
 
-    async def find_devices(self, device: DeviceRef) -> list[tuple[str, str | None]]:
+    @in_thread
+    def find_devices(self, device: DeviceRef) -> list[tuple[str, str | None]]:
         """(org_id, credential hash) of every organization holding a device of that name."""
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
+        with self.engine.connect() as conn:
+            rows = conn.execute(
                 select(devices.c.org_id, devices.c.secret_hash).where(
                     devices.c.product_id == device.product_id, devices.c.id == device.device_id
                 )
@@ -196,7 +225,8 @@ class Catalog:
 
     # -- assets ------------------------------------------------------------------------------
 
-    async def upsert_asset(self, asset: Asset) -> None:
+    @in_thread
+    def upsert_asset(self, asset: Asset) -> None:
         """Create or replace an asset and its signals in one transaction."""
         now = now_ms()
         values = {
@@ -206,18 +236,18 @@ class Catalog:
             "updated_at": now,
         }
         where = and_(assets.c.org_id == asset.org_id, assets.c.id == asset.id)
-        async with self.engine.begin() as conn:
-            if await conn.scalar(select(assets.c.id).where(where)) is None:
-                await conn.execute(
+        with self.engine.begin() as conn:
+            if conn.scalar(select(assets.c.id).where(where)) is None:
+                conn.execute(
                     insert(assets).values(org_id=asset.org_id, id=asset.id, created_at=now, **values)
                 )
             else:
-                await conn.execute(update(assets).where(where).values(**values))
-            await conn.execute(
+                conn.execute(update(assets).where(where).values(**values))
+            conn.execute(
                 delete(signals).where(signals.c.org_id == asset.org_id, signals.c.asset_id == asset.id)
             )
             if asset.signals:
-                await conn.execute(
+                conn.execute(
                     insert(signals),
                     [
                         {
@@ -235,39 +265,43 @@ class Catalog:
                     ],
                 )
 
-    async def get_asset(self, org_id: str, asset_id: str) -> Asset | None:
-        async with self.engine.connect() as conn:
+    @in_thread
+    def get_asset(self, org_id: str, asset_id: str) -> Asset | None:
+        with self.engine.connect() as conn:
             row = (
-                await conn.execute(select(assets).where(assets.c.org_id == org_id, assets.c.id == asset_id))
+                conn.execute(select(assets).where(assets.c.org_id == org_id, assets.c.id == asset_id))
             ).first()
             if row is None:
                 return None
-            found = await self._with_signals(conn, org_id, [row])
+            found = self._with_signals(conn, org_id, [row])
             return found[0]
 
-    async def asset_exists(self, org_id: str, asset_id: str) -> bool:
-        async with self.engine.connect() as conn:
+    @in_thread
+    def asset_exists(self, org_id: str, asset_id: str) -> bool:
+        with self.engine.connect() as conn:
             query = select(assets.c.id).where(assets.c.org_id == org_id, assets.c.id == asset_id)
-            return await conn.scalar(query) is not None
+            return conn.scalar(query) is not None
 
-    async def feeding_devices(self, org_id: str, asset_id: str) -> frozenset[DeviceRef]:
+    @in_thread
+    def feeding_devices(self, org_id: str, asset_id: str) -> frozenset[DeviceRef]:
         """The devices whose channels feed the asset's signals (empty for an unknown asset)."""
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
+        with self.engine.connect() as conn:
+            rows = conn.execute(
                 select(signals.c.product_id, signals.c.device_id)
                 .where(signals.c.org_id == org_id, signals.c.asset_id == asset_id)
                 .distinct()
             )
             return frozenset(DeviceRef(row.product_id, row.device_id) for row in rows)
 
-    async def list_assets(self, org_id: str, name_like: str | None, limit: int, offset: int) -> Page[Asset]:
+    @in_thread
+    def list_assets(self, org_id: str, name_like: str | None, limit: int, offset: int) -> Page[Asset]:
         conditions = [assets.c.org_id == org_id]
         if name_like is not None:
             conditions.append(func.lower(assets.c.name).like(name_like.lower(), escape="\\"))
-        async with self.engine.connect() as conn:
-            total = await conn.scalar(select(func.count()).select_from(assets).where(*conditions)) or 0
+        with self.engine.connect() as conn:
+            total = conn.scalar(select(func.count()).select_from(assets).where(*conditions)) or 0
             rows = (
-                await conn.execute(
+                conn.execute(
                     select(assets)
                     .where(*conditions)
                     .order_by(assets.c.name, assets.c.id)
@@ -275,15 +309,13 @@ class Catalog:
                     .offset(offset)
                 )
             ).all()
-            return Page(await self._with_signals(conn, org_id, rows), total)
+            return Page(self._with_signals(conn, org_id, rows), total)
 
-    async def _with_signals(
-        self, conn: AsyncConnection, org_id: str, rows: Sequence[Row[Any]]
-    ) -> list[Asset]:
+    def _with_signals(self, conn: Connection, org_id: str, rows: Sequence[Row[Any]]) -> list[Asset]:
         ids = [row.id for row in rows]
         by_asset: dict[str, list[Signal]] = {asset_id: [] for asset_id in ids}
         if ids:
-            signal_rows = await conn.execute(
+            signal_rows = conn.execute(
                 select(signals)
                 .where(signals.c.org_id == org_id, signals.c.asset_id.in_(ids))
                 .order_by(signals.c.asset_id, signals.c.position)
@@ -305,22 +337,25 @@ class Catalog:
 
     # -- contents ----------------------------------------------------------------------------
 
-    async def insert_content(self, content: Content) -> None:
-        await self.insert_contents([content])
+    @in_thread
+    def insert_content(self, content: Content) -> None:
+        with self.engine.begin() as conn:
+            self._insert_contents(conn, [content])
 
-    async def insert_contents(self, batch: Sequence[Content]) -> None:
+    @in_thread
+    def insert_contents(self, batch: Sequence[Content]) -> None:
         """Insert many contents in one transaction (fixtures, benchmarks, imports)."""
-        async with self.engine.begin() as conn:
-            await self._insert_contents(conn, batch)
+        with self.engine.begin() as conn:
+            self._insert_contents(conn, batch)
 
-    async def _insert_contents(self, conn: AsyncConnection, batch: Sequence[Content]) -> None:
+    def _insert_contents(self, conn: Connection, batch: Sequence[Content]) -> None:
         if not batch:
             return
-        await conn.execute(insert(contents), [_content_values(content) for content in batch])
+        conn.execute(insert(contents), [_content_values(content) for content in batch])
         ids = [content.id for content in batch]
         pks: dict[str, int] = {}
         for start in range(0, len(ids), 5000):
-            rows = await conn.execute(
+            rows = conn.execute(
                 select(contents.c.id, contents.c.pk).where(contents.c.id.in_(ids[start : start + 5000]))
             )
             pks.update({row.id: row.pk for row in rows})
@@ -330,7 +365,7 @@ class Catalog:
             for name, value in content.tags.items()
         ]
         if tag_rows:
-            await conn.execute(insert(content_tags), tag_rows)
+            conn.execute(insert(content_tags), tag_rows)
         link_rows: list[dict[str, Any]] = [
             {
                 "content_pk": pks[content.id],
@@ -347,14 +382,14 @@ class Catalog:
             for association in dict.fromkeys(content.associations)
         ]
         if link_rows:
-            await conn.execute(insert(content_associations), link_rows)
+            conn.execute(insert(content_associations), link_rows)
             added: Counter[tuple[str, str, str]] = Counter()
             for link in link_rows:
                 added[(link["org_id"], link["type"], link["target_id"])] += 1
-            await self._bump_counts(conn, added)
+            self._bump_counts(conn, added)
 
     @staticmethod
-    async def _bump_counts(conn: AsyncConnection, deltas: Counter[tuple[str, str, str]]) -> None:
+    def _bump_counts(conn: Connection, deltas: Counter[tuple[str, str, str]]) -> None:
         """Add ``deltas`` to the per-target content counts (an upsert on both SQLite and PostgreSQL)."""
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         for (org_id, kind, target_id), delta in deltas.items():
@@ -363,7 +398,7 @@ class Catalog:
             statement = dialect.insert(association_counts).values(
                 org_id=org_id, type=kind, target_id=target_id, contents=delta
             )
-            await conn.execute(
+            conn.execute(
                 statement.on_conflict_do_update(
                     index_elements=["org_id", "type", "target_id"],
                     set_={"contents": association_counts.c.contents + delta},
@@ -371,37 +406,39 @@ class Catalog:
             )
 
     @staticmethod
-    async def _write_tags(conn: AsyncConnection, pk: int, tags: dict[str, str]) -> None:
-        await conn.execute(delete(content_tags).where(content_tags.c.content_pk == pk))
+    def _write_tags(conn: Connection, pk: int, tags: dict[str, str]) -> None:
+        conn.execute(delete(content_tags).where(content_tags.c.content_pk == pk))
         if tags:
-            await conn.execute(
+            conn.execute(
                 insert(content_tags), [{"content_pk": pk, "name": n, "value": v} for n, v in tags.items()]
             )
 
-    async def _touch(self, conn: AsyncConnection, pk: int, **values: Any) -> None:
+    def _touch(self, conn: Connection, pk: int, **values: Any) -> None:
         """Update a content row and the sort keys copied into its association rows."""
-        await conn.execute(update(contents).where(contents.c.pk == pk).values(**values))
+        conn.execute(update(contents).where(contents.c.pk == pk).values(**values))
         copied = {key: value for key, value in values.items() if key in content_associations.c}
         if copied:
-            await conn.execute(
+            conn.execute(
                 update(content_associations).where(content_associations.c.content_pk == pk).values(**copied)
             )
 
-    async def _content_pk(self, conn: AsyncConnection, org_id: str, content_id: str) -> int | None:
-        return await conn.scalar(
+    def _content_pk(self, conn: Connection, org_id: str, content_id: str) -> int | None:
+        return conn.scalar(
             select(contents.c.pk).where(contents.c.org_id == org_id, contents.c.id == content_id)
         )
 
-    async def set_tags(self, org_id: str, content_id: str, tags: dict[str, str], updated_at: int) -> bool:
-        async with self.engine.begin() as conn:
-            pk = await self._content_pk(conn, org_id, content_id)
+    @in_thread
+    def set_tags(self, org_id: str, content_id: str, tags: dict[str, str], updated_at: int) -> bool:
+        with self.engine.begin() as conn:
+            pk = self._content_pk(conn, org_id, content_id)
             if pk is None:
                 return False
-            await self._write_tags(conn, pk, tags)
-            await self._touch(conn, pk, updated_at=updated_at)
+            self._write_tags(conn, pk, tags)
+            self._touch(conn, pk, updated_at=updated_at)
             return True
 
-    async def replace_bytes(
+    @in_thread
+    def replace_bytes(
         self,
         org_id: str,
         content_id: str,
@@ -412,11 +449,11 @@ class Catalog:
         content_type: str,
         updated_at: int,
     ) -> bool:
-        async with self.engine.begin() as conn:
-            pk = await self._content_pk(conn, org_id, content_id)
+        with self.engine.begin() as conn:
+            pk = self._content_pk(conn, org_id, content_id)
             if pk is None:
                 return False
-            await self._touch(
+            self._touch(
                 conn,
                 pk,
                 sha256=sha256,
@@ -427,11 +464,12 @@ class Catalog:
             )
             return True
 
-    async def delete_content(self, org_id: str, content_id: str) -> str | None:
+    @in_thread
+    def delete_content(self, org_id: str, content_id: str) -> str | None:
         """Delete a content row; returns its sha256, or None if there was no such content."""
-        async with self.engine.begin() as conn:
+        with self.engine.begin() as conn:
             row = (
-                await conn.execute(
+                conn.execute(
                     select(contents.c.pk, contents.c.sha256).where(
                         contents.c.org_id == org_id, contents.c.id == content_id
                     )
@@ -439,8 +477,8 @@ class Catalog:
             ).first()
             if row is None:
                 return None
-            await conn.execute(delete(content_tags).where(content_tags.c.content_pk == row.pk))
-            links = await conn.execute(
+            conn.execute(delete(content_tags).where(content_tags.c.content_pk == row.pk))
+            links = conn.execute(
                 delete(content_associations)
                 .where(content_associations.c.content_pk == row.pk)
                 .returning(
@@ -452,35 +490,39 @@ class Catalog:
             removed: Counter[tuple[str, str, str]] = Counter()
             for link in links:
                 removed[(link.org_id, link.type, link.target_id)] -= 1
-            await self._bump_counts(conn, removed)
-            await conn.execute(delete(contents).where(contents.c.pk == row.pk))
+            self._bump_counts(conn, removed)
+            conn.execute(delete(contents).where(contents.c.pk == row.pk))
             return str(row.sha256)
 
-    async def blob_in_use(self, sha256: str) -> bool:
-        async with self.engine.connect() as conn:
-            return bool(await conn.scalar(select(exists().where(contents.c.sha256 == sha256))))
+    @in_thread
+    def blob_in_use(self, sha256: str) -> bool:
+        with self.engine.connect() as conn:
+            return bool(conn.scalar(select(exists().where(contents.c.sha256 == sha256))))
 
-    async def get_content(self, org_id: str, content_id: str) -> Content | None:
-        return await self._first_content(
+    @in_thread
+    def get_content(self, org_id: str, content_id: str) -> Content | None:
+        return self._first_content(
             select(contents).where(contents.c.org_id == org_id, contents.c.id == content_id)
         )
 
-    async def _first_content(self, statement: Select[Any]) -> Content | None:
-        async with self.engine.connect() as conn:
-            found = await self._with_extras(conn, (await conn.execute(statement)).all())
+    def _first_content(self, statement: Select[Any]) -> Content | None:
+        with self.engine.connect() as conn:
+            found = self._with_extras(conn, (conn.execute(statement)).all())
             return found[0] if found else None
 
-    async def get_stored_file(self, org_id: str, content_id: str) -> StoredFile | None:
+    @in_thread
+    def get_stored_file(self, org_id: str, content_id: str) -> StoredFile | None:
         """The hot path of every download: one row, no tags or associations."""
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(_STORED_FILE, {"org_id": org_id, "content_id": content_id})).first()
+        with self.engine.connect() as conn:
+            row = (conn.execute(_STORED_FILE, {"org_id": org_id, "content_id": content_id})).first()
         if row is None:
             return None
         return StoredFile(
             content_id, org_id, row.name, row.content_type, row.length, row.sha256, row.updated_at
         )
 
-    async def find_content_by_name(self, org_id: str, association: Association, name: str) -> Content | None:
+    @in_thread
+    def find_content_by_name(self, org_id: str, association: Association, name: str) -> Content | None:
         """The newest content of that name on that association (how fixtures stay idempotent)."""
         newest = (
             select(content_associations.c.content_pk)
@@ -494,19 +536,20 @@ class Catalog:
             .limit(1)
             .scalar_subquery()
         )
-        return await self._first_content(select(contents).where(contents.c.pk == newest))
+        return self._first_content(select(contents).where(contents.c.pk == newest))
 
-    async def list_contents(self, query: ContentQuery) -> Page[Content]:
+    @in_thread
+    def list_contents(self, query: ContentQuery) -> Page[Content]:
         page, count = self._listing_statements(query)
         counted = self._counted_total(query)
         if counted is not None:
             count = counted
-        async with self.engine.connect() as conn:
-            total: int = await conn.scalar(count) or 0
+        with self.engine.connect() as conn:
+            total: int = conn.scalar(count) or 0
             if total <= query.offset:
                 return Page([], total)
-            rows = (await conn.execute(page)).all()
-            return Page(await self._with_extras(conn, rows), total)
+            rows = (conn.execute(page)).all()
+            return Page(self._with_extras(conn, rows), total)
 
     @staticmethod
     def _counted_total(query: ContentQuery) -> Select[Any] | None:
@@ -575,14 +618,14 @@ class Catalog:
         return page, count
 
     @staticmethod
-    async def _with_extras(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Content]:
+    def _with_extras(conn: Connection, rows: Sequence[Row[Any]]) -> list[Content]:
         """Build contents from their rows, fetching tags and associations in one query."""
         if not rows:
             return []
         keys = [row.pk for row in rows]
         tags: dict[int, dict[str, str]] = {pk: {} for pk in keys}
         links: dict[int, list[Association]] = {pk: [] for pk in keys}
-        for pk, kind, first, second in await conn.execute(_EXTRAS, {"keys": keys}):
+        for pk, kind, first, second in conn.execute(_EXTRAS, {"keys": keys}):
             if kind == "tag":
                 tags[pk][first] = second
             else:
@@ -591,29 +634,32 @@ class Catalog:
 
     # -- pending uploads ---------------------------------------------------------------------
 
-    async def insert_upload(self, upload_id: str, org_id: str, spec: dict[str, Any], expires_at: int) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(delete(uploads).where(uploads.c.expires_at < now_ms()))
-            await conn.execute(
+    @in_thread
+    def insert_upload(self, upload_id: str, org_id: str, spec: dict[str, Any], expires_at: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(uploads).where(uploads.c.expires_at < now_ms()))
+            conn.execute(
                 insert(uploads).values(
                     id=upload_id, org_id=org_id, spec=json.dumps(spec), expires_at=expires_at
                 )
             )
 
-    async def get_upload(self, upload_id: str, org_id: str) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
-            spec = await conn.scalar(
+    @in_thread
+    def get_upload(self, upload_id: str, org_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            spec = conn.scalar(
                 select(uploads.c.spec).where(uploads.c.id == upload_id, uploads.c.org_id == org_id)
             )
         return json.loads(spec) if spec is not None else None
 
-    async def complete_upload(self, upload_id: str, content: Content) -> bool:
+    @in_thread
+    def complete_upload(self, upload_id: str, content: Content) -> bool:
         """Insert the uploaded content and retire its upload record; False if already completed."""
-        async with self.engine.begin() as conn:
-            removed = await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+        with self.engine.begin() as conn:
+            removed = conn.execute(delete(uploads).where(uploads.c.id == upload_id))
             if removed.rowcount == 0:
                 return False
-            await self._insert_contents(conn, [content])
+            self._insert_contents(conn, [content])
             return True
 
 

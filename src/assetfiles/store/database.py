@@ -7,9 +7,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as sqlalchemy_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -24,15 +24,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str) -> Engine:
+    """An engine whose connections are used from anyio's worker threads (see Catalog)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        # File databases get a QueuePool with check_same_thread off: a connection may serve
+        # different worker threads, one at a time.
+        engine = sqlalchemy_engine(url, pool_size=8, max_overflow=32)
+        event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return sqlalchemy_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
 
 
 def alembic_config(url: str) -> Config:
@@ -43,10 +46,7 @@ def alembic_config(url: str) -> Config:
 
 
 def migrate(url: str) -> None:
-    """Bring the catalog to the newest schema; a no-op when it is already there.
-
-    Blocking (Alembic drives its own event loop): call it from a thread inside async code.
-    """
+    """Bring the catalog to the newest schema; a no-op when it is already there (blocking)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
