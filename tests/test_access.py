@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
@@ -193,3 +195,40 @@ def test_bad_arguments_of_the_single_object_queries(
     assert error["_status"] == status
     assert error["extensions"]["code"] == code
     assert fragment in error["message"]
+
+
+def test_oversized_graphql_body_is_413(server: Server) -> None:
+    headers = {"Authorization": "Automation tok-acme-rw-0123456789", "Content-Type": "application/json"}
+    big = b'{"query": "{ __typename }", "padding": "' + b"x" * (1024 * 1024) + b'"}'
+    response = httpx.post(server.graphql_url, content=big, headers=headers)
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"query": "{ __typename }", "padding": "'
+        for _ in range(20):
+            yield b"x" * 65536
+        yield b'"}'
+
+    assert httpx.post(server.graphql_url, content=chunks(), headers=headers).status_code == 413
+
+
+def test_root_field_limit_counts_aliases_and_fragments(server: Server) -> None:
+    batch = " ".join(f'c{i}: asset(id: "a-pump-7") {{ id }}' for i in range(150))
+    assert len(server.data("{ " + batch + " }")) == 150
+    too_many = " ".join(f"t{i}: __typename" for i in range(201))
+    error = server.error("{ " + too_many + " }")
+    assert error["_status"] == 400
+    assert "at most 200 root fields" in error["message"]
+    via_fragment = "query { ...F } fragment F on Query { " + too_many + " }"
+    assert "at most 200" in server.error(via_fragment)["message"]
+
+
+def test_unknown_paths_and_methods_answer_json(server: Server) -> None:
+    missing = httpx.get(f"{server.base_url}/nope")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "NOT_FOUND"
+    wrong = httpx.delete(f"{server.base_url}/healthz")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert "GET" in wrong.headers["allow"]

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -20,6 +21,14 @@ from assetfiles.service.context import Services
 
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and wrong methods answer in the same JSON shape as every other error."""
+    assert isinstance(exc, HTTPException)
+    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+    body = {"error": {"code": codes.get(exc.status_code, "BAD_REQUEST"), "message": exc.detail}}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 async def graphql_get(request: Request) -> Response:
@@ -61,4 +70,4 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/transfer/uploads/{content_id}", upload, methods=["PUT"]),
         Route("/api/devices/{product_id}/{device_id}/content", device_upload, methods=["PUT", "POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})

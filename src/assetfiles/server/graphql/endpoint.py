@@ -15,12 +15,13 @@ from inspect import isawaitable
 from typing import Any
 
 from ariadne import make_executable_schema
-from graphql import DocumentNode, GraphQLError, GraphQLSchema, execute, parse, validate
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, execute, parse, specified_rules, validate
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from assetfiles.errors import AssetfilesError, Unauthenticated
 from assetfiles.server.auth import bearer_secret, public_base_url
+from assetfiles.server.graphql.limits import MAX_REQUEST_BYTES, RootFieldLimit
 from assetfiles.server.graphql.resolvers import BINDABLES, RequestContext
 from assetfiles.server.graphql.scalars import SCALARS
 from assetfiles.service.context import Services
@@ -35,6 +36,7 @@ def build_schema() -> GraphQLSchema:
 
 
 SCHEMA = build_schema()
+RULES = (*specified_rules, RootFieldLimit)
 
 
 class _RequestError(Exception):
@@ -49,7 +51,7 @@ def _document(query: str) -> DocumentNode:
         document = parse(query)
     except GraphQLError as exc:
         raise _RequestError([_format(exc)]) from None
-    problems = validate(SCHEMA, document)
+    problems = validate(SCHEMA, document, rules=RULES)
     if problems:
         raise _RequestError([_format(error) for error in problems])
     return document
@@ -80,6 +82,19 @@ def _request_error(message: str) -> JSONResponse:
     return _errors(400, [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}])
 
 
+async def _read_limited(request: Request) -> bytes | None:
+    """The body, or None as soon as it is known to exceed MAX_REQUEST_BYTES."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_REQUEST_BYTES:
+            return None
+    return bytes(body)
+
+
 async def graphql_endpoint(request: Request) -> Response:
     services: Services = request.app.state.services
     try:
@@ -90,8 +105,19 @@ async def graphql_endpoint(request: Request) -> Response:
             [{"message": exc.message, "extensions": {"code": exc.code}}],
             headers={"WWW-Authenticate": 'Automation realm="assetfiles", Bearer realm="assetfiles"'},
         )
+    raw = await _read_limited(request)
+    if raw is None:
+        return _errors(
+            413,
+            [
+                {
+                    "message": f"the request body exceeds {MAX_REQUEST_BYTES} bytes",
+                    "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+                }
+            ],
+        )
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return _request_error("the request body must be a JSON object")
     if not isinstance(body, dict):
