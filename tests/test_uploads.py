@@ -320,3 +320,9 @@ def test_total_count_follows_uploads_and_deletes(server: Server) -> None:
         server.data(DELETE, {"id": content_id})
     assert total() == before
     assert total({"name": "count-*"}) == before_filtered
+
+
+@pytest.mark.parametrize("ttl", [0, 7 * 24 * 3600 + 1])
+def test_upload_url_lifetime_is_bounded(server: Server, untouched: None, ttl: int) -> None:
+    error = server.error(CREATE, {"i": upload_input(b"abc"), "ttl": ttl})
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "expiresIn"}

@@ -9,7 +9,9 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from assetfiles.errors import Forbidden
+from assetfiles.errors import BadInput, Forbidden
+
+MAX_TTL_SECONDS = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class UrlSigner:
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def sign(self, action: str, org_id: str, object_id: str, *, ttl_seconds: int | None = None) -> SignedUrl:
+        """A URL valid for ``ttl_seconds`` (1 s to 7 days; default: the server's setting)."""
+        if ttl_seconds is not None and not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
+            raise BadInput(f"expiresIn: must be between 1 and {MAX_TTL_SECONDS} seconds", field="expiresIn")
         expires_at = int(time.time()) + (ttl_seconds or self.ttl_seconds)
         return self.sign_until(action, org_id, object_id, expires_at)
 

@@ -156,8 +156,6 @@ async def resolve_create_content_upload(
             _tags(input.get("tags"), field="input.tags", values_required=True), field="input.tags"
         ),
     )
-    if expiresIn is not None and not 1 <= expiresIn <= 7 * 24 * 3600:
-        raise BadInput("expiresIn: must be between 1 and 604800 seconds", field="expiresIn")
     content_id, url = await ctx.services.uploads.begin(
         ctx.principal, spec, input["length"], input["sha256"], ttl_seconds=expiresIn
     )
