@@ -86,14 +86,9 @@ def user_content_variables(asset_id: str) -> dict[str, object]:
 
 
 def device_content_variables(asset_id: str, product_id: str, device_id: str) -> dict[str, object]:
+    """Step 5's variables: step 4's with ``id: None`` and the device."""
     return {
-        "filters": {
-            "contentTypes": [],
-            "orderBy": "updated_at",
-            "sort": "desc",
-            "association": {"type": "asset", "id": asset_id},
-        },
-        "pagination": {"limit": 50, "offset": 0},
+        **user_content_variables(asset_id),
         "id": None,
         "devices": [{"product_id": product_id, "device_id": device_id}],
     }
