@@ -31,21 +31,31 @@ async def _upload_all(
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=300)
     with Progress(*columns, disable=not show_progress, transient=False) as progress:
-        overall = progress.add_task("upload", total=2 * total)
+        overall = progress.add_task("all files", total=total)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             client = GraphQLClient(session, url, token)
             await client.execute("{ __typename }")  # fail fast on a bad URL or token, before hashing
             results = []
             for path in files:
-                task = progress.add_task(path.name, total=2 * path.stat().st_size)
+                # Each file is read twice: once to hash it (its sha256 is declared up front), once
+                # to send it. Its bar shows the hashing pass, then restarts for the sending pass.
+                task = progress.add_task(f"{path.name} (hashing)", total=path.stat().st_size)
+                sent = 0
 
-                def advance(n: int, task: TaskID = task) -> None:
+                def hashing(n: int, task: TaskID = task) -> None:
+                    progress.advance(task, n)
+
+                def sending(n: int, task: TaskID = task, name: str = path.name) -> None:
+                    nonlocal sent
+                    if sent == 0:
+                        progress.reset(task, description=name)
+                    sent += n
                     progress.advance(task, n)
                     progress.advance(overall, n)
 
                 results.append(
                     await upload_file(
-                        session, client, asset, path, tags=tags, hashing=advance, sending=advance
+                        session, client, asset, path, tags=tags, hashing=hashing, sending=sending
                     )
                 )
         return results
