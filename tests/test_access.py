@@ -232,3 +232,9 @@ def test_unknown_paths_and_methods_answer_json(server: Server) -> None:
     assert wrong.status_code == 405
     assert wrong.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
     assert "GET" in wrong.headers["allow"]
+
+
+def test_no_secret_is_stored_in_clear(server: Server) -> None:
+    stored = b"".join(path.read_bytes() for path in server.data_dir.glob("catalog.sqlite3*"))
+    for secret in ("tok-acme-rw-0123456789", "tok-acme-ro-0123456789", "dev-pump-007-secret", OTHER):
+        assert secret.encode() not in stored
