@@ -169,6 +169,16 @@ def test_tampered_upload_url_is_403(server: Server, untouched: None) -> None:
         ({"associations": []}, "input.associations", "BAD_USER_INPUT"),
         ({"associations": [{"type": "asset", "id": "a-nope"}]}, "input.associations[0].id", "NOT_FOUND"),
         ({"associations": [{"type": "shelf", "id": "x"}]}, "input.associations[0].type", "BAD_USER_INPUT"),
+        (
+            {"associations": [{"type": "device", "id": "p7k2q9.pump-007"}]},
+            "input.associations[0].type",
+            "BAD_USER_INPUT",
+        ),
+        (
+            {"associations": [{"type": "asset", "id": "a-empty"}, {"type": "asset", "id": "b-asset"}]},
+            "input.associations[1].id",
+            "NOT_FOUND",
+        ),
         ({"tags": [{"name": "a", "value": None}]}, "input.tags[0].value", "BAD_USER_INPUT"),
         (
             {"tags": [{"name": "a", "value": "1"}, {"name": "a", "value": "2"}]},

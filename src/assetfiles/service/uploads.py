@@ -85,10 +85,21 @@ class UploadService:
         self.max_upload_bytes = max_upload_bytes
 
     async def _check_targets(self, org_id: str, associations: Sequence[Association], prefix: str) -> None:
+        """Content created through the API is attached to existing assets of the caller's organization.
+
+        Device associations are reserved for files a device uploads itself, so that a device
+        listing never shows what somebody else uploaded in its name.
+        """
         for index, association in enumerate(associations):
-            if association.type == "asset" and await self.catalog.get_asset(org_id, association.id) is None:
-                field_name = f"{prefix}associations[{index}].id"
-                raise NotFound(f"asset '{association.id}' not found", field=field_name)
+            field_name = f"{prefix}associations[{index}]"
+            if association.type != "asset":
+                raise BadInput(
+                    f"{field_name}.type: only asset associations can be created through the API "
+                    "(devices upload their own files)",
+                    field=f"{field_name}.type",
+                )
+            if not await self.catalog.asset_exists(org_id, association.id):
+                raise NotFound(f"asset '{association.id}' not found", field=f"{field_name}.id")
 
     async def begin(
         self,
