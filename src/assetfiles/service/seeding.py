@@ -6,6 +6,7 @@ with the path of the offending field before anything is written.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from assetfiles.model import (
 from assetfiles.service.context import Services
 from assetfiles.service.secrets import hash_device_secret, new_secret, token_hash
 from assetfiles.service.uploads import ContentSpec, check_spec, guess_content_type
+from assetfiles.store.blobs import StoredBlob
 from assetfiles.store.catalog import Conflict
 
 READ_CHUNK = 1024 * 1024
@@ -163,6 +165,14 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(READ_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _enos_uri(name: str) -> str:
     extension = Path(name).suffix.lstrip(".").lower() or "bin"
     return f"enos-connect://{secrets.token_hex(8)}.{extension}"
@@ -259,10 +269,16 @@ async def _apply_asset(
             await services.uploads.store(org_id, content_spec, creator, _file_chunks(path))
             report.changes.append(f"content {org_id}/{spec.id}/{name} created")
             continue
-        blob = await services.uploads.blobs.write(
-            _file_chunks(path), max_length=services.uploads.max_upload_bytes
-        )
-        if blob.sha256 != existing.sha256 or existing.content_type != content_type:
+        # Hash first: an unchanged file (the usual case on a re-run) is read once and not rewritten.
+        bytes_changed = await anyio.to_thread.run_sync(_sha256_of, path) != existing.sha256
+        if bytes_changed or existing.content_type != content_type:
+            blob = (
+                await services.uploads.blobs.write(
+                    _file_chunks(path), max_length=services.uploads.max_upload_bytes
+                )
+                if bytes_changed
+                else StoredBlob(existing.sha256, existing.md5, existing.length)
+            )
             await services.catalog.replace_bytes(
                 org_id,
                 existing.id,
@@ -273,7 +289,8 @@ async def _apply_asset(
                 updated_at=now_ms(),
             )
             report.changes.append(f"content {org_id}/{spec.id}/{name} updated")
-            await services.contents.release_bytes(existing.sha256)
+            if bytes_changed:
+                await services.contents.release_bytes(existing.sha256)
         if existing.tags != entry.tags:
             await services.catalog.set_tags(org_id, existing.id, dict(entry.tags), now_ms())
             report.changes.append(f"content {org_id}/{spec.id}/{name} tags updated")
