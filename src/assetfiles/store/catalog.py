@@ -158,7 +158,7 @@ class Catalog:
     def find_token(self, secret_hash: str) -> tuple[str, Principal] | None:
         """The token whose secret hashes to ``secret_hash``, and its stored hash for a constant-time check."""
         with self.engine.connect() as conn:
-            row = (conn.execute(select(api_tokens).where(api_tokens.c.secret_hash == secret_hash))).first()
+            row = conn.execute(select(api_tokens).where(api_tokens.c.secret_hash == secret_hash)).first()
         if row is None:
             return None
         permissions = frozenset(Permission(p) for p in row.permissions.split(",") if p)
@@ -268,13 +268,9 @@ class Catalog:
     @in_thread
     def get_asset(self, org_id: str, asset_id: str) -> Asset | None:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(select(assets).where(assets.c.org_id == org_id, assets.c.id == asset_id))
-            ).first()
-            if row is None:
-                return None
-            found = self._with_signals(conn, org_id, [row])
-            return found[0]
+            query = select(assets).where(assets.c.org_id == org_id, assets.c.id == asset_id)
+            found = self._with_signals(conn, org_id, conn.execute(query).all())
+            return found[0] if found else None
 
     @in_thread
     def asset_exists(self, org_id: str, asset_id: str) -> bool:
@@ -300,14 +296,12 @@ class Catalog:
             conditions.append(func.lower(assets.c.name).like(name_like.lower(), escape="\\"))
         with self.engine.connect() as conn:
             total = conn.scalar(select(func.count()).select_from(assets).where(*conditions)) or 0
-            rows = (
-                conn.execute(
-                    select(assets)
-                    .where(*conditions)
-                    .order_by(assets.c.name, assets.c.id)
-                    .limit(limit)
-                    .offset(offset)
-                )
+            rows = conn.execute(
+                select(assets)
+                .where(*conditions)
+                .order_by(assets.c.name, assets.c.id)
+                .limit(limit)
+                .offset(offset)
             ).all()
             return Page(self._with_signals(conn, org_id, rows), total)
 
@@ -468,11 +462,9 @@ class Catalog:
     def delete_content(self, org_id: str, content_id: str) -> str | None:
         """Delete a content row; returns its sha256, or None if there was no such content."""
         with self.engine.begin() as conn:
-            row = (
-                conn.execute(
-                    select(contents.c.pk, contents.c.sha256).where(
-                        contents.c.org_id == org_id, contents.c.id == content_id
-                    )
+            row = conn.execute(
+                select(contents.c.pk, contents.c.sha256).where(
+                    contents.c.org_id == org_id, contents.c.id == content_id
                 )
             ).first()
             if row is None:
@@ -507,14 +499,14 @@ class Catalog:
 
     def _first_content(self, statement: Select[Any]) -> Content | None:
         with self.engine.connect() as conn:
-            found = self._with_extras(conn, (conn.execute(statement)).all())
+            found = self._with_extras(conn, conn.execute(statement).all())
             return found[0] if found else None
 
     @in_thread
     def get_stored_file(self, org_id: str, content_id: str) -> StoredFile | None:
         """The hot path of every download: one row, no tags or associations."""
         with self.engine.connect() as conn:
-            row = (conn.execute(_STORED_FILE, {"org_id": org_id, "content_id": content_id})).first()
+            row = conn.execute(_STORED_FILE, {"org_id": org_id, "content_id": content_id}).first()
         if row is None:
             return None
         return StoredFile(
@@ -548,7 +540,7 @@ class Catalog:
             total: int = conn.scalar(count) or 0
             if total <= query.offset:
                 return Page([], total)
-            rows = (conn.execute(page)).all()
+            rows = conn.execute(page).all()
             return Page(self._with_extras(conn, rows), total)
 
     @staticmethod
