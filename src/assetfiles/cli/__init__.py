@@ -7,6 +7,7 @@ import click
 from assetfiles.cli.admin import apply_command, token_group
 from assetfiles.cli.demo import demo_command
 from assetfiles.cli.serve import serve_command
+from assetfiles.cli.sync import sync_command
 from assetfiles.cli.upload import upload_command
 
 
@@ -21,3 +22,4 @@ main.add_command(apply_command)
 main.add_command(token_group)
 main.add_command(upload_command)
 main.add_command(demo_command)
+main.add_command(sync_command)

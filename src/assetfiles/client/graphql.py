@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from typing import Any
 
 import aiohttp
+
+from assetfiles.client.transfer import retry_after_seconds
+
+#: Statuses worth another try: the server is busy or briefly down.
+RETRY_STATUSES = {429, 502, 503, 504}
 
 
 class GraphQLClientError(Exception):
@@ -17,27 +24,68 @@ class GraphQLClientError(Exception):
 
 
 class GraphQLClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, token: str) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, token: str, *, attempts: int = 4
+    ) -> None:
         self.session = session
         self.endpoint = base_url.rstrip("/") + "/api/graphql"
         self.headers = {"Authorization": f"Automation {token}"}
+        self.attempts = attempts
 
     async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run one operation; raise GraphQLClientError on any error, return ``data`` otherwise."""
+        data, errors = await self.execute_partial(query, variables)
+        if errors:
+            first = errors[0]
+            code = (first.get("extensions") or {}).get("code")
+            raise GraphQLClientError(first.get("message", "unknown error"), status=200, code=code)
+        return data
+
+    async def execute_partial(
+        self, query: str, variables: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Run one operation whose fields may fail one by one (a batch of aliases).
+
+        Returns ``data`` and the field errors (each with its ``path``). A request that failed as a
+        whole (401, 400, not JSON, no data) raises GraphQLClientError.
+        """
         payload = {"query": query, "variables": variables or {}}
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await self._post(payload)
+            except (_Busy, aiohttp.ClientConnectionError, TimeoutError) as exc:
+                if attempt == self.attempts:
+                    if isinstance(exc, _Busy):
+                        raise GraphQLClientError(str(exc), status=exc.status) from None
+                    raise
+                wait = exc.retry_after if isinstance(exc, _Busy) and exc.retry_after is not None else None
+                await asyncio.sleep(wait if wait is not None else random.uniform(0, 0.25 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    async def _post(self, payload: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         async with self.session.post(self.endpoint, json=payload, headers=self.headers) as response:
+            if response.status in RETRY_STATUSES:
+                raise _Busy(response.status, retry_after_seconds(response.headers.get("Retry-After")))
             try:
                 body = await response.json(content_type=None)
             except ValueError:
                 raise GraphQLClientError(
                     f"HTTP {response.status}: the answer is not JSON", status=response.status
                 ) from None
-        errors = body.get("errors") if isinstance(body, dict) else None
-        if errors:
-            first = errors[0]
-            code = (first.get("extensions") or {}).get("code")
-            raise GraphQLClientError(first.get("message", "unknown error"), status=response.status, code=code)
-        if response.status >= 400 or not isinstance(body, dict):
+        errors = (body.get("errors") if isinstance(body, dict) else None) or []
+        data = body.get("data") if isinstance(body, dict) else None
+        if response.status >= 400 or not isinstance(data, dict):
+            if errors:
+                first = errors[0]
+                code = (first.get("extensions") or {}).get("code")
+                message = first.get("message", "unknown error")
+                raise GraphQLClientError(message, status=response.status, code=code)
             raise GraphQLClientError(f"HTTP {response.status}", status=response.status)
-        data: dict[str, Any] = body.get("data") or {}
-        return data
+        return data, errors
+
+
+class _Busy(Exception):
+    def __init__(self, status: int, retry_after: float | None) -> None:
+        super().__init__(f"HTTP {status}: the server is busy")
+        self.status = status
+        self.retry_after = min(retry_after, 60.0) if retry_after is not None else None

@@ -1,0 +1,204 @@
+"""``assetfiles sync``: mirror assets' content files into a folder.
+
+Exit codes: 0 every file is in place, 1 some files or assets failed (each listed with its
+reason), 2 usage error, refused token or unreachable server (nothing could be done).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import click
+
+from assetfiles.cli.clientconfig import config_option
+from assetfiles.cli.output import JsonLines, ProgressBars, Quiet, print_dry_run, summary_line
+from assetfiles.client.events import Event, Kind, Listener, Report
+from assetfiles.client.exosense import ExoSenseSource
+from assetfiles.client.graphql import GraphQLClient
+from assetfiles.client.plan import Filters
+from assetfiles.client.sync import FatalSyncError, Syncer, SyncOptions
+from assetfiles.client.transfer import CHUNK, Fetcher
+
+DRY_RUN_KINDS = {Kind.WOULD_FETCH, Kind.WOULD_MOVE, Kind.WOULD_DELETE}
+
+
+@dataclass
+class _DryRunPrinter:
+    """Prints the plan lines of ``--dry-run`` in front of any other listener."""
+
+    inner: Listener
+
+    def event(self, event: Event) -> None:
+        if event.kind in DRY_RUN_KINDS:
+            print_dry_run(event)
+        self.inner.event(event)
+
+    def progress(self, asset: str, path: str, delta: int) -> None:
+        self.inner.progress(asset, path, delta)
+
+
+def client_session(concurrency: int) -> aiohttp.ClientSession:
+    """One connection pool for every request of a run; no total timeout (files may be huge)."""
+    connector = aiohttp.TCPConnector(limit=concurrency + 4, ttl_dns_cache=300)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
+    return aiohttp.ClientSession(
+        connector=connector, timeout=timeout, read_bufsize=CHUNK, auto_decompress=False
+    )
+
+
+async def run_sync(
+    url: str,
+    token: str,
+    assets: Sequence[str] | None,
+    destination: Path,
+    options: SyncOptions,
+    listener: Listener,
+) -> Report:
+    async with client_session(options.concurrency) as session:
+        source = ExoSenseSource(GraphQLClient(session, url, token), resolve_batch=options.resolve_batch)
+        syncer = Syncer(source, Fetcher(session), destination, options, listener)
+        return await syncer.run(assets)
+
+
+def check_writable(directory: Path) -> None:
+    """Fail before any request when the destination cannot take files."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".assetfiles-probe-"):
+            pass
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot write to {directory}: {exc.strerror or exc}", param_hint="DIR"
+        ) from None
+
+
+def parse_tag_filters(values: Sequence[str]) -> tuple[tuple[str, str | None], ...]:
+    filters = []
+    for value in values:
+        name, sep, tag_value = value.partition("=")
+        if not name:
+            raise click.BadParameter(f"{value!r}: expected NAME or NAME=VALUE", param_hint="--tag")
+        filters.append((name, tag_value if sep else None))
+    return tuple(filters)
+
+
+def parse_since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date or date-time", param_hint="--modified-since"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def choose_listener(json_lines: bool, quiet: bool, progress: bool | None) -> Listener | ProgressBars:
+    if json_lines:
+        return JsonLines()
+    show = sys.stderr.isatty() if progress is None else progress
+    if show and not quiet:
+        return ProgressBars()
+    return Quiet()
+
+
+@click.command("sync")
+@config_option()
+@click.argument("arguments", nargs=-1, metavar="[ASSET_ID]... DIR")
+@click.option("--all", "all_assets", is_flag=True, help="Every asset the token can see.")
+@click.option("--url", envvar="ASSETFILES_URL", help="Server base URL. Env: ASSETFILES_URL.")
+@click.option("--token", envvar="ASSETFILES_TOKEN", help="API token. Env: ASSETFILES_TOKEN.")
+@click.option(
+    "--concurrency", type=click.IntRange(1, 256), default=16, show_default=True, help="Parallel downloads."
+)
+@click.option("--delete", is_flag=True, help="Remove local files whose content is gone from the server.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print what would be fetched, renamed and deleted; change nothing."
+)
+@click.option("--content-type", "content_types", multiple=True, help="Only this media type; repeatable.")
+@click.option("--tag", "tags", multiple=True, help="Only content with tag NAME (any value) or NAME=VALUE.")
+@click.option("--name", "name_glob", help="Only content whose name matches this glob (case-insensitive).")
+@click.option("--modified-since", help="Only content modified at or after this ISO 8601 instant.")
+@click.option("--json", "json_lines", is_flag=True, help="JSON lines events on stdout, then a summary.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only failures.")
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
+def sync_command(
+    arguments: tuple[str, ...],
+    all_assets: bool,
+    url: str | None,
+    token: str | None,
+    concurrency: int,
+    delete: bool,
+    dry_run: bool,
+    content_types: tuple[str, ...],
+    tags: tuple[str, ...],
+    name_glob: str | None,
+    modified_since: str | None,
+    json_lines: bool,
+    quiet: bool,
+    progress: bool | None,
+) -> None:
+    """Mirror the content files of assets into DIR (one folder per asset; user/ and devices/ inside).
+
+    A second run fetches only what changed; interrupted downloads resume.
+    """
+    if not arguments:
+        raise click.UsageError("missing DIR")
+    *asset_ids, directory_arg = arguments
+    if all_assets and asset_ids:
+        raise click.UsageError("give asset ids or --all, not both")
+    if not all_assets and not asset_ids:
+        raise click.UsageError("give at least one ASSET_ID, or --all")
+    if not url:
+        raise click.UsageError("missing --url (or ASSETFILES_URL, or url in the config file)")
+    if not url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--url")
+    if not token:
+        raise click.UsageError("missing --token (or ASSETFILES_TOKEN, or token in the config file)")
+    destination = Path(directory_arg)
+    filters = Filters(
+        content_types=content_types,
+        tags=parse_tag_filters(tags),
+        name_glob=name_glob,
+        modified_since=parse_since(modified_since),
+    )
+    if not dry_run:
+        check_writable(destination)
+    options = SyncOptions(filters=filters, delete=delete, dry_run=dry_run, concurrency=concurrency)
+    listener = choose_listener(json_lines, quiet, progress)
+    effective: Listener = _DryRunPrinter(listener) if dry_run and not json_lines else listener
+    started = time.monotonic()
+    try:
+        if isinstance(listener, ProgressBars):
+            with listener:
+                report = asyncio.run(
+                    run_sync(url, token, None if all_assets else asset_ids, destination, options, effective)
+                )
+        else:
+            report = asyncio.run(
+                run_sync(url, token, None if all_assets else asset_ids, destination, options, effective)
+            )
+    except FatalSyncError as exc:
+        if json_lines:
+            click.echo(json.dumps({"event": "error", "reason": str(exc)}))
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    elapsed = time.monotonic() - started
+    if json_lines:
+        click.echo(json.dumps({"event": "summary", **report.as_json(), "seconds": round(elapsed, 3)}))
+    elif not quiet or report.failures:
+        click.echo(summary_line(report, elapsed))
+        for failure in report.failures:
+            where = f"{failure.asset}/{failure.path}" if failure.path else f"asset {failure.asset}"
+            click.echo(f"  failed {where}: {failure.reason}", err=True)
+    sys.exit(0 if report.ok else 1)

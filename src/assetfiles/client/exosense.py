@@ -1,0 +1,254 @@
+"""The ExoSense source: the documented asset-content workflow over GraphQL.
+
+It sends the documented operations, so it works against the real platform as well as against
+assetfiles. Where the server's schema offers assetfiles' additions (``sha256`` and ``expiresAt``
+on Content, the ``assets`` query), introspection finds them and the source asks for them too;
+introspection refused or failing means "documented fields only".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from assetfiles.client.graphql import GraphQLClient, GraphQLClientError
+from assetfiles.client.remote import Origin, RemoteFile, SourceError, Target
+
+ASSET = """
+query asset($assetId: ID!) {
+  asset(id: $assetId) { id name meta description signals { channel { id } } }
+}
+"""
+
+ASSET_CONTENTS = """
+query assetContents($filters: ContentFilters, $pagination: Pagination, $id: [ID!],
+                    $devices: [AssetContentsDeviceInput]) {
+  assetContents(filters: $filters, pagination: $pagination, id: $id, devices: $devices) {
+    assetContents {
+      id name associations { type id } tags { name value } contentType
+      createdBy { ... on Device { pid identity } ... on User { name } }
+      type lastModified length%(extra)s
+    }
+    totalCount
+  }
+}
+"""
+
+ASSETS = """
+query assets($pagination: Pagination) { assets(pagination: $pagination) { assets { id } totalCount } }
+"""
+
+CONTENT_FIELDS = """
+query contentFields {
+  __type(name: "Content") { fields { name } }
+  queryType: __type(name: "Query") { fields { name } }
+}
+"""
+
+#: Documented page size; assetfiles accepts up to 1,000 per page, so larger pages there.
+DOCUMENTED_PAGE = 50
+ASSETFILES_PAGE = 500
+#: Download URLs resolved per GraphQL request, as aliases of ``content``/``deviceAssetContent``.
+RESOLVE_BATCH = 50
+
+
+def channel_device(channel_id: str) -> str | None:
+    """``<product_id>.<device_id>.data_in.<channel>`` -> ``<product_id>.<device_id>``."""
+    parts = channel_id.split(".")
+    if len(parts) < 4 or not parts[0] or not parts[1]:
+        return None
+    return f"{parts[0]}.{parts[1]}"
+
+
+def _epoch(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _source_error(exc: GraphQLClientError, what: str) -> SourceError:
+    if exc.status in (401, 403) or exc.code == "UNAUTHENTICATED":
+        return SourceError(f"the server refused the token ({exc})", fatal=True)
+    return SourceError(f"{what}: {exc}", not_found=exc.code == "NOT_FOUND")
+
+
+class ExoSenseSource:
+    """Lists an asset's files and resolves their download URLs."""
+
+    def __init__(self, client: GraphQLClient, *, resolve_batch: int = RESOLVE_BATCH) -> None:
+        self.client = client
+        self.resolve_batch = resolve_batch
+        self.content_fields: set[str] = set()
+        self.query_fields: set[str] = set()
+
+    async def connect(self) -> None:
+        """Check the token and learn which additions the server has (one request)."""
+        try:
+            data, errors = await self.client.execute_partial(CONTENT_FIELDS)
+        except GraphQLClientError as exc:
+            if exc.status in (401, 403):
+                raise _source_error(exc, "connect") from None
+            return  # introspection refused: documented fields only
+        if errors:
+            return
+        for key, target in (("__type", self.content_fields), ("queryType", self.query_fields)):
+            fields = (data.get(key) or {}).get("fields") or []
+            target.update(field["name"] for field in fields)
+
+    @property
+    def has_digests(self) -> bool:
+        return "sha256" in self.content_fields
+
+    async def asset_ids(self) -> list[str]:
+        """Every asset the token sees, through the ``assets`` query (an assetfiles addition)."""
+        if "assets" not in self.query_fields:
+            raise SourceError("this server has no 'assets' query: name the assets to sync", fatal=True)
+        ids: list[str] = []
+        offset = 0
+        while True:
+            try:
+                page = await self.client.execute(
+                    ASSETS, {"pagination": {"limit": ASSETFILES_PAGE, "offset": offset}}
+                )
+            except GraphQLClientError as exc:
+                raise _source_error(exc, "listing assets") from None
+            items = page["assets"]["assets"]
+            ids.extend(item["id"] for item in items)
+            offset += len(items)
+            if not items or offset >= page["assets"]["totalCount"]:
+                return ids
+
+    async def devices(self, asset_id: str) -> list[str]:
+        """The asset's devices, from its signals' channel ids, in first-seen order."""
+        try:
+            data = await self.client.execute(ASSET, {"assetId": asset_id})
+        except GraphQLClientError as exc:
+            raise _source_error(exc, f"asset {asset_id}") from None
+        asset = data.get("asset")
+        if asset is None:
+            raise SourceError(f"asset {asset_id}: not found", not_found=True)
+        devices: dict[str, None] = {}
+        for signal in asset.get("signals") or []:
+            device = channel_device(((signal or {}).get("channel") or {}).get("id") or "")
+            if device:
+                devices[device] = None
+        return list(devices)
+
+    async def list_files(self, asset_id: str, content_types: Sequence[str] = ()) -> list[RemoteFile]:
+        """User/API content, then the devices' content, each listing paged to its ``totalCount``."""
+        devices = await self.devices(asset_id)
+        files = await self._listing(asset_id, content_types, None)
+        if devices:
+            files += await self._listing(asset_id, content_types, devices)
+        return files
+
+    async def _listing(
+        self, asset_id: str, content_types: Sequence[str], devices: list[str] | None
+    ) -> list[RemoteFile]:
+        extra = " sha256" if self.has_digests else ""
+        query = ASSET_CONTENTS % {"extra": extra}
+        page_size = ASSETFILES_PAGE if self.has_digests else DOCUMENTED_PAGE
+        device_inputs = None
+        if devices is not None:
+            device_inputs = [
+                {"product_id": d.split(".", 1)[0], "device_id": d.split(".", 1)[1]} for d in devices
+            ]
+        seen: dict[str, RemoteFile] = {}
+        offset = 0
+        while True:
+            variables: dict[str, Any] = {
+                "filters": {
+                    "contentTypes": list(content_types),
+                    "orderBy": "updated_at",
+                    "sort": "desc",
+                    "association": {"type": "asset", "id": asset_id},
+                },
+                "pagination": {"limit": page_size, "offset": offset},
+                "id": None,
+                "devices": device_inputs,
+            }
+            try:
+                data = await self.client.execute(query, variables)
+            except GraphQLClientError as exc:
+                raise _source_error(exc, f"asset {asset_id}") from None
+            result = data["assetContents"]
+            items = result["assetContents"]
+            for item in items:
+                remote = self._remote(item, devices)
+                seen.setdefault(remote.id, remote)  # a content moving between pages is listed once
+            offset += len(items)
+            if not items or offset >= result["totalCount"]:
+                return list(seen.values())
+
+    @staticmethod
+    def _remote(item: dict[str, Any], devices: list[str] | None) -> RemoteFile:
+        creator = item.get("createdBy") or {}
+        device = None
+        if devices is not None:
+            if creator.get("pid") and creator.get("identity"):
+                device = f"{creator['pid']}.{creator['identity']}"
+            elif len(devices) == 1:
+                device = devices[0]
+        return RemoteFile(
+            id=item["id"],
+            name=item["name"],
+            origin=Origin.USER if devices is None else Origin.DEVICE,
+            length=int(item["length"]),
+            last_modified=item["lastModified"],
+            content_type=item.get("contentType") or "application/octet-stream",
+            tags={tag["name"]: tag.get("value") or "" for tag in item.get("tags") or []},
+            device=device,
+            sha256=item.get("sha256"),
+        )
+
+    async def resolve(self, files: Sequence[RemoteFile]) -> dict[str, Target | SourceError]:
+        """Signed URLs for ``files``, ``resolve_batch`` per request; a failed item gets its error."""
+        results: dict[str, Target | SourceError] = {}
+        for start in range(0, len(files), self.resolve_batch):
+            results.update(await self._resolve_batch(files[start : start + self.resolve_batch]))
+        return results
+
+    async def _resolve_batch(self, files: Sequence[RemoteFile]) -> dict[str, Target | SourceError]:
+        expires = " expiresAt" if "expiresAt" in self.content_fields else ""
+        declarations: list[str] = []
+        fields: list[str] = []
+        variables: dict[str, Any] = {}
+        results: dict[str, Target | SourceError] = {}
+        aliases: dict[str, RemoteFile] = {}
+        for index, remote in enumerate(files):
+            alias = f"f{index}"
+            if remote.origin is Origin.USER:
+                declarations.append(f"${alias}: ID!")
+                fields.append(f"{alias}: content(id: ${alias}) {{ id url name lastModified{expires} }}")
+                variables[alias] = remote.id
+            elif remote.device:
+                product_id, device_id = remote.device.split(".", 1)
+                declarations.append(f"${alias}: DeviceAssetContentInput!")
+                fields.append(f"{alias}: deviceAssetContent(input: ${alias}) {{ url{expires} }}")
+                variables[alias] = {"id": remote.id, "product_id": product_id, "device_id": device_id}
+            else:
+                results[remote.id] = SourceError("the listing does not say which device uploaded it")
+                continue
+            aliases[alias] = remote
+        if not aliases:
+            return results
+        query = f"query resolveUrls({', '.join(declarations)}) {{ {' '.join(fields)} }}"
+        try:
+            data, errors = await self.client.execute_partial(query, variables)
+        except GraphQLClientError as exc:
+            raise _source_error(exc, "resolving download URLs") from None
+        failures = {str(error["path"][0]): error for error in errors if error.get("path")}
+        for alias, remote in aliases.items():
+            item = data.get(alias)
+            if item and item.get("url"):
+                results[remote.id] = Target(item["url"], expires_at=_epoch(item.get("expiresAt")))
+            else:
+                error = failures.get(alias, {})
+                code = (error.get("extensions") or {}).get("code")
+                message = error.get("message", "no URL returned")
+                results[remote.id] = SourceError(message, not_found=code == "NOT_FOUND")
+        return results

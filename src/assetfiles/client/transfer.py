@@ -1,0 +1,317 @@
+"""Fetching one file to disk: resumable, retried, verified, and renamed into place only when whole.
+
+Bytes go to ``<partial dir>/<key>.part`` beside a small JSON state record (the file's version and
+the response's ETag). A later attempt, or a later run after a crash, sends ``Range`` from the
+bytes already on disk with ``If-Range``; a 200 answer means the server's bytes changed, so it
+starts over. 403/410 (an expired or refused signed URL) resolves a new URL and continues from the
+same offset. 429 and 5xx wait for ``Retry-After`` or an exponential backoff with full jitter;
+resets and truncated bodies retry at once from what arrived. The length, and the sha256 when the
+listing or ``Repr-Digest`` gives one, are checked before the atomic rename to the final path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import aiohttp
+
+from assetfiles.client.remote import RemoteFile, Target
+
+CHUNK = 1024 * 1024
+#: Chunks smaller than this are written and hashed on the event loop; a thread hop costs more.
+INLINE_BELOW = 256 * 1024
+
+Resolve = Callable[[], Awaitable[Target]]
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    attempts: int = 8  # consecutive attempts without progress before giving up
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_max: float = 300.0
+    refusals: int = 3  # consecutive 403/410 answers, each after a fresh URL
+
+
+class TransferFailed(Exception):
+    """The file could not be fetched; the message says why, for the failure list."""
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, *, wait: float | None = None, progressed: bool = False) -> None:
+        super().__init__(reason)
+        self.wait = wait
+        self.progressed = progressed
+
+
+class _Refused(Exception):
+    """The URL was refused (403/410): resolve a new one."""
+
+
+@dataclass
+class Fetched:
+    sha256: str
+    received: int  # bytes that crossed the network for this file in this run
+
+
+def repr_digest_sha256(header: str | None) -> str | None:
+    """Hex sha256 from an RFC 9530 ``Repr-Digest: sha-256=:<base64>:`` header."""
+    for member in (header or "").split(","):
+        algorithm, _, value = member.strip().partition("=")
+        if algorithm.strip().lower() == "sha-256" and value.startswith(":") and value.endswith(":"):
+            try:
+                return base64.b64decode(value[1:-1], validate=True).hex()
+            except ValueError:
+                return None
+    return None
+
+
+def retry_after_seconds(header: str | None) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date); None when absent or invalid."""
+    if not header:
+        return None
+    header = header.strip()
+    if header.isdigit():
+        return float(header)
+    try:
+        moment = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+class _PartialFile:
+    """The ``.part`` file, its state record, and the running hash of the bytes in it."""
+
+    def __init__(self, directory: Path, key: str, version: str) -> None:
+        self.path = directory / f"{key}.part"
+        self.state_path = directory / f"{key}.json"
+        self.version = version
+        self.etag: str | None = None
+        self.digest = hashlib.sha256()
+        self.length = 0
+        self.handle: BinaryIO | None = None
+
+    def open(self) -> None:
+        """Reuse bytes a previous attempt or run left, if they belong to this version of the file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        state: dict[str, Any] = {}
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            state = json.loads(self.state_path.read_text())
+        if state.get("version") == self.version and self.path.exists():
+            self.etag = state.get("etag")
+            self.handle = self.path.open("r+b")
+            while block := self.handle.read(CHUNK):  # the hash must cover the whole file
+                self.digest.update(block)
+                self.length += len(block)
+        else:
+            self.handle = self.path.open("w+b")
+            self._save_state()
+
+    def restart(self) -> int:
+        """Drop the bytes on disk; returns how many, so progress can be taken back."""
+        assert self.handle is not None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.digest = hashlib.sha256()
+        dropped, self.length = self.length, 0
+        return dropped
+
+    def remember(self, etag: str | None) -> None:
+        if etag != self.etag:
+            self.etag = etag
+            self._save_state()
+
+    def _save_state(self) -> None:
+        self.state_path.write_text(json.dumps({"version": self.version, "etag": self.etag}))
+
+    def append(self, chunk: bytes) -> None:
+        assert self.handle is not None
+        self.handle.write(chunk)
+        self.digest.update(chunk)
+        self.length += len(chunk)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+    def discard(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+        self.state_path.unlink(missing_ok=True)
+
+    def commit(self, final: Path) -> None:
+        """Atomic rename into place; the state record goes after, so a crash between is harmless."""
+        self.close()
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path, final)
+        self.state_path.unlink(missing_ok=True)
+
+
+class Fetcher:
+    """Fetches files over one shared aiohttp session (one connection pool for every download)."""
+
+    def __init__(self, session: aiohttp.ClientSession, settings: TransferSettings | None = None) -> None:
+        self.session = session
+        self.settings = settings or TransferSettings()
+
+    async def fetch(
+        self,
+        remote: RemoteFile,
+        target: Target,
+        final: Path,
+        partial_dir: Path,
+        resolve: Resolve,
+        progress: Progress,
+    ) -> Fetched:
+        partial = _PartialFile(partial_dir, _key(remote.id), remote.version)
+        await asyncio.to_thread(partial.open)
+        if partial.length > remote.length:
+            partial.restart()
+        if partial.length:
+            progress(partial.length)  # bytes already on disk count as done
+        received = 0
+        try:
+            failures = refusals = 0
+            expected_sha256 = remote.sha256
+            while True:
+                if target.expired():
+                    target = await resolve()
+                before = partial.length
+                try:
+                    digest = await self._attempt(remote, target, partial, progress)
+                    received += partial.length - before
+                    expected_sha256 = expected_sha256 or digest
+                    break
+                except _Refused as exc:
+                    received += partial.length - before
+                    refusals += 1
+                    if refusals > self.settings.refusals:
+                        raise TransferFailed(f"{exc} (after {self.settings.refusals} fresh URLs)") from None
+                    target = await resolve()
+                except _Retry as exc:
+                    received += partial.length - before
+                    progressed = exc.progressed or partial.length > before
+                    failures = 0 if progressed else failures + 1
+                    if failures >= self.settings.attempts:
+                        raise TransferFailed(f"{exc} (gave up after {failures} attempts)") from None
+                    await asyncio.sleep(exc.wait if exc.wait is not None else self._backoff(failures))
+            if partial.length != remote.length:
+                partial.discard()
+                raise TransferFailed(f"length mismatch: got {partial.length} bytes, listed {remote.length}")
+            actual = partial.digest.hexdigest()
+            if expected_sha256 and actual != expected_sha256:
+                partial.discard()
+                raise TransferFailed(f"sha256 mismatch: got {actual}, expected {expected_sha256}")
+            await asyncio.to_thread(partial.commit, final)
+            return Fetched(actual, received)
+        except BaseException:
+            partial.close()
+            raise
+
+    def _backoff(self, failures: int) -> float:
+        """Full jitter: uniform in [0, min(max, base * 2**n)] so many clients do not retry in step."""
+        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (failures - 1))
+        return random.uniform(0, ceiling)
+
+    async def _attempt(
+        self, remote: RemoteFile, target: Target, partial: _PartialFile, progress: Progress
+    ) -> str | None:
+        """One GET; returns the sha256 the response declared (``Repr-Digest``), if any."""
+        headers = dict(target.headers)
+        if partial.length:
+            if partial.length >= remote.length:
+                headers["Range"] = f"bytes={remote.length - 1}-"  # confirm the last byte is still ours
+            else:
+                headers["Range"] = f"bytes={partial.length}-"
+            if partial.etag:
+                headers["If-Range"] = partial.etag
+        try:
+            async with self.session.get(target.url, headers=headers) as response:
+                declared = self._check_status(response, partial, remote, progress)
+                if response.status == 206 and partial.length >= remote.length:
+                    return declared  # nothing left to fetch: the bytes on disk are complete
+                await self._receive(response, partial, progress)
+                if partial.length < remote.length:
+                    raise _Retry(f"truncated body at {partial.length} of {remote.length} bytes")
+                return declared
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise _Retry(f"connection failed: {type(exc).__name__}: {exc}") from None
+
+    def _check_status(
+        self, response: aiohttp.ClientResponse, partial: _PartialFile, remote: RemoteFile, progress: Progress
+    ) -> str | None:
+        status = response.status
+        if status in (403, 410):
+            raise _Refused(f"URL refused: HTTP {status}")
+        if status == 429 or status >= 500:
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if wait is not None:
+                wait = min(wait, self.settings.retry_after_max)
+            raise _Retry(f"HTTP {status}", wait=wait)
+        if status == 416:
+            progress(-partial.restart())  # our offset is past the server's end: its file changed
+            raise _Retry("HTTP 416: the bytes on disk no longer match", wait=0, progressed=True)
+        if status == 404:
+            raise TransferFailed("not found: the content was deleted on the server")
+        if status == 200:
+            if partial.length:
+                progress(-partial.restart())  # If-Range did not match, or no Range support: whole file
+        elif status == 206:
+            start = _content_range_start(response.headers.get("Content-Range"))
+            if start != partial.length and not (
+                partial.length >= remote.length and start == remote.length - 1
+            ):
+                progress(-partial.restart())
+                raise _Retry(f"unexpected Content-Range {response.headers.get('Content-Range')}", wait=0)
+        else:
+            raise TransferFailed(f"HTTP {status}")
+        partial.remember(response.headers.get("ETag"))
+        return repr_digest_sha256(response.headers.get("Repr-Digest"))
+
+    async def _receive(
+        self, response: aiohttp.ClientResponse, partial: _PartialFile, progress: Progress
+    ) -> None:
+        """Stream the body to disk; large chunks are written and hashed in a thread while the next arrives."""
+        pending: asyncio.Future[None] | None = None
+        loop = asyncio.get_running_loop()
+        try:
+            async for chunk in response.content.iter_chunked(CHUNK):
+                if pending is not None:
+                    await pending
+                    pending = None
+                if len(chunk) < INLINE_BELOW:
+                    partial.append(chunk)
+                else:
+                    pending = loop.run_in_executor(None, partial.append, chunk)
+                progress(len(chunk))
+        finally:
+            if pending is not None:
+                await pending
+
+
+def _content_range_start(header: str | None) -> int | None:
+    """``bytes 100-199/200`` -> 100."""
+    if not header or not header.startswith("bytes "):
+        return None
+    first, _, _ = header[6:].partition("-")
+    return int(first) if first.isdigit() else None
+
+
+def _key(content_id: str) -> str:
+    """A file-name-safe key for the partial files of a content id."""
+    return hashlib.sha256(content_id.encode()).hexdigest()[:32]
