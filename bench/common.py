@@ -5,55 +5,25 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+from assetfiles.cli.background import BackgroundServer
 
 RESULTS = Path(__file__).parent / "results"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start_server(
     data_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "assetfiles", "serve", "--data-dir", str(data_dir), "--port", str(port),
-         "--workers", str(workers)],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("server did not start")
+) -> tuple[BackgroundServer, str]:
+    server = BackgroundServer(data_dir, workers=workers, env=env).start()
+    return server, server.base_url
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+def stop(server: BackgroundServer) -> None:
+    server.stop()
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:

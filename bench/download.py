@@ -28,7 +28,8 @@ from typing import Any
 import httpx
 import yaml
 
-from bench.common import free_port, require_tool, save, start_server, stop
+from assetfiles.cli.background import free_port
+from bench.common import require_tool, save, start_server, stop
 
 TOKEN = "tok-bench-download-0123456789"
 

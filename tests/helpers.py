@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,14 +13,9 @@ from typing import Any
 import httpx
 import yaml
 
+from assetfiles.cli.background import BackgroundServer
+
 SECRET_KEY = "test-signing-key-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def run_cli(
@@ -45,7 +38,7 @@ class Server:
 
     base_url: str
     data_dir: Path
-    process: subprocess.Popen[bytes]
+    background: BackgroundServer
     files: dict[str, bytes] = field(default_factory=dict)
 
     @property
@@ -83,39 +76,14 @@ class Server:
         return first
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        self.background.stop()
 
 
 def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
-    port = free_port()
-    env = {
-        **os.environ,
-        "ASSETFILES_SECRET_KEY": SECRET_KEY,
-        **(extra_env or {}),
-    }
-    log = (data_dir.parent / f"server-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "assetfiles", "serve", "--data-dir", str(data_dir), "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {(data_dir.parent / f'server-{port}.log').read_text()}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return Server(base_url, data_dir, process)
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("server did not start in 30 s")
+    env = {"ASSETFILES_SECRET_KEY": SECRET_KEY, **(extra_env or {})}
+    background = BackgroundServer(data_dir, env=env, log=data_dir.parent / f"server-{data_dir.name}.log")
+    background.start(timeout=30)
+    return Server(background.base_url, data_dir, background)
 
 
 def sha256(data: bytes) -> str:

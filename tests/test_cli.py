@@ -10,8 +10,9 @@ import httpx
 import pytest
 import yaml
 
+from assetfiles.cli.background import free_port
 from tests.conftest import RO, RW
-from tests.helpers import Server, free_port, run_cli, write_fixture
+from tests.helpers import Server, run_cli, write_fixture
 
 SMALL_WORLD: dict[str, Any] = {
     "organizations": [

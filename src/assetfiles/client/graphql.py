@@ -10,8 +10,9 @@ import aiohttp
 
 from assetfiles.client.transfer import retry_after_seconds
 
-#: Statuses worth another try: the server is busy or briefly down.
-RETRY_STATUSES = {429, 502, 503, 504}
+#: Statuses worth another try: the server is busy or briefly down (the client only sends queries,
+#: which are safe to repeat; a mutation caller should not rely on these retries).
+RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
 class GraphQLClientError(Exception):

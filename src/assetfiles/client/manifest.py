@@ -26,10 +26,6 @@ class Entry:
     length: int
     sha256: str | None
 
-    @property
-    def version_key(self) -> tuple[str, int, str | None]:
-        return (self.last_modified, self.length, self.sha256)
-
 
 class Manifest:
     """One asset folder's manifest: load, change in memory, save atomically."""

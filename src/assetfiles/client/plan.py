@@ -80,6 +80,8 @@ class Plan:
     moves: list[Move] = field(default_factory=list)
     deletes: list[Delete] = field(default_factory=list)
     unchanged: int = 0
+    #: Same bytes (same sha256) under new metadata, e.g. after a tag change: only the manifest changes.
+    refreshed: list[tuple[RemoteFile, str]] = field(default_factory=list)
 
     @property
     def bytes_to_fetch(self) -> int:
@@ -127,8 +129,12 @@ def make_plan(
         if entry is None:
             plan.downloads.append(Download(remote, path, Reason.NEW))
             continue
-        if entry.version_key != (remote.last_modified, remote.length, entry.sha256 if remote.sha256 is None
-                                 else remote.sha256):  # fmt: skip
+        same_bytes = (
+            remote.sha256 == entry.sha256
+            if remote.sha256 is not None
+            else (remote.last_modified, remote.length) == (entry.last_modified, entry.length)
+        )
+        if not same_bytes or remote.length != entry.length:
             plan.downloads.append(Download(remote, path, Reason.CHANGED))
             continue
         local = _local_state(folder, entry)
@@ -138,6 +144,8 @@ def make_plan(
             plan.moves.append(Move(remote, entry.path, path))
         else:
             plan.unchanged += 1
+            if entry.last_modified != remote.last_modified or entry.name != remote.name:
+                plan.refreshed.append((remote, path))
     if delete:
         present = {remote.id for remote in listing}
         plan.deletes = [

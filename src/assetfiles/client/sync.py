@@ -192,7 +192,11 @@ class Syncer:
             self.listener.event(
                 Event(Kind.MOVED, run.asset_id, move.path, move.remote.id, reason=move.old_path)
             )
-        if plan.deletes or plan.moves:
+        for remote, path in plan.refreshed:
+            run.manifest.entries[remote.id] = entry_for(
+                remote, path, sha256=run.manifest.entries[remote.id].sha256
+            )
+        if plan.deletes or plan.moves or plan.refreshed:
             run.manifest.save()
 
     async def _enqueue(self, run: _AssetRun, downloads: list[Download]) -> None:
