@@ -1,25 +1,49 @@
-"""The ``assetfiles`` command line."""
+"""The ``assetfiles`` command line.
+
+Commands are imported when they run, not when the program starts: ``sync`` from cron on
+thousands of assets should not pay for importing the server, SQLAlchemy and Alembic.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from assetfiles.cli.admin import apply_command, token_group
-from assetfiles.cli.demo import demo_command
-from assetfiles.cli.serve import serve_command
-from assetfiles.cli.sync import sync_command
-from assetfiles.cli.upload import upload_command
+#: command name -> (module, attribute, one-line help shown by ``assetfiles --help``)
+COMMANDS = {
+    "serve": (
+        "assetfiles.cli.serve",
+        "serve_command",
+        "Serve the GraphQL API, signed transfers and uploads.",
+    ),
+    "apply": ("assetfiles.cli.admin", "apply_command", "Create or update what a fixture file describes."),
+    "token": ("assetfiles.cli.admin", "token_group", "Manage API tokens."),
+    "upload": ("assetfiles.cli.upload", "upload_command", "Upload files as content of an asset."),
+    "sync": ("assetfiles.cli.sync", "sync_command", "Mirror the content files of assets into a folder."),
+    "demo": ("assetfiles.cli.demo", "demo_command", "Seed the demo, serve it, and sync the demo asset."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute, _ = COMMANDS[cmd_name]
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][2]) for name in self.list_commands(ctx)])
+
+
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(package_name="assetfiles")
 def main() -> None:
     """Store and serve the files of IoT assets and devices (ExoSense GraphQL, EnOS file API)."""
-
-
-main.add_command(serve_command)
-main.add_command(apply_command)
-main.add_command(token_group)
-main.add_command(upload_command)
-main.add_command(demo_command)
-main.add_command(sync_command)

@@ -22,30 +22,31 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_PATH = Path("~/.config/assetfiles/client.toml")
 
 
-class EnosConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    url: str | None = None
-    app_key: str | None = None
-    app_secret: str | None = None
-    org: str | None = None
+#: Allowed keys and their TOML types; values are then checked again by each option's click type.
+TOP_LEVEL: dict[str, type] = {"url": str, "token": str, "concurrency": int}
+ENOS: dict[str, type] = {"url": str, "app_key": str, "app_secret": str, "org": str}
 
 
-class ClientConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    url: str | None = None
-    token: str | None = None
-    concurrency: int | None = Field(default=None, ge=1, le=256)
-    enos: EnosConfig = Field(default_factory=EnosConfig)
+def _checked(table: dict[str, Any], allowed: dict[str, type], prefix: str, where: Path) -> dict[str, Any]:
+    for key, value in table.items():
+        if key not in allowed:
+            raise click.BadParameter(f"{where}: {prefix}{key}: unknown key", param_hint="--config")
+        if not isinstance(value, allowed[key]) or isinstance(value, bool):
+            expected = allowed[key].__name__
+            raise click.BadParameter(f"{where}: {prefix}{key}: expected {expected}", param_hint="--config")
+    return table
 
 
-def load_client_config(path: Path | None) -> ClientConfig:
-    """The named file (which must exist), else the default one if present, else nothing."""
+def load_client_config(path: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(top-level, [enos]) values from the named file (which must exist), else the default one if present.
+
+    Plain checks rather than a settings model: this runs on every start of a cron job.
+    """
     explicit = path is not None or "ASSETFILES_CONFIG" in os.environ
     chosen = path or Path(os.environ.get("ASSETFILES_CONFIG", DEFAULT_PATH)).expanduser()
     try:
@@ -53,23 +54,21 @@ def load_client_config(path: Path | None) -> ClientConfig:
     except FileNotFoundError:
         if explicit:
             raise click.BadParameter(f"{chosen} does not exist", param_hint="--config") from None
-        return ClientConfig()
+        return {}, {}
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise click.BadParameter(f"cannot read {chosen}: {exc}", param_hint="--config") from None
-    try:
-        return ClientConfig.model_validate(document)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise click.BadParameter(f"{chosen}: {problems}", param_hint="--config") from None
+    enos = document.pop("enos", {})
+    if not isinstance(enos, dict):
+        raise click.BadParameter(f"{chosen}: enos: expected a table", param_hint="--config")
+    return _checked(document, TOP_LEVEL, "", chosen), _checked(enos, ENOS, "enos.", chosen)
 
 
 def config_option(section: str | None = None) -> Callable[[F], F]:
     """An eager ``--config`` whose values become the command's defaults (flags and env still win)."""
 
     def apply(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
-        config = load_client_config(value)
-        values = config.model_dump(exclude={"enos"}) if section is None else config.enos.model_dump()
-        ctx.default_map = {**(ctx.default_map or {}), **{k: v for k, v in values.items() if v is not None}}
+        top, enos = load_client_config(value)
+        ctx.default_map = {**(ctx.default_map or {}), **(top if section is None else enos)}
         return value
 
     return click.option(
