@@ -63,7 +63,16 @@ def run_curl_parallel(urls: list[str], target: Path, concurrency: int) -> float:
     target.mkdir(parents=True, exist_ok=True)
     config = target.parent / f"{target.name}.curl"
     config.write_text("".join(f'url = "{url}"\noutput = "{target}/f{i:05d}"\n' for i, url in enumerate(urls)))
-    command = ["curl", "--silent", "--fail", "--parallel", "--parallel-max", str(concurrency), "-K", str(config)]
+    command = [
+        "curl",
+        "--silent",
+        "--fail",
+        "--parallel",
+        "--parallel-max",
+        str(concurrency),
+        "-K",
+        str(config),
+    ]
     seconds, _, _ = timed_child(command)
     return seconds
 
@@ -73,9 +82,10 @@ def run_curl_single(url: str, target: Path) -> float:
     return seconds
 
 
-CONTENT = "query ContentDownload($id: ID!) { content(id: $id) { id url name lastModified } }"
+CONTENT = "query ContentDownload($id: ID!) {content(id: $id) {id url name lastModified}}"
 LISTING = """query assetContents($filters: ContentFilters, $pagination: Pagination) {
-  assetContents(filters: $filters, pagination: $pagination) { assetContents { id name length } totalCount } }"""
+  assetContents(filters: $filters, pagination: $pagination) {
+    assetContents { id name length } totalCount } }"""
 
 
 def run_naive(base: str, target: Path, limit_files: int) -> tuple[float, int]:
@@ -101,7 +111,9 @@ def run_naive(base: str, target: Path, limit_files: int) -> tuple[float, int]:
         for item in items:
             if not item["name"].startswith("small-") or fetched >= limit_files:
                 continue
-            answer = client.post(f"{base}/api/graphql", json={"query": CONTENT, "variables": {"id": item["id"]}})
+            answer = client.post(
+                f"{base}/api/graphql", json={"query": CONTENT, "variables": {"id": item["id"]}}
+            )
             url = answer.json()["data"]["content"]["url"]
             with httpx.Client(timeout=60) as plain:  # no Authorization on the signed URL
                 (target / item["name"]).write_bytes(plain.get(url).content)
@@ -109,8 +121,26 @@ def run_naive(base: str, target: Path, limit_files: int) -> tuple[float, int]:
     return time.perf_counter() - started, fetched
 
 
+def prepare(root: Path, small: int, large_mib: int) -> Path:
+    """The server's data directory, generated once and reused by later runs."""
+    data_dir = root / "data"
+    if (root / "complete").exists():
+        return data_dir
+    shutil.rmtree(root, ignore_errors=True)
+    made = make_files(root, small, large_mib)
+    subprocess.run(
+        [sys.executable, "-m", "assetfiles", "apply", str(made["fixture"]), "--data-dir", str(data_dir)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    shutil.rmtree(root / "files")  # the server has its own copy; keep the disk footprint down
+    (root / "complete").touch()
+    return data_dir
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--small-files", type=int, default=2000)
     parser.add_argument("--large-mib", type=int, default=1024)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -118,15 +148,11 @@ def main() -> None:
     args = parser.parse_args()
     require_tool("curl", "curl")
     RESULTS.mkdir(exist_ok=True)
+    data_dir = prepare(
+        RESULTS / f"sync-data-{args.small_files}-{args.large_mib}", args.small_files, args.large_mib
+    )
     with tempfile.TemporaryDirectory(prefix="assetfiles-bench-sync-", dir=RESULTS) as tmp:
         root = Path(tmp)
-        made = make_files(root, args.small_files, args.large_mib)
-        data_dir = root / "data"
-        subprocess.run(
-            [sys.executable, "-m", "assetfiles", "apply", str(made["fixture"]), "--data-dir", str(data_dir)],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        shutil.rmtree(root / "files")  # the server has its own copy; keep the disk footprint down
         server, base = start_server(data_dir, env={"ASSETFILES_URL_TTL_SECONDS": "7200"})
         rounds: list[dict[str, float]] = []
         try:
@@ -157,22 +183,29 @@ def main() -> None:
             naive_seconds, naive_files = run_naive(base, root / "naive", len(small_urls))
         finally:
             stop(server)
-    result: dict[str, Any] = {
-        key: round(statistics.median(r[key] for r in rounds), 1) for key in rounds[0]
-    }
+    result: dict[str, Any] = {key: round(statistics.median(r[key] for r in rounds), 1) for key in rounds[0]}
     result["naive_small_files_per_s"] = round(naive_files / naive_seconds, 1)
     result["small_files"] = args.small_files
     result["large_mib"] = args.large_mib
     result["concurrency"] = args.concurrency
     result["rounds"] = rounds
-    result["files_ratio_vs_curl"] = round(result["sync_small_files_per_s"] / result["curl_small_files_per_s"], 3)
+    result["files_ratio_vs_curl"] = round(
+        result["sync_small_files_per_s"] / result["curl_small_files_per_s"], 3
+    )
     result["large_ratio_vs_curl"] = round(result["sync_large_MBps"] / result["curl_large_MBps"], 3)
-    result["files_ratio_vs_naive"] = round(result["sync_small_files_per_s"] / result["naive_small_files_per_s"], 1)
-    print(f"{args.small_files} x 16 KiB: sync {result['sync_small_files_per_s']} files/s, curl --parallel "
-          f"{result['curl_small_files_per_s']} files/s -> {result['files_ratio_vs_curl']:.0%} of curl; naive "
-          f"{result['naive_small_files_per_s']} files/s -> {result['files_ratio_vs_naive']}x")  # fmt: skip
-    print(f"{args.large_mib} MiB: sync {result['sync_large_MBps']} MB/s, curl {result['curl_large_MBps']} MB/s "
-          f"-> {result['large_ratio_vs_curl']:.0%} of curl")  # fmt: skip
+    result["files_ratio_vs_naive"] = round(
+        result["sync_small_files_per_s"] / result["naive_small_files_per_s"], 1
+    )
+    r = result
+    print(
+        f"{args.small_files} x 16 KiB: sync {r['sync_small_files_per_s']} files/s, curl --parallel "
+        f"{r['curl_small_files_per_s']} files/s -> {r['files_ratio_vs_curl']:.0%} of curl; naive "
+        f"{r['naive_small_files_per_s']} files/s -> {r['files_ratio_vs_naive']}x"
+    )
+    print(
+        f"{args.large_mib} MiB: sync {r['sync_large_MBps']} MB/s, curl {r['curl_large_MBps']} MB/s "
+        f"-> {r['large_ratio_vs_curl']:.0%} of curl"
+    )
     print(f"peak RSS of sync: {max(result['sync_peak_rss_MB_small'], result['sync_peak_rss_MB_large'])} MB")
     print(f"saved to {save('sync', result)}")
 

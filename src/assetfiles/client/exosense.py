@@ -138,16 +138,24 @@ class ExoSenseSource:
                 devices[device] = None
         return list(devices)
 
-    async def list_files(self, asset_id: str, content_types: Sequence[str] = ()) -> list[RemoteFile]:
-        """User/API content, then the devices' content, each listing paged to its ``totalCount``."""
+    async def list_files(
+        self, asset_id: str, content_types: Sequence[str] = (), name_glob: str | None = None
+    ) -> list[RemoteFile]:
+        """User/API content, then the devices' content, each listing paged to its ``totalCount``.
+
+        ``name_glob`` is a hint: sent to servers that have the ``name`` filter (an addition) when
+        it only uses ``*`` and ``?``; the caller filters again either way.
+        """
         devices = await self.devices(asset_id)
-        files = await self._listing(asset_id, content_types, None)
+        if name_glob is not None and (not self.has_digests or "[" in name_glob):
+            name_glob = None
+        files = await self._listing(asset_id, content_types, None, name_glob)
         if devices:
-            files += await self._listing(asset_id, content_types, devices)
+            files += await self._listing(asset_id, content_types, devices, name_glob)
         return files
 
     async def _listing(
-        self, asset_id: str, content_types: Sequence[str], devices: list[str] | None
+        self, asset_id: str, content_types: Sequence[str], devices: list[str] | None, name_glob: str | None
     ) -> list[RemoteFile]:
         extra = " sha256" if self.has_digests else ""
         query = ASSET_CONTENTS % {"extra": extra}
@@ -166,6 +174,7 @@ class ExoSenseSource:
                     "orderBy": "updated_at",
                     "sort": "desc",
                     "association": {"type": "asset", "id": asset_id},
+                    **({"name": name_glob} if name_glob else {}),
                 },
                 "pagination": {"limit": page_size, "offset": offset},
                 "id": None,

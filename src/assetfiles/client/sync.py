@@ -35,7 +35,9 @@ MANIFEST_SAVE_SECONDS = 2.0
 class Source(Protocol):
     async def connect(self) -> None: ...
     async def asset_ids(self) -> list[str]: ...
-    async def list_files(self, asset_id: str, content_types: Sequence[str] = ()) -> list[RemoteFile]: ...
+    async def list_files(
+        self, asset_id: str, content_types: Sequence[str] = (), name_glob: str | None = None
+    ) -> list[RemoteFile]: ...
     async def resolve(self, files: Sequence[RemoteFile]) -> dict[str, Target | SourceError]: ...
 
 
@@ -119,7 +121,10 @@ class Syncer:
         folder = self.destination / safe_component(asset_id)
         async with slots:
             try:
-                listing = await self.source.list_files(asset_id, self.options.filters.content_types)
+                filters = self.options.filters
+                # --delete needs the whole listing: what a narrower one leaves out is not gone
+                hint = None if self.options.delete else filters.name_glob
+                listing = await self.source.list_files(asset_id, filters.content_types, hint)
             except SourceError as exc:
                 if exc.fatal:
                     raise

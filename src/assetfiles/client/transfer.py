@@ -30,6 +30,10 @@ import aiohttp
 from assetfiles.client.remote import RemoteFile, Target
 
 CHUNK = 1024 * 1024
+#: Files up to this size are received in memory and written once, in one worker-thread hop: for
+#: small files the state record and the extra opens would cost more than the transfer, and there
+#: is nothing worth resuming.
+IN_MEMORY_MAX = 1024 * 1024
 #: Chunks smaller than this are written and hashed on the event loop; a thread hop costs more.
 INLINE_BELOW = 256 * 1024
 
@@ -162,6 +166,45 @@ class _PartialFile:
         self.state_path.unlink(missing_ok=True)
 
 
+class _MemoryPartial(_PartialFile):
+    """A small file's bytes, kept in memory until they are whole and verified."""
+
+    def __init__(self, directory: Path, key: str, version: str) -> None:
+        super().__init__(directory, key, version)
+        self.buffer = bytearray()
+
+    def open(self) -> None:
+        pass
+
+    def restart(self) -> int:
+        self.buffer.clear()
+        self.digest = hashlib.sha256()
+        dropped, self.length = self.length, 0
+        return dropped
+
+    def remember(self, etag: str | None) -> None:
+        self.etag = etag
+
+    def append(self, chunk: bytes) -> None:
+        self.buffer += chunk
+        self.digest.update(chunk)
+        self.length += len(chunk)
+
+    def close(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        self.buffer.clear()
+
+    def commit(self, final: Path) -> None:
+        """Written under a temporary name, then renamed: never half a file at ``final``."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("wb") as handle:
+            handle.write(self.buffer)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path, final)
+
+
 class Fetcher:
     """Fetches files over one shared aiohttp session (one connection pool for every download)."""
 
@@ -178,8 +221,11 @@ class Fetcher:
         resolve: Resolve,
         progress: Progress,
     ) -> Fetched:
-        partial = _PartialFile(partial_dir, _key(remote.id), remote.version)
-        await asyncio.to_thread(partial.open)
+        if remote.length <= IN_MEMORY_MAX:
+            partial: _PartialFile = _MemoryPartial(partial_dir, _key(remote.id), remote.version)
+        else:
+            partial = _PartialFile(partial_dir, _key(remote.id), remote.version)
+            await asyncio.to_thread(partial.open)
         if partial.length > remote.length:
             partial.restart()
         if partial.length:

@@ -23,6 +23,7 @@ from assetfiles.model import (
     now_ms,
 )
 from assetfiles.service.access import require
+from assetfiles.service.batching import BatchLoader
 from assetfiles.service.paging import check_pagination
 from assetfiles.service.signing import SignedUrl, UrlSigner
 from assetfiles.store.blobs import BlobStore
@@ -167,17 +168,36 @@ class ContentService:
             offset=offset,
         )
 
-    async def get(self, principal: Principal, content_id: str, *, field: str = "id") -> Content:
+    def batch(self, principal: Principal) -> BatchLoader[str, Content]:
+        """A loader that fetches the contents asked for in one tick together (one request's scope)."""
+        return BatchLoader(lambda ids: self.catalog.get_contents(principal.org_id, ids))
+
+    async def get(
+        self,
+        principal: Principal,
+        content_id: str,
+        *,
+        field: str = "id",
+        batch: BatchLoader[str, Content] | None = None,
+    ) -> Content:
         require(principal, Permission.READ)
         if not content_id:
             raise BadInput(f"{field}: must be a non-empty id", field=field)
-        content = await self.catalog.get_content(principal.org_id, content_id)
+        if batch is not None:
+            content = await batch.load(content_id)
+        else:
+            content = await self.catalog.get_content(principal.org_id, content_id)
         if content is None:
             raise NotFound(f"content '{content_id}' not found", field=field)
         return content
 
     async def get_device_content(
-        self, principal: Principal, content_id: str, device: tuple[str, str]
+        self,
+        principal: Principal,
+        content_id: str,
+        device: tuple[str, str],
+        *,
+        batch: BatchLoader[str, Content] | None = None,
     ) -> Content:
         """Content uploaded by that device; anything else is 'not found', as for unknown ids."""
         ref = DeviceRef(
@@ -185,7 +205,7 @@ class ContentService:
             check_identifier(device[1], field="input.device_id"),
         )
         try:
-            content = await self.get(principal, content_id, field="input.id")
+            content = await self.get(principal, content_id, field="input.id", batch=batch)
         except NotFound:
             content = None
         if content is None or content.creator.device != ref:

@@ -10,6 +10,7 @@ from graphql import GraphQLResolveInfo
 
 from assetfiles.errors import BadInput
 from assetfiles.model import Association, Content, CreatorKind, Principal, Signal
+from assetfiles.service.batching import BatchLoader
 from assetfiles.service.contents import ListingFilters
 from assetfiles.service.context import Services
 from assetfiles.service.signing import SignedUrl
@@ -25,6 +26,14 @@ class RequestContext:
     base_url: str
     url_ttl: dict[str, int | None] = field(default_factory=dict)
     signed: dict[str, SignedUrl] = field(default_factory=dict)
+    _contents: BatchLoader[str, Content] | None = None
+
+    @property
+    def contents(self) -> BatchLoader[str, Content]:
+        """The request's content loader: aliases of ``content`` resolve in one catalog call."""
+        if self._contents is None:
+            self._contents = self.services.contents.batch(self.principal)
+        return self._contents
 
     def download_url(self, content: Content) -> SignedUrl:
         """One signature per content per request, shared by its ``url`` and ``expiresAt`` fields."""
@@ -125,7 +134,7 @@ async def resolve_asset_contents(
 @query.field("content")
 async def resolve_content(_obj: None, info: Info, id: str, expiresIn: int | None = None) -> Any:
     ctx = info.context
-    content = await ctx.services.contents.get(ctx.principal, id)
+    content = await ctx.services.contents.get(ctx.principal, id, batch=ctx.contents)
     ctx.url_ttl[content.id] = expiresIn
     return content
 
@@ -136,7 +145,7 @@ async def resolve_device_asset_content(
 ) -> Any:
     ctx = info.context
     content = await ctx.services.contents.get_device_content(
-        ctx.principal, input["id"], (input["product_id"], input["device_id"])
+        ctx.principal, input["id"], (input["product_id"], input["device_id"]), batch=ctx.contents
     )
     ctx.url_ttl[content.id] = expiresIn
     return content
