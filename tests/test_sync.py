@@ -449,6 +449,8 @@ def test_demo_serves_and_syncs_the_demo_asset(tmp_path: Path) -> None:
     mirror = tmp_path / "demo/mirror/a-pump-7"
     assert (mirror / "user/manual.pdf").read_bytes() == (packaged / "manual.pdf").read_bytes()
     assert (mirror / "user/firmware 2.1.bin").read_bytes() == (packaged / "fw-2.1.bin").read_bytes()
-    assert (mirror / "devices/p7k2q9.pump-007/log-0001.csv").read_bytes() == (packaged / "log-0001.csv").read_bytes()
+    assert (mirror / "devices/p7k2q9.pump-007/log-0001.csv").read_bytes() == (
+        packaged / "log-0001.csv"
+    ).read_bytes()
     again = run_cli("demo", "--dir", str(tmp_path / "demo"), "--no-progress")
     assert again.returncode == 0 and "0 downloaded" in again.stdout and "5 unchanged" in again.stdout

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="Base URL put in signed URLs; default: taken from the request."
     )
+    enos_token_ttl_seconds: int = Field(default=7200, ge=1, description="Lifetime of EnOS access tokens.")
+    enos_timestamp_window_seconds: int = Field(
+        default=300, ge=1, description="How far a token request's timestamp may be from the server clock."
+    )
+    enos_max_message_bytes: int = Field(default=512 * 1024, ge=1, description="Largest enos-message part.")
+    enos_max_file_bytes: int = Field(default=100 * 1024**2, ge=1, description="Largest enos-file part.")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 
@@ -75,6 +81,10 @@ class Settings(BaseSettings):
             "ASSETFILES_DATA_DIR": str(self.data_dir.resolve()),
             "ASSETFILES_URL_TTL_SECONDS": str(self.url_ttl_seconds),
             "ASSETFILES_MAX_UPLOAD_BYTES": str(self.max_upload_bytes),
+            "ASSETFILES_ENOS_TOKEN_TTL_SECONDS": str(self.enos_token_ttl_seconds),
+            "ASSETFILES_ENOS_TIMESTAMP_WINDOW_SECONDS": str(self.enos_timestamp_window_seconds),
+            "ASSETFILES_ENOS_MAX_MESSAGE_BYTES": str(self.enos_max_message_bytes),
+            "ASSETFILES_ENOS_MAX_FILE_BYTES": str(self.enos_max_file_bytes),
         }
         optional = {
             "ASSETFILES_DATABASE_URL": self.database_url,

@@ -57,3 +57,20 @@ class IntegrityMismatch(AssetfilesError):
 
     code = "BAD_USER_INPUT"
     http_status = 400
+
+
+class TokenExpired(Unauthenticated):
+    """An access token that was valid and is no longer (EnOS code 1203)."""
+
+    code = "TOKEN_EXPIRED"
+
+
+class TokenRefused(AssetfilesError):
+    """The EnOS token service refused a request; ``enos_status`` is its documented code."""
+
+    code = "TOKEN_REFUSED"
+
+    def __init__(self, message: str, *, enos_status: int, http_status: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.enos_status = enos_status
+        self.http_status = http_status

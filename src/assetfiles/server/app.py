@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from assetfiles.config import Settings
+from assetfiles.server import enos
 from assetfiles.server.devices import device_upload
 from assetfiles.server.graphql.endpoint import graphql_endpoint
 from assetfiles.server.transfer import download, upload
@@ -69,5 +70,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/transfer/content/{content_id}", download, methods=["GET", "HEAD"]),
         Route("/transfer/uploads/{content_id}", upload, methods=["PUT"]),
         Route("/api/devices/{product_id}/{device_id}/content", device_upload, methods=["PUT", "POST"]),
+        Route("/apim-token-service/v2.0/token/get", enos.token_get, methods=["POST"]),
+        Route("/apim-token-service/v2.0/token/refresh", enos.token_refresh, methods=["POST"]),
+        Route("/connect-service/v2.1/files", enos.files, methods=["GET", "HEAD", "POST"]),
+        Route("/connect-service/v2.1/integration", enos.integration, methods=["POST"]),
+        Route("/openapi.json", enos.openapi, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})

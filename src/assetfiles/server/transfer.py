@@ -10,12 +10,14 @@ import base64
 import os
 from collections.abc import AsyncIterator
 from email.utils import formatdate
+from pathlib import Path
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from assetfiles.errors import AssetfilesError, BadInput, PayloadTooLarge
+from assetfiles.model import Content, StoredFile
 from assetfiles.server.rendering import content_json, error_response
 from assetfiles.service.context import Services
 
@@ -52,6 +54,11 @@ async def download(request: Request) -> Response:
         )
     except AssetfilesError as exc:
         return error_response(exc)
+    return file_response(request, content, path)
+
+
+def file_response(request: Request, content: StoredFile | Content, path: Path) -> Response:
+    """The bytes of a content with Range, If-Range, ETag, If-None-Match and Repr-Digest."""
     etag = f'"{content.sha256}"'
     headers = {
         "ETag": etag,

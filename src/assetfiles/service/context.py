@@ -10,11 +10,15 @@ from assetfiles.config import Settings
 from assetfiles.service.access import Access
 from assetfiles.service.assets import AssetService
 from assetfiles.service.contents import ContentService
+from assetfiles.service.enos_files import EnosFileService
+from assetfiles.service.enos_tokens import EnosTokenService
+from assetfiles.service.enos_uploads import EnosUploadService
 from assetfiles.service.signing import UrlSigner
 from assetfiles.service.uploads import UploadService
 from assetfiles.store.blobs import LocalBlobStore
 from assetfiles.store.catalog import Catalog
 from assetfiles.store.database import create_engine, migrate
+from assetfiles.store.enos import EnosStore
 
 
 @dataclass
@@ -25,22 +29,35 @@ class Services:
     assets: AssetService
     contents: ContentService
     uploads: UploadService
+    enos_tokens: EnosTokenService
+    enos_files: EnosFileService
+    enos_uploads: EnosUploadService
 
     @classmethod
     async def open(cls, settings: Settings, *, run_migrations: bool = True) -> Services:
         if run_migrations:
             await anyio.to_thread.run_sync(migrate, settings.catalog_url)
-        catalog = Catalog(create_engine(settings.catalog_url))
+        engine = create_engine(settings.catalog_url)
+        catalog = Catalog(engine)
         blobs = LocalBlobStore(settings.blob_path)
         signer = UrlSigner(settings.signing_key, settings.url_ttl_seconds)
-        assets = AssetService(catalog)
+        contents = ContentService(catalog, blobs, signer)
+        uploads = UploadService(catalog, blobs, signer, settings.max_upload_bytes)
         return cls(
             settings=settings,
             catalog=catalog,
             access=Access(catalog),
-            assets=assets,
-            contents=ContentService(catalog, blobs, signer),
-            uploads=UploadService(catalog, blobs, signer, settings.max_upload_bytes),
+            assets=AssetService(catalog),
+            contents=contents,
+            uploads=uploads,
+            enos_tokens=EnosTokenService(
+                EnosStore(engine),
+                settings.signing_key,
+                ttl_seconds=settings.enos_token_ttl_seconds,
+                window_seconds=settings.enos_timestamp_window_seconds,
+            ),
+            enos_files=EnosFileService(catalog, blobs, contents),
+            enos_uploads=EnosUploadService(catalog, uploads, contents),
         )
 
     async def close(self) -> None:

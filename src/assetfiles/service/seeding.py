@@ -200,11 +200,16 @@ async def apply_fixture(services: Services, fixture: Fixture, base_dir: Path) ->
                 raise BadInput(
                     f"organizations[{org.id}].tokens[{token.name}].secret: already in use"
                 ) from None
-        if org.applications:
-            report.notes.append(
-                f"{org.id}: {len(org.applications)} EnOS application(s) validated; they take effect "
-                "once the EnOS face is installed"
+        for application in org.applications:
+            changed, generated = await services.enos_tokens.register(
+                org.id, application.app_key, application.app_secret, list(application.policies)
             )
+            if generated:
+                report.generated_secrets.append(
+                    (f"EnOS application {org.id}/{application.app_key}", generated)
+                )
+            if changed:
+                report.changes.append(f"EnOS application {org.id}/{application.app_key} stored")
         for product in org.products:
             await catalog.upsert_product(org.id, product.id, product.name)
             for device in product.devices:

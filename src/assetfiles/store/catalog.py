@@ -69,14 +69,15 @@ from assetfiles.store.schema import (
 
 P = ParamSpec("P")
 R = TypeVar("R")
+S = TypeVar("S")
 
 
 def in_thread(
-    method: Callable[Concatenate[Catalog, P], R],
-) -> Callable[Concatenate[Catalog, P], Awaitable[R]]:
-    """Make a blocking catalog method awaitable by running it in anyio's worker threads."""
+    method: Callable[Concatenate[S, P], R],
+) -> Callable[Concatenate[S, P], Awaitable[R]]:
+    """Make a blocking store method awaitable by running it, whole, in anyio's worker threads."""
 
-    async def run(self: Catalog, /, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return await anyio.to_thread.run_sync(functools.partial(method, self, *args, **kwargs))
 
     functools.update_wrapper(run, method)
@@ -503,6 +504,12 @@ class Catalog:
         statement = select(contents).where(contents.c.org_id == org_id, contents.c.id.in_(list(content_ids)))
         with self.engine.connect() as conn:
             return {content.id: content for content in self._with_extras(conn, conn.execute(statement).all())}
+
+    @in_thread
+    def get_content_by_enos_uri(self, org_id: str, file_uri: str) -> Content | None:
+        return self._first_content(
+            select(contents).where(contents.c.org_id == org_id, contents.c.enos_file_uri == file_uri)
+        )
 
     def _first_content(self, statement: Select[Any]) -> Content | None:
         with self.engine.connect() as conn:

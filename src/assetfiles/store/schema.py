@@ -177,3 +177,41 @@ association_counts = Table(
     Column("target_id", String(255), primary_key=True),
     Column("contents", BigInteger, nullable=False),
 )
+
+
+# -- EnOS applications and the token service -----------------------------------------------
+
+enos_applications = Table(
+    "enos_applications",
+    metadata,
+    Column("app_key", String(128), primary_key=True),
+    Column("org_id", String(128), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    # The token service checks sha256(appKey + timestamp + appSecret), so the secret itself must be
+    # readable by the server: it is kept sealed (Fernet) under a key derived from the server key.
+    Column("sealed_secret", Text, nullable=False),
+    Column("policies", String(64), nullable=False),  # comma-separated: asset:read,asset:write
+    Column("created_at", BigInteger, nullable=False),
+)
+
+enos_access_tokens = Table(
+    "enos_access_tokens",
+    metadata,
+    # sha256 of the token; the token is an HMAC of (app_key, nonce) under the server key, so the
+    # same one can be handed out again while it is valid without ever being stored.
+    Column("token_hash", String(64), primary_key=True),
+    Column(
+        "app_key", String(128), ForeignKey("enos_applications.app_key", ondelete="CASCADE"), nullable=False
+    ),
+    Column("nonce", String(32), nullable=False),
+    Column("issued_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_enos_access_tokens_app_key_expires_at", "app_key", "expires_at"),
+)
+
+enos_token_requests = Table(
+    "enos_token_requests",
+    metadata,
+    # Each ``encryption`` value is accepted once: a replayed token request is refused (code 1001).
+    Column("encryption", String(64), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)

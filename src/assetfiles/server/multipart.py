@@ -1,0 +1,173 @@
+"""Streaming the multipart body of an EnOS integration request: one message part, file parts to disk.
+
+python-multipart parses as bytes arrive; each ``enos-file`` part is written to a temporary file
+while its sha256 and md5 are computed, and refused as soon as it passes the per-file limit (the
+``enos-message`` part has its own, smaller one). Nothing is kept in memory but the message.
+A part's own ``Content-Length`` header, when sent (EnOS documents it), must match its bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import AsyncIterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from assetfiles.errors import BadInput, PayloadTooLarge
+from assetfiles.service.enos_uploads import ReceivedFile
+
+MESSAGE_PART = "enos-message"
+FILE_PART = "enos-file"
+
+
+@dataclass
+class _Part:
+    headers: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+    filename: str | None = None
+    handle: IO[bytes] | None = None
+    path: Path | None = None
+    length: int = 0
+    sha256: Any = field(default_factory=hashlib.sha256)
+    md5: Any = field(default_factory=hashlib.md5)
+
+
+@dataclass
+class Received:
+    message: bytes
+    files: list[ReceivedFile]
+
+
+class EnosMultipart:
+    def __init__(self, workdir: Path, *, max_message: int, max_file: int) -> None:
+        self.workdir = workdir
+        self.max_message = max_message
+        self.max_file = max_file
+        self.message: bytearray | None = None
+        self.files: list[ReceivedFile] = []
+        self.part = _Part()
+        self.header_field = bytearray()
+        self.header_value = bytearray()
+        self.error: Exception | None = None
+
+    @staticmethod
+    def boundary(content_type: str | None) -> bytes:
+        kind, options = parse_options_header(content_type or "")
+        if kind != b"multipart/form-data" or not options.get(b"boundary"):
+            raise BadInput("Content-Type: must be multipart/form-data with a boundary", field="Content-Type")
+        return options[b"boundary"]
+
+    async def read(self, content_type: str | None, body: AsyncIterable[bytes]) -> Received:
+        parser = MultipartParser(
+            self.boundary(content_type),
+            {
+                "on_part_begin": self._part_begin,
+                "on_header_field": lambda data, start, end: self.header_field.extend(data[start:end]),
+                "on_header_value": lambda data, start, end: self.header_value.extend(data[start:end]),
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_end,
+            },
+            max_header_count=16,
+        )
+        try:
+            async for chunk in body:
+                parser.write(chunk)
+                if self.error is not None:
+                    raise self.error
+            parser.finalize()
+        except (ValueError, AssertionError) as exc:  # the library's own parse errors
+            raise BadInput(f"body: not a valid multipart/form-data body ({exc})", field="body") from None
+        finally:
+            if self.part.handle is not None:
+                self.part.handle.close()
+        if self.message is None:
+            raise BadInput(f"{MESSAGE_PART}: the part is missing", field=MESSAGE_PART)
+        return Received(bytes(self.message), self.files)
+
+    def _fail(self, error: Exception) -> None:
+        if self.error is None:
+            self.error = error
+
+    def _part_begin(self) -> None:
+        self.part = _Part()
+
+    def _header_end(self) -> None:
+        self.part.headers[self.header_field.decode("latin-1").lower()] = self.header_value.decode(
+            "utf-8", "replace"
+        )
+        self.header_field.clear()
+        self.header_value.clear()
+
+    def _headers_finished(self) -> None:
+        part = self.part
+        _, options = parse_options_header(part.headers.get("content-disposition", ""))
+        part.name = options.get(b"name", b"").decode("utf-8", "replace")
+        filename = options.get(b"filename")
+        part.filename = filename.decode("utf-8", "replace") if filename is not None else None
+        if part.name == MESSAGE_PART:
+            if self.message is not None:
+                self._fail(BadInput(f"{MESSAGE_PART}: only one message part is allowed", field=MESSAGE_PART))
+            self.message = bytearray()
+        elif part.name == FILE_PART:
+            if not part.filename:
+                self._fail(BadInput(f"{FILE_PART}: every file part needs a filename", field=FILE_PART))
+                return
+            if part.filename in {f.filename for f in self.files}:
+                self._fail(BadInput(f"{FILE_PART}: file {part.filename!r} is sent twice", field=FILE_PART))
+                return
+            handle = tempfile.NamedTemporaryFile(dir=self.workdir, delete=False)  # noqa: SIM115
+            part.handle, part.path = handle, Path(handle.name)
+        else:
+            message = f"body: unexpected part {part.name!r} (expected enos-message, enos-file)"
+            self._fail(BadInput(message, field="body"))
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.error is not None:
+            return
+        chunk = data[start:end]
+        part = self.part
+        part.length += len(chunk)
+        if part.name == MESSAGE_PART and self.message is not None:
+            if part.length > self.max_message:
+                message = f"{MESSAGE_PART}: larger than {self.max_message} bytes"
+                self._fail(PayloadTooLarge(message, field=MESSAGE_PART))
+                return
+            self.message.extend(chunk)
+        elif part.handle is not None:
+            if part.length > self.max_file:
+                message = f"{FILE_PART}: {part.filename} is larger than {self.max_file} bytes"
+                self._fail(PayloadTooLarge(message, field=FILE_PART))
+                return
+            part.handle.write(chunk)
+            part.sha256.update(chunk)
+            part.md5.update(chunk)
+
+    def _part_end(self) -> None:
+        part = self.part
+        if part.handle is None or self.error is not None:
+            return
+        part.handle.close()
+        part.handle = None
+        declared = part.headers.get("content-length")
+        if declared is not None and (not declared.strip().isdigit() or int(declared) != part.length):
+            message = (
+                f"{FILE_PART}: {part.filename} declares Content-Length {declared}, has {part.length} bytes"
+            )
+            self._fail(BadInput(message, field=FILE_PART))
+            return
+        assert part.path is not None and part.filename is not None
+        self.files.append(
+            ReceivedFile(
+                part.filename,
+                part.path,
+                part.length,
+                part.md5.hexdigest(),
+                part.sha256.hexdigest(),
+            )
+        )

@@ -1,0 +1,125 @@
+"""The EnOS face's file rules: which file a request names, whether the caller may have it.
+
+A file is named by its ``enos-connect://`` URI, its category and the asset (``assetId``) or
+device (``productKey`` + ``deviceKey``) it belongs to. It belongs to an asset when it is
+associated with that asset, or was uploaded by a device that feeds the asset; to a device when
+that device uploaded it. Anything else, and any other organization's file, is "not found".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+from assetfiles.errors import BadInput, Forbidden, NotFound
+from assetfiles.model import OBJECT_ID, Content, DeviceRef, Permission, Principal, check_identifier
+from assetfiles.service.access import require
+from assetfiles.service.contents import ContentService
+from assetfiles.service.signing import SignedUrl
+from assetfiles.store.blobs import BlobStore
+from assetfiles.store.catalog import Catalog
+
+CATEGORIES = ("feature", "ota")
+FILE_URI = re.compile(r"^enos-connect://[A-Za-z0-9_\-]{1,128}(\.[A-Za-z0-9_\-]{1,16})?$")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The asset or the device a request names a file through."""
+
+    asset_id: str | None = None
+    device: DeviceRef | None = None
+
+    def __str__(self) -> str:
+        return f"asset '{self.asset_id}'" if self.asset_id else f"device '{self.device}'"
+
+
+def required(value: str | None, name: str) -> str:
+    if value is None or not value.strip():
+        raise BadInput(f"{name}: required and must not be empty", field=name)
+    return value
+
+
+def check_org(principal: Principal, org_id: str | None) -> str:
+    org_id = required(org_id, "orgId")
+    if org_id != principal.org_id:
+        raise Forbidden(f"orgId: the access token does not belong to organization '{org_id}'", field="orgId")
+    return org_id
+
+
+def check_file_uri(value: str | None) -> str:
+    """``enos-connect://<id>.<ext>``, as sent or percent-encoded once more."""
+    uri = required(value, "fileUri").strip()
+    if uri.lower().startswith("enos-connect%3a"):
+        uri = unquote(uri)
+    if not FILE_URI.fullmatch(uri):
+        raise BadInput(f"fileUri: {uri!r} is not an enos-connect://<id>.<ext> URI", field="fileUri")
+    return uri
+
+
+def check_category(value: str | None) -> str:
+    category = required(value, "category")
+    if category not in CATEGORIES:
+        raise BadInput(f"category: must be 'feature' or 'ota', not {category!r}", field="category")
+    return category
+
+
+def check_owner(asset_id: str | None, product_key: str | None, device_key: str | None) -> Owner:
+    """``assetId`` wins when both ways are given; half a device pair is an error."""
+    if asset_id:
+        return Owner(asset_id=check_identifier(asset_id, field="assetId", pattern=OBJECT_ID))
+    if product_key and not device_key:
+        raise BadInput("deviceKey: required with productKey", field="deviceKey")
+    if device_key and not product_key:
+        raise BadInput("productKey: required with deviceKey", field="productKey")
+    if not product_key or not device_key:
+        raise BadInput("assetId: required, or productKey and deviceKey", field="assetId")
+    return Owner(
+        device=DeviceRef(
+            check_identifier(product_key, field="productKey"), check_identifier(device_key, field="deviceKey")
+        )
+    )
+
+
+class EnosFileService:
+    def __init__(self, catalog: Catalog, blobs: BlobStore, contents: ContentService) -> None:
+        self.catalog = catalog
+        self.blobs = blobs
+        self.contents = contents
+
+    async def find(
+        self, principal: Principal, file_uri: str, category: str, owner: Owner, permission: Permission
+    ) -> Content:
+        require(principal, permission)
+        content = await self.catalog.get_content_by_enos_uri(principal.org_id, file_uri)
+        if content is None or content.enos is None or content.enos.category != category:
+            raise NotFound(f"fileUri: file {file_uri} ({category}) not found for {owner}", field="fileUri")
+        if not await self._belongs(principal.org_id, content, owner):
+            raise NotFound(f"fileUri: file {file_uri} ({category}) not found for {owner}", field="fileUri")
+        return content
+
+    async def _belongs(self, org_id: str, content: Content, owner: Owner) -> bool:
+        uploader = content.creator.device
+        devices = {
+            DeviceRef.parse(a.id, field="association") for a in content.associations if a.type == "device"
+        }
+        if uploader is not None:
+            devices.add(uploader)
+        if owner.device is not None:
+            return owner.device in devices
+        assert owner.asset_id is not None
+        if any(a.type == "asset" and a.id == owner.asset_id for a in content.associations):
+            return True
+        return bool(devices & await self.catalog.feeding_devices(org_id, owner.asset_id))
+
+    def bytes_path(self, content: Content) -> Path:
+        return self.blobs.local_path(content.sha256)
+
+    def download_url(self, content: Content) -> SignedUrl:
+        return self.contents.download_url(content)
+
+    async def delete(self, principal: Principal, file_uri: str, category: str, owner: Owner) -> None:
+        content = await self.find(principal, file_uri, category, owner, Permission.WRITE)
+        await self.contents.delete(principal, content.id)

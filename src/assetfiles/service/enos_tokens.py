@@ -1,0 +1,206 @@
+"""The EnOS token service: access tokens for applications that prove they know their secret.
+
+A request carries ``appKey``, ``timestamp`` (epoch ms) and ``encryption`` =
+lowercase hex sha256(appKey + timestamp + appSecret). It is accepted when the timestamp is
+within the skew window, the encryption matches (compared in constant time), and that exact
+encryption was not used before (a replay gets 1001). While the application has a valid token,
+``get`` returns that same token with its remaining lifetime, as EnOS documents.
+
+Tokens are never stored: a token is an HMAC of (appKey, nonce) under the server key, so it can
+be recomputed for "the same token again", and only its sha256 is kept for lookups.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from assetfiles.errors import BadInput, TokenExpired, TokenRefused, Unauthenticated
+from assetfiles.model import CreatorKind, Permission, Principal, now_ms
+from assetfiles.store.enos import Application, EnosStore, IssuedToken
+
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+POLICIES = {"asset:read": Permission.READ, "asset:write": Permission.WRITE}
+
+# Codes of the EnOS token service.
+REPLAYED, UNKNOWN_APP, BAD_ENCRYPTION, BAD_PARAMETER = 1001, 1002, 1003, 1004
+EMPTY_PARAMETER, TOKEN_EXPIRED, REFRESH_FAILED = 1202, 1203, 1204
+
+
+def _refused(code: int, message: str, *, field: str | None = None) -> TokenRefused:
+    status = 400 if code in (BAD_PARAMETER, EMPTY_PARAMETER) else 401
+    return TokenRefused(message, enos_status=code, http_status=status, field=field)
+
+
+class SecretBox:
+    """Seals application secrets at rest under a key derived from the server's secret key."""
+
+    def __init__(self, server_key: bytes) -> None:
+        derived = hashlib.sha256(b"assetfiles:enos-application-secrets:" + server_key).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+
+    def seal(self, secret: str) -> str:
+        return self._fernet.encrypt(secret.encode()).decode()
+
+    def open(self, sealed: str) -> str:
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken:
+            # The server key changed since the application was stored: re-apply the fixture.
+            raise _refused(
+                UNKNOWN_APP, "appKey: the stored secret cannot be read with this server's key"
+            ) from None
+
+
+def principal_of(application: Application) -> Principal:
+    return Principal(
+        org_id=application.org_id,
+        name=application.app_key,
+        permissions=frozenset(POLICIES[p] for p in application.policies if p in POLICIES),
+        kind=CreatorKind.TOKEN,
+    )
+
+
+class EnosTokenService:
+    def __init__(self, store: EnosStore, server_key: bytes, *, ttl_seconds: int, window_seconds: int) -> None:
+        self.store = store
+        self.server_key = server_key
+        self.box = SecretBox(server_key)
+        self.ttl_ms = ttl_seconds * 1000
+        self.window_ms = window_seconds * 1000
+
+    async def register(
+        self, org_id: str, app_key: str, secret: str | None, policies: list[str]
+    ) -> tuple[bool, str | None]:
+        """Create or update an application; returns (changed, the secret when one was generated).
+
+        An existing application keeps its secret unless a new one is given.
+        """
+        existing = await self.store.get_application(app_key)
+        if existing is not None and existing.org_id != org_id:
+            raise BadInput(f"app_key: '{app_key}' belongs to another organization", field="app_key")
+        generated = None
+        if secret is None:
+            if existing is not None:
+                sealed = existing.sealed_secret
+            else:
+                generated = secret = secrets.token_urlsafe(24)
+        if secret is not None:
+            if existing is not None and self._same_secret(existing.sealed_secret, secret):
+                sealed = existing.sealed_secret
+            else:
+                sealed = self.box.seal(secret)
+        application = Application(app_key, org_id, sealed, frozenset(policies))
+        changed = await self.store.upsert_application(application, now_ms())
+        return changed or (existing is not None and sealed != existing.sealed_secret), generated
+
+    def _same_secret(self, sealed: str, secret: str) -> bool:
+        try:
+            return hmac.compare_digest(self.box.open(sealed), secret)
+        except TokenRefused:
+            return False
+
+    # -- issuing ---------------------------------------------------------------------------
+
+    async def get(self, body: Any) -> tuple[str, int]:
+        """``token/get``: (accessToken, seconds it stays valid)."""
+        application, now = await self._authenticate(body, required=("appKey", "encryption", "timestamp"))
+        current = await self.store.valid_token(application.app_key, now)
+        if current is not None:
+            return self._token_value(current), max(1, (current.expires_at - now) // 1000)
+        return await self._issue(application, now)
+
+    async def refresh(self, body: Any) -> tuple[str, int]:
+        """``token/refresh``: a new token for a current or expired one of the same application."""
+        application, now = await self._authenticate(
+            body, required=("appKey", "encryption", "timestamp", "accessToken")
+        )
+        old = body["accessToken"]
+        if not isinstance(old, str):
+            raise _refused(BAD_PARAMETER, "accessToken: must be a string", field="accessToken")
+        return await self._issue(application, now, replaces=_hash(old))
+
+    async def _issue(
+        self, application: Application, now: int, replaces: str | None = None
+    ) -> tuple[str, int]:
+        token = IssuedToken(application.app_key, secrets.token_hex(16), now, now + self.ttl_ms)
+        value = self._token_value(token)
+        if not await self.store.insert_token(_hash(value), token, replaces=replaces):
+            raise _refused(
+                REFRESH_FAILED, "accessToken: not a token of this application", field="accessToken"
+            )
+        return value, self.ttl_ms // 1000
+
+    def _token_value(self, token: IssuedToken) -> str:
+        mac = hmac.new(self.server_key, f"enos-token|{token.app_key}|{token.nonce}".encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+
+    async def _authenticate(self, body: Any, *, required: tuple[str, ...]) -> tuple[Application, int]:
+        if not isinstance(body, dict):
+            raise _refused(BAD_PARAMETER, "the body must be a JSON object")
+        for name in required:
+            if body.get(name) is None or body.get(name) == "":
+                raise _refused(EMPTY_PARAMETER, f"{name}: must not be empty", field=name)
+        app_key, encryption, timestamp = body["appKey"], body["encryption"], body["timestamp"]
+        if not isinstance(app_key, str):
+            raise _refused(BAD_PARAMETER, "appKey: must be a string", field="appKey")
+        if not isinstance(encryption, str) or not SHA256_HEX.fullmatch(encryption):
+            raise _refused(
+                BAD_PARAMETER, "encryption: must be 64 lowercase hexadecimal characters", field="encryption"
+            )
+        stamp = _timestamp(timestamp)
+        now = now_ms()
+        if abs(now - stamp) > self.window_ms:
+            raise _refused(
+                BAD_PARAMETER,
+                f"timestamp: {stamp} is more than {self.window_ms // 1000} s from the server's clock ({now})",
+                field="timestamp",
+            )
+        application = await self.store.get_application(app_key)
+        if application is None:
+            raise _refused(UNKNOWN_APP, f"appKey: application '{app_key}' does not exist", field="appKey")
+        secret = self.box.open(application.sealed_secret)
+        expected = hashlib.sha256(f"{app_key}{timestamp}{secret}".encode()).hexdigest()
+        if not hmac.compare_digest(expected, encryption):
+            message = "encryption: does not match sha256(appKey + timestamp + appSecret)"
+            raise _refused(BAD_ENCRYPTION, message, field="encryption")
+        if not await self.store.first_use(encryption, stamp + self.window_ms, now):
+            message = "encryption: this request was already used; sign a new timestamp"
+            raise _refused(REPLAYED, message, field="encryption")
+        return application, now
+
+    # -- checking --------------------------------------------------------------------------
+
+    async def principal(self, access_token: str | None) -> Principal:
+        """Who an ``apim-accesstoken`` header belongs to; expired tokens are told apart (1203)."""
+        if not access_token:
+            raise Unauthenticated("apim-accesstoken: the header is missing", field="apim-accesstoken")
+        found = await self.store.find_token(_hash(access_token))
+        if found is None:
+            raise Unauthenticated("apim-accesstoken: not a valid access token", field="apim-accesstoken")
+        token, application = found
+        if not hmac.compare_digest(self._token_value(token), access_token):
+            raise Unauthenticated("apim-accesstoken: not a valid access token", field="apim-accesstoken")
+        if token.expires_at <= now_ms():
+            raise TokenExpired("apim-accesstoken: the access token has expired", field="apim-accesstoken")
+        return principal_of(application)
+
+
+def _timestamp(value: Any) -> int:
+    """Epoch milliseconds, sent as a number or a string of digits."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _refused(BAD_PARAMETER, "timestamp: must be epoch milliseconds", field="timestamp")
+    text = str(value)
+    if not text.isdigit():
+        raise _refused(BAD_PARAMETER, f"timestamp: {value!r} is not epoch milliseconds", field="timestamp")
+    return int(text)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,562 @@
+"""The EnOS face over real HTTP, driven the way EnOS's public samples do it with a plain client."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openapi_spec_validator import validate
+
+from tests.helpers import SECRET_KEY, Server, run_cli, start_server, write_fixture
+
+GQL_TOKEN = "tok-enos-rw-0123456789"
+APPS = {
+    "ak-rw": ("as-rw-secret-0123", ["asset:read", "asset:write"]),
+    "ak-ro": ("as-ro-secret-0123", ["asset:read"]),
+    "ak-expiry": ("as-expiry-secret-0123", ["asset:read"]),
+    "ak-refresh": ("as-refresh-secret-0123", ["asset:read"]),
+}
+OTHER_APP = ("ak-other", "as-other-secret-0123")
+MAX_FILE = 256 * 1024
+
+
+def enos_files() -> dict[str, bytes]:
+    rng = random.Random(11)
+    return {
+        "files/feature.bin": rng.randbytes(5000),
+        "files/fw.bin": rng.randbytes(3000),
+        "files/devlog.csv": b"t,v\n" + rng.randbytes(4000),
+        "files/other.bin": rng.randbytes(100),
+    }
+
+
+def enos_document() -> dict[str, Any]:
+    return {
+        "organizations": [
+            {
+                "id": "o-enos",
+                "tokens": [{"name": "rw", "secret": GQL_TOKEN, "permissions": ["read", "write"]}],
+                "applications": [
+                    {"app_key": key, "app_secret": secret, "policies": policies}
+                    for key, (secret, policies) in APPS.items()
+                ],
+                "products": [{"id": "p1", "devices": [{"id": "d1", "secret": "d1-secret-0123"},
+                                                      {"id": "d2", "secret": "d2-secret-0123"}]}],
+                "assets": [
+                    {
+                        "id": "a1",
+                        "name": "Asset one",
+                        "signals": [{"id": "s1", "channel": "p1.d1.data_in.temp"}],
+                        "content": [
+                            {"path": "files/feature.bin", "enos_category": "feature"},
+                            {"path": "files/fw.bin", "enos_category": "ota"},
+                            {"path": "files/devlog.csv", "created_by": {"device": "p1.d1"},
+                             "enos_category": "feature"},
+                        ],
+                    },
+                    {"id": "a2", "name": "Asset two"},
+                ],
+            },
+            {
+                "id": "o-foreign",
+                "applications": [{"app_key": OTHER_APP[0], "app_secret": OTHER_APP[1],
+                                  "policies": ["asset:read", "asset:write"]}],
+                "assets": [{"id": "a1", "name": "Same id, other org",
+                            "content": [{"path": "files/other.bin", "enos_category": "feature"}]}],
+            },
+        ]
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def enos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("enos-world")
+    files = enos_files()
+    fixture = write_fixture(root, enos_document(), files)
+    data_dir = root / "data"
+    # apply seals the applications' secrets with the server key: it must be the server's
+    applied = run_cli(
+        "apply", str(fixture), "--data-dir", str(data_dir), env={"ASSETFILES_SECRET_KEY": SECRET_KEY}
+    )
+    assert applied.returncode == 0, applied.stderr + applied.stdout
+    running = start_server(data_dir, {"ASSETFILES_ENOS_MAX_FILE_BYTES": str(MAX_FILE)})
+    running.files = files
+    yield running
+    running.stop()
+
+
+def md5hex(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def encryption(app_key: str, timestamp: int | str, secret: str) -> str:
+    return hashlib.sha256(f"{app_key}{timestamp}{secret}".encode()).hexdigest()
+
+
+def token_request(
+    server: Server, app_key: str, secret: str, *, path: str = "get", **extra: Any
+) -> httpx.Response:
+    timestamp = extra.pop("timestamp", int(time.time() * 1000))
+    body = {"appKey": app_key, "encryption": encryption(app_key, timestamp, secret), "timestamp": timestamp}
+    body.update(extra)
+    return httpx.post(f"{server.base_url}/apim-token-service/v2.0/token/{path}", json=body)
+
+
+def access_token(server: Server, app_key: str = "ak-rw") -> str:
+    secret = APPS[app_key][0] if app_key in APPS else OTHER_APP[1]
+    response = token_request(server, app_key, secret)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["data"]["accessToken"]
+    return token
+
+
+def uris(server: Server) -> dict[str, str]:
+    """name -> fileUri of o-enos's seeded EnOS files."""
+    query = """query($d: [AssetContentsDeviceInput]) {
+      assetContents(filters: {association: {type: "asset", id: "a1"}}, devices: $d) {
+        assetContents { name enos { fileUri } } } }"""
+    found = {}
+    for devices in (None, [{"product_id": "p1", "device_id": "d1"}]):
+        data = server.data(query, {"d": devices}, token=GQL_TOKEN)["assetContents"]["assetContents"]
+        found.update({item["name"]: item["enos"]["fileUri"] for item in data if item["enos"]})
+    return found
+
+
+def files_get(server: Server, token: str | None, action: str = "download", **params: str) -> httpx.Response:
+    headers = {"apim-accesstoken": token} if token else {}
+    return httpx.get(
+        f"{server.base_url}/connect-service/v2.1/files", params={"action": action, **params}, headers=headers
+    )
+
+
+# -- token service ------------------------------------------------------------------------------
+
+
+def test_token_with_sha256_scheme_and_the_same_token_again(enos: Server) -> None:
+    stamp = int(time.time() * 1000)
+    first = token_request(enos, "ak-rw", APPS["ak-rw"][0], timestamp=stamp)
+    assert first.status_code == 200
+    body = first.json()
+    assert body["status"] == 0 and body["msg"] == "SUCCESS" and body["business"] == "apim-token-service"
+    assert 7100 <= body["data"]["expire"] <= 7200
+    again = token_request(enos, "ak-rw", APPS["ak-rw"][0], timestamp=str(stamp + 1))  # a string works too
+    assert again.json()["data"]["accessToken"] == body["data"]["accessToken"]
+
+
+def test_refresh_gives_a_new_token_and_retires_the_old(enos: Server) -> None:
+    old = access_token(enos, "ak-refresh")
+    response = token_request(enos, "ak-refresh", APPS["ak-refresh"][0], path="refresh", accessToken=old)
+    assert response.status_code == 200, response.text
+    new = response.json()["data"]["accessToken"]
+    assert new != old and response.json()["data"]["expire"] == 7200
+    uri = uris(enos)["feature.bin"]
+    params = {"orgId": "o-enos", "fileUri": uri, "category": "feature", "assetId": "a1"}
+    assert files_get(enos, new, **params).status_code == 200
+    assert files_get(enos, old, **params).status_code == 401
+    again = token_request(enos, "ak-refresh", APPS["ak-refresh"][0], path="refresh", accessToken=old)
+    assert again.status_code == 401 and again.json()["status"] == 1204
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code", "fragment"),
+    [
+        ({"appKey": ""}, 400, 1202, "appKey"),
+        ({"encryption": None}, 400, 1202, "encryption"),
+        ({"timestamp": ""}, 400, 1202, "timestamp"),
+        ({"timestamp": "yesterday"}, 400, 1004, "timestamp"),
+        ({"timestamp": 1.5}, 400, 1004, "timestamp"),
+        ({"encryption": "ABC"}, 400, 1004, "encryption"),
+        ({"appKey": "ak-nope"}, 401, 1002, "ak-nope"),
+        ({"encryption": "0" * 64}, 401, 1003, "encryption"),
+    ],
+)
+def test_token_service_bad_requests(
+    enos: Server, change: dict[str, Any], status: int, code: int, fragment: str
+) -> None:
+    stamp = int(time.time() * 1000)
+    body = {"appKey": "ak-rw", "encryption": encryption("ak-rw", stamp, APPS["ak-rw"][0]), "timestamp": stamp}
+    body.update(change)
+    response = httpx.post(f"{enos.base_url}/apim-token-service/v2.0/token/get", json=body)
+    assert response.status_code == status, response.text
+    answer = response.json()
+    assert answer["status"] == code and fragment in answer["msg"] and answer["data"] is None
+
+
+def test_token_service_refuses_replays_stale_timestamps_and_junk(enos: Server) -> None:
+    stamp = int(time.time() * 1000)
+    assert token_request(enos, "ak-ro", APPS["ak-ro"][0], timestamp=stamp).status_code == 200
+    replay = token_request(enos, "ak-ro", APPS["ak-ro"][0], timestamp=stamp)
+    assert replay.status_code == 401 and replay.json()["status"] == 1001
+    stale = token_request(enos, "ak-ro", APPS["ak-ro"][0], timestamp=stamp - 3_600_000)
+    assert stale.status_code == 400 and stale.json()["status"] == 1004 and "timestamp" in stale.json()["msg"]
+    junk = httpx.post(f"{enos.base_url}/apim-token-service/v2.0/token/get", content=b"{not json")
+    assert junk.status_code == 400 and junk.json()["status"] == 1004
+    missing = token_request(enos, "ak-ro", APPS["ak-ro"][0], path="refresh")
+    assert (
+        missing.status_code == 400
+        and missing.json()["status"] == 1202
+        and "accessToken" in missing.json()["msg"]
+    )
+
+
+def test_expired_token_is_1203(enos: Server) -> None:
+    short = start_server(enos.data_dir, {"ASSETFILES_ENOS_TOKEN_TTL_SECONDS": "1"})
+    try:
+        token = access_token(short, "ak-expiry")
+        time.sleep(1.2)
+        uri = uris(enos)["feature.bin"]
+        response = files_get(short, token, orgId="o-enos", fileUri=uri, category="feature", assetId="a1")
+        assert response.status_code == 401
+        assert response.json()["code"] == 1203 and "expired" in response.json()["msg"]
+        refreshed = token_request(short, "ak-expiry", APPS["ak-expiry"][0], path="refresh", accessToken=token)
+        assert refreshed.status_code == 200  # an expired token can be refreshed
+    finally:
+        short.stop()
+
+
+# -- files ----------------------------------------------------------------------------------------
+
+
+def test_download_by_asset_and_by_device_with_ranges(enos: Server) -> None:
+    token = access_token(enos)
+    found = uris(enos)
+    feature = enos.files["files/feature.bin"]
+    response = files_get(
+        enos, token, orgId="o-enos", fileUri=found["feature.bin"], category="feature", assetId="a1"
+    )
+    assert response.status_code == 200 and response.content == feature
+    assert response.headers["content-length"] == str(len(feature))
+    devlog = enos.files["files/devlog.csv"]
+    by_device = files_get(enos, token, orgId="o-enos", fileUri=found["devlog.csv"], category="feature",
+                          productKey="p1", deviceKey="d1")  # fmt: skip
+    assert by_device.status_code == 200 and by_device.content == devlog
+    # the device's file also belongs to the asset it feeds
+    via_asset = files_get(
+        enos, token, orgId="o-enos", fileUri=found["devlog.csv"], category="feature", assetId="a1"
+    )
+    assert via_asset.content == devlog
+    url = f"{enos.base_url}/connect-service/v2.1/files"
+    params = {"action": "download", "orgId": "o-enos", "fileUri": found["feature.bin"], "category": "feature",
+              "assetId": "a1"}  # fmt: skip
+    for header, expected, content_range in [
+        ("bytes=0-1023", feature[:1024], f"bytes 0-1023/{len(feature)}"),
+        ("bytes=-100", feature[-100:], f"bytes {len(feature) - 100}-{len(feature) - 1}/{len(feature)}"),
+        ("bytes=4000-", feature[4000:], f"bytes 4000-{len(feature) - 1}/{len(feature)}"),
+    ]:
+        ranged = httpx.get(url, params=params, headers={"apim-accesstoken": token, "Range": header})
+        assert ranged.status_code == 206, header
+        assert ranged.content == expected
+        assert ranged.headers["content-range"] == content_range
+        assert ranged.headers["accept-ranges"] == "bytes"
+    unsatisfiable = httpx.get(url, params=params, headers={"apim-accesstoken": token, "Range": "bytes=9999-"})
+    assert unsatisfiable.status_code == 416
+
+
+def test_file_uri_raw_or_percent_encoded_and_asset_id_wins(enos: Server) -> None:
+    token = access_token(enos)
+    uri = uris(enos)["feature.bin"]
+    raw = httpx.get(
+        f"{enos.base_url}/connect-service/v2.1/files?action=download&orgId=o-enos&fileUri={uri}"
+        "&category=feature&assetId=a1&productKey=p1&deviceKey=d2",  # assetId wins over a wrong device
+        headers={"apim-accesstoken": token},
+    )
+    assert raw.status_code == 200 and raw.content == enos.files["files/feature.bin"]
+    twice = httpx.get(
+        f"{enos.base_url}/connect-service/v2.1/files?action=download&orgId=o-enos"
+        f"&fileUri={uri.replace(':', '%253A').replace('/', '%252F')}&category=feature&assetId=a1",
+        headers={"apim-accesstoken": token},
+    )
+    assert twice.status_code == 200
+
+
+def test_file_info_and_download_url(enos: Server) -> None:
+    token = access_token(enos, "ak-ro")
+    uri = uris(enos)["fw.bin"]
+    data = enos.files["files/fw.bin"]
+    info = files_get(enos, token, "getFileInfo", orgId="o-enos", fileUri=uri, category="ota", assetId="a1")
+    assert info.status_code == 200, info.text
+    body = info.json()
+    assert body["code"] == 0 and body["msg"] == "OK" and body["requestId"]
+    assert body["data"] == {
+        "orgId": "o-enos", "category": "ota", "fileUri": uri, "originalFilename": "fw.bin",
+        "fileSize": len(data), "md5": md5hex(data), "signMethod": "md5",
+        "sign": md5hex(data), "createTime": body["data"]["createTime"],
+    }  # fmt: skip
+    assert abs(body["data"]["createTime"] - time.time() * 1000) < 3_600_000
+    link = files_get(enos, token, "getDownloadUrl", orgId="o-enos", fileUri=uri, category="ota", assetId="a1")
+    assert link.status_code == 200
+    assert httpx.get(link.json()["data"]).content == data  # signed: no token needed
+
+
+def test_delete_needs_write_and_removes_the_file(enos: Server, tmp_path: Path) -> None:
+    token = access_token(enos)
+    uploaded = post_integration(enos, token, "postAttribute", {"params": [{"assetId": "a2", "attributes": {
+        "doc": "local://doomed.txt"}}], "files": {"doomed.txt": {"featureId": "doc", "assetId": "a2"}}},
+        {"doomed.txt": b"short-lived bytes"})  # fmt: skip
+    assert uploaded.status_code == 200, uploaded.text
+    uri = uploaded.json()["data"]["doomed.txt"]
+    params = {"action": "delete", "orgId": "o-enos", "fileUri": uri, "category": "feature", "assetId": "a2"}
+    url = f"{enos.base_url}/connect-service/v2.1/files"
+    read_only = httpx.post(url, params=params, headers={"apim-accesstoken": access_token(enos, "ak-ro")})
+    assert read_only.status_code == 403 and read_only.json()["code"] == 403
+    as_get = httpx.get(url, params=params, headers={"apim-accesstoken": token})
+    assert as_get.status_code == 400 and "POST" in as_get.json()["msg"]
+    deleted = httpx.post(url, params=params, headers={"apim-accesstoken": token})
+    assert deleted.status_code == 200 and deleted.json()["code"] == 0
+    gone = files_get(enos, token, orgId="o-enos", fileUri=uri, category="feature", assetId="a2")
+    assert gone.status_code == 404
+    digest = hashlib.sha256(b"short-lived bytes").hexdigest()
+    assert not (enos.data_dir / "blobs" / digest[:2] / digest[2:4] / digest).exists()
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "fragment"),
+    [
+        ({"action": None}, 400, "action"),
+        ({"action": "explode"}, 400, "action"),
+        ({"orgId": None}, 400, "orgId"),
+        ({"orgId": "o-foreign"}, 403, "orgId"),
+        ({"fileUri": None}, 400, "fileUri"),
+        ({"fileUri": ""}, 400, "fileUri"),
+        ({"fileUri": "http://x/y.bin"}, 400, "fileUri"),
+        ({"fileUri": "enos-connect://../etc/passwd"}, 400, "fileUri"),
+        ({"category": None}, 400, "category"),
+        ({"category": "firmware"}, 400, "category"),
+        ({"category": "ota"}, 404, "not found"),  # the file is a feature file
+        ({"assetId": None}, 400, "assetId"),
+        ({"assetId": None, "productKey": "p1"}, 400, "deviceKey"),
+        ({"assetId": None, "deviceKey": "d1"}, 400, "productKey"),
+        ({"assetId": "a2"}, 404, "not found"),  # another asset of the organization
+        ({"assetId": "a-nope"}, 404, "not found"),
+        ({"assetId": None, "productKey": "p1", "deviceKey": "d2"}, 404, "not found"),
+        ({"fileUri": "enos-connect://0123456789abcdef.bin"}, 404, "not found"),
+    ],
+)
+def test_files_bad_parameters(
+    enos: Server, params: dict[str, str | None], status: int, fragment: str
+) -> None:
+    uri = uris(enos)["feature.bin"]
+    base = {"action": "download", "orgId": "o-enos", "fileUri": uri, "category": "feature", "assetId": "a1"}
+    query = {key: value for key, value in {**base, **params}.items() if value is not None}
+    response = httpx.get(
+        f"{enos.base_url}/connect-service/v2.1/files",
+        params=query,
+        headers={"apim-accesstoken": access_token(enos)},
+    )
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == status and fragment in body["msg"] and body["data"] is None and body["requestId"]
+
+
+def test_files_without_or_with_a_bad_token(enos: Server) -> None:
+    params = {"orgId": "o-enos", "fileUri": uris(enos)["feature.bin"], "category": "feature", "assetId": "a1"}
+    for token in (None, "not-a-token"):
+        response = files_get(enos, token, **params)
+        assert response.status_code == 401 and response.json()["code"] == 401
+        assert "apim-accesstoken" in response.json()["msg"]
+
+
+def test_other_organization_sees_nothing(enos: Server) -> None:
+    """A foreign application asking with its own orgId gets 'not found', never a hint."""
+    token = access_token(enos, "ak-other")
+    uri = uris(enos)["feature.bin"]
+    response = files_get(enos, token, orgId="o-foreign", fileUri=uri, category="feature", assetId="a1")
+    assert response.status_code == 404
+
+
+# -- integration uploads ------------------------------------------------------------------------
+
+
+def post_integration(
+    server: Server,
+    token: str,
+    action: str,
+    message: dict[str, Any] | str,
+    files: dict[str, bytes],
+    *,
+    part_lengths: bool = True,
+) -> httpx.Response:
+    """A hand-built multipart body, as EnOS documents it (each file part with its Content-Length)."""
+    boundary = "----enos-boundary-7MA4YWxkTrZu0gW"
+    text = message if isinstance(message, str) else json.dumps({"method": "integration.x.post", "id": "1",
+                                                                 "version": "1.1", **message})  # fmt: skip
+    chunks = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="enos-message"\r\n\r\n{text}\r\n'.encode()
+    ]
+    for name, data in files.items():
+        length = f"Content-Length: {len(data)}\r\n" if part_lengths else ""
+        chunks.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="enos-file"; filename="{name}"\r\n'
+            f"{length}Content-Type: application/octet-stream\r\n\r\n".encode()
+            + data
+            + b"\r\n"
+        )
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return httpx.post(
+        f"{server.base_url}/connect-service/v2.1/integration",
+        params={"action": action, "orgId": "o-enos"},
+        content=b"".join(chunks),
+        headers={"apim-accesstoken": token, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        timeout=30,
+    )
+
+
+def test_uploads_of_measurepoint_attribute_and_event_files_reach_graphql(enos: Server) -> None:
+    token = access_token(enos)
+    measured = b"t,pressure\n" + bytes(range(256)) * 40
+    attribute = b"%PDF-1.4 manual\n" * 100
+    event = b"event snapshot" * 50
+    cases = [
+        (
+            "postMeasurepoint",
+            "measurepoints",
+            "pressure.csv",
+            measured,
+            {"productKey": "p1", "deviceKey": "d1"},
+        ),
+        ("postAttribute", "attributes", "manual.pdf", attribute, {"assetId": "a1"}),
+        ("postEvent", "events", "snapshot.bin", event, {"productKey": "p1", "deviceKey": "d1"}),
+    ]
+    for action, key, name, data, owner in cases:
+        message = {
+            "params": [{**owner, key: {"file1": f"local://{name}", "value": 1}, "time": 1700000000000}],
+            "files": {name: {"featureId": "file1", **owner, "md5": md5hex(data)}},
+        }
+        response = post_integration(enos, token, action, message, {name: data})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["code"] == 0 and body["msg"] == "OK" and body["requestId"]
+        uri = body["data"][name]
+        assert uri.startswith("enos-connect://") and len(uri.split("//")[1].split(".")[0]) == 16
+        params = {"orgId": "o-enos", "fileUri": uri, "category": "feature", **owner}
+        assert files_get(enos, token, **params).content == data
+    # the device's uploads are device content of a1 (d1 feeds it), with the same bytes
+    listing = enos.data(
+        """query { assetContents(filters: {association: {type: "asset", id: "a1"}, name: "*.csv"},
+           devices: [{product_id: "p1", device_id: "d1"}]) { assetContents { id name createdBy {
+           ... on Device { pid identity } } enos { featureType featureId category } } } }""",
+        token=GQL_TOKEN,
+    )["assetContents"]["assetContents"]
+    item = next(i for i in listing if i["name"] == "pressure.csv")
+    assert item["createdBy"] == {"pid": "p1", "identity": "d1"}
+    assert item["enos"] == {"featureType": "measurepoint", "featureId": "file1", "category": "feature"}
+    url = enos.data(
+        "query($i: DeviceAssetContentInput!) { deviceAssetContent(input: $i) { url } }",
+        {"i": {"id": item["id"], "product_id": "p1", "device_id": "d1"}},
+        token=GQL_TOKEN,
+    )["deviceAssetContent"]["url"]
+    assert httpx.get(url).content == measured
+
+
+def test_the_python_sample_single_quoted_message_is_accepted(enos: Server) -> None:
+    message = (
+        "{'method': 'integration.attribute.post', 'id': 123, 'version': '1.1', 'params': [{'assetId': "
+        "'a2', 'attributes': {'Int_Attribute': 1, 'File_Attribute': 'local://Sample.txt'}}], 'files': {"
+        "'Sample.txt': {'featureId': 'File_Attribute', 'originalFilename': 'Sample.txt', "
+        "'fileExt': '.txt', 'assetId': 'a2', 'fileLength': 11}}}"
+    )
+    token = access_token(enos)
+    files = {"Sample.txt": b"hello world"}
+    response = post_integration(enos, token, "postAttribute", message, files, part_lengths=False)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["Sample.txt"].endswith(".txt")
+
+
+def stored_state(server: Server) -> tuple[int, int]:
+    blobs = sum(1 for p in (server.data_dir / "blobs").rglob("*") if p.is_file() and "tmp" not in p.parts)
+    total = server.data(
+        '{ assetContents(filters: {association: {type: "asset", id: "a2"}}) { totalCount } }', token=GQL_TOKEN
+    )["assetContents"]["totalCount"]
+    return blobs, total
+
+
+def _message(name: str = "f.bin", **entry: Any) -> dict[str, Any]:
+    return {"params": [{"assetId": "a2", "attributes": {"f": f"local://{name}"}}],
+            "files": {name: {"featureId": "f", "assetId": "a2", **entry}}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("action", "message", "files", "status", "fragment"),
+    [
+        ("postAttribute", _message(md5="0" * 32), {"f.bin": b"abc"}, 400, "md5"),
+        ("postAttribute", _message(md5="xyz"), {"f.bin": b"abc"}, 400, "md5"),
+        ("postAttribute", _message(), {"f.bin": b"x" * (MAX_FILE + 1)}, 413, "larger than"),
+        ("postAttribute", _message(), {"g.bin": b"abc"}, 400, "g.bin"),
+        ("postAttribute", _message(), {}, 400, "f.bin"),
+        ("postAttribute", _message(assetId="a-nope"), {"f.bin": b"abc"}, 404, "a-nope"),
+        ("postAttribute", _message(assetId=None, productKey="p1"), {"f.bin": b"abc"}, 400, "deviceKey"),
+        ("postAttribute", _message(featureId=""), {"f.bin": b"abc"}, 400, "featureId"),
+        ("postAttribute", {"params": [], "files": {}}, {}, 400, "params"),
+        ("postAttribute", "{nope", {"f.bin": b"abc"}, 400, "enos-message"),
+        (
+            "postAttribute",
+            {"params": [{"assetId": "a2", "attributes": {"f": "local://missing.bin"}}]},
+            {},
+            400,
+            "missing.bin",
+        ),
+        ("postNothing", _message(), {"f.bin": b"abc"}, 400, "action"),
+    ],
+)
+def test_upload_bad_input_stores_nothing(
+    enos: Server,
+    action: str,
+    message: dict[str, Any] | str,
+    files: dict[str, bytes],
+    status: int,
+    fragment: str,
+) -> None:
+    before = stored_state(enos)
+    response = post_integration(enos, access_token(enos), action, message, files)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == status and fragment in body["msg"], body
+    assert stored_state(enos) == before
+    assert not list((enos.data_dir / "tmp").iterdir())  # no spooled part left behind
+
+
+def test_upload_refusals_before_reading(enos: Server) -> None:
+    message = _message()
+    read_only = post_integration(
+        enos, access_token(enos, "ak-ro"), "postAttribute", message, {"f.bin": b"abc"}
+    )
+    assert read_only.status_code == 403
+    foreign = httpx.post(
+        f"{enos.base_url}/connect-service/v2.1/integration",
+        params={"action": "postAttribute", "orgId": "o-foreign"},
+        content=b"x",
+        headers={"apim-accesstoken": access_token(enos), "Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert foreign.status_code == 403 and "orgId" in foreign.json()["msg"]
+    not_multipart = httpx.post(
+        f"{enos.base_url}/connect-service/v2.1/integration",
+        params={"action": "postAttribute", "orgId": "o-enos"},
+        json={"a": 1},
+        headers={"apim-accesstoken": access_token(enos)},
+    )
+    assert not_multipart.status_code == 400 and "multipart" in not_multipart.json()["msg"]
+    wrong_length = post_integration(enos, access_token(enos), "postAttribute", message, {"f.bin": b"abc"})
+    assert wrong_length.status_code == 200  # a correct per-part Content-Length is fine
+
+
+def test_message_limit(enos: Server) -> None:
+    huge = _message()
+    huge["padding"] = "x" * (512 * 1024)
+    response = post_integration(enos, access_token(enos), "postAttribute", huge, {"f.bin": b"abc"})
+    assert response.status_code == 413 and "enos-message" in response.json()["msg"]
+
+
+def test_openapi_document_is_served_and_valid(enos: Server) -> None:
+    response = httpx.get(f"{enos.base_url}/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    validate(document)
+    assert {"/apim-token-service/v2.0/token/get", "/connect-service/v2.1/files",
+            "/connect-service/v2.1/integration"} <= set(document["paths"])  # fmt: skip
