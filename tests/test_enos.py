@@ -560,3 +560,49 @@ def test_openapi_document_is_served_and_valid(enos: Server) -> None:
     validate(document)
     assert {"/apim-token-service/v2.0/token/get", "/connect-service/v2.1/files",
             "/connect-service/v2.1/integration"} <= set(document["paths"])  # fmt: skip
+
+
+# -- the client: assetfiles enos download ---------------------------------------------------------
+
+
+def enos_cli(server: Server, *args: str, app: str = "ak-ro") -> Any:
+    secret = APPS[app][0]
+    credentials = ["--app-key", app, "--app-secret", secret, "--org", "o-enos"]
+    return run_cli("enos", "download", "--url", server.base_url, *credentials, "--json", *args)
+
+
+def test_enos_download_by_asset_and_by_device(enos: Server, tmp_path: Path) -> None:
+    found = uris(enos)
+    result = enos_cli(enos, "--asset", "a1", found["feature.bin"], found["devlog.csv"], str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for name, key in (("feature.bin", "files/feature.bin"), ("devlog.csv", "files/devlog.csv")):
+        local = tmp_path / found[name].removeprefix("enos-connect://")
+        assert local.read_bytes() == enos.files[key]
+    ota = enos_cli(enos, "--product", "p1", "--device", "d1", found["devlog.csv"], str(tmp_path / "d"))
+    assert ota.returncode == 0, ota.stderr
+    events = [json.loads(line) for line in ota.stdout.splitlines()]
+    assert events[-1]["event"] == "summary" and events[-1]["downloaded"] == 1
+
+
+def test_enos_download_failures(enos: Server, tmp_path: Path) -> None:
+    found = uris(enos)
+    missing = "enos-connect://0123456789abcdef.bin"
+    partial = enos_cli(enos, "--asset", "a1", found["feature.bin"], missing, str(tmp_path))
+    assert partial.returncode == 1
+    events = [json.loads(line) for line in partial.stdout.splitlines()]
+    failed = [event for event in events if event["event"] == "failed"]
+    assert [event["content_id"] for event in failed] == [missing] and "not found" in failed[0]["reason"]
+    wrong_category = enos_cli(enos, "--asset", "a1", "--category", "ota", found["feature.bin"], str(tmp_path))
+    assert wrong_category.returncode == 1
+    for args, fragment in [
+        (["--asset", "a1", found["feature.bin"]], "FILE_URI and DEST"),
+        (["--product", "p1", found["feature.bin"], str(tmp_path)], "--product and --device"),
+        (["--asset", "a1", "http://x/y", str(tmp_path)], "enos-connect"),
+        (["--asset", "a1", "--category", "firmware", found["feature.bin"], str(tmp_path)], "--category"),
+    ]:
+        result = enos_cli(enos, *args)
+        assert result.returncode == 2 and fragment in result.stderr, (args, result.stderr)
+    credentials = ["--app-key", "ak-ro", "--app-secret", "nope", "--org", "o-enos"]
+    bad_secret = run_cli("enos", "download", "--url", enos.base_url, *credentials, "--asset", "a1",
+                         found["feature.bin"], str(tmp_path))  # fmt: skip
+    assert bad_secret.returncode == 2 and "refused" in bad_secret.stderr

@@ -21,6 +21,7 @@ COMMANDS = {
     "token": ("assetfiles.cli.admin", "token_group", "Manage API tokens."),
     "upload": ("assetfiles.cli.upload", "upload_command", "Upload files as content of an asset."),
     "sync": ("assetfiles.cli.sync", "sync_command", "Mirror the content files of assets into a folder."),
+    "enos": ("assetfiles.cli.enos", "enos_group", "Download EnOS files by URI (token service + files API)."),
     "demo": ("assetfiles.cli.demo", "demo_command", "Seed the demo, serve it, and sync the demo asset."),
 }
 

@@ -302,7 +302,7 @@ class Fetcher:
         self, response: aiohttp.ClientResponse, partial: _PartialFile, remote: RemoteFile, progress: Progress
     ) -> str | None:
         status = response.status
-        if status in (403, 410):
+        if status in (401, 403, 410):  # an expired signed URL, or (EnOS) an expired access token
             raise _Refused(f"URL refused: HTTP {status}")
         if status == 429 or status >= 500:
             wait = retry_after_seconds(response.headers.get("Retry-After"))

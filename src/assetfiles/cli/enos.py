@@ -1,0 +1,195 @@
+"""``assetfiles enos download``: fetch EnOS files by ``enos-connect://`` URI into a folder.
+
+Same transfer engine as ``sync`` (resume, retries, verification, atomic rename) and the same
+exit codes: 0 all fetched, 1 some failed (listed), 2 usage error or refused application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from assetfiles.cli.clientconfig import config_option
+from assetfiles.cli.output import JsonLines, ProgressBars, summary_line
+from assetfiles.cli.sync import check_writable, choose_listener, client_session
+from assetfiles.client.enos import EnosClient, EnosOwner
+from assetfiles.client.events import Event, Kind, Listener, Report
+from assetfiles.client.manifest import CONTROL_DIR
+from assetfiles.client.naming import safe_component
+from assetfiles.client.remote import SourceError, Target
+from assetfiles.client.transfer import Fetcher, TransferFailed
+
+FILE_URI = re.compile(r"^enos-connect://[A-Za-z0-9_\-]{1,128}(\.[A-Za-z0-9_\-]{1,16})?$")
+
+
+async def download_files(
+    client: EnosClient,
+    org: str,
+    owner: EnosOwner,
+    category: str,
+    uris: list[str],
+    destination: Path,
+    listener: Listener,
+    concurrency: int,
+) -> Report:
+    report = Report(assets=1)
+    label = owner.asset_id or f"{owner.product_key}.{owner.device_key}"
+    try:
+        await client.token()
+    except OSError as exc:
+        raise SourceError(f"cannot reach the server: {exc}", fatal=True) from None
+    fetcher = Fetcher(client.session)
+    slots = asyncio.Semaphore(concurrency)
+    partial_dir = destination / CONTROL_DIR / "partial"
+
+    async def one(uri: str) -> None:
+        async with slots:
+            try:
+                remote = await client.describe(org, uri, category, owner)
+                path = safe_component(remote.name)
+                listener.event(Event(Kind.STARTED, label, path, uri, remote.length))
+
+                async def resolve() -> Target:
+                    return await client.target(org, uri, category, owner, renew=True)
+
+                fetched = await fetcher.fetch(
+                    remote,
+                    await client.target(org, uri, category, owner),
+                    destination / path,
+                    partial_dir,
+                    resolve,
+                    lambda delta: listener.progress(label, path, delta),
+                )
+            except (SourceError, TransferFailed, OSError) as exc:
+                if isinstance(exc, SourceError) and exc.fatal:
+                    raise
+                event = Event(Kind.FAILED, label, uri, uri, reason=str(exc))
+                report.failures.append(event)
+                listener.event(event)
+                return
+            report.downloaded += 1
+            report.received_bytes += fetched.received
+            listener.event(Event(Kind.DOWNLOADED, label, path, uri, fetched.received))
+
+    listener.event(Event(Kind.PLANNED, label, files=len(uris), bytes=0))
+    async with asyncio.TaskGroup() as group:
+        for uri in dict.fromkeys(uris):
+            group.create_task(one(uri))
+    return report
+
+
+async def _run(
+    url: str, app_key: str, app_secret: str, org: str, owner: EnosOwner, category: str, uris: list[str],
+    destination: Path, listener: Listener, concurrency: int,
+) -> Report:  # fmt: skip
+    async with client_session(concurrency) as session:
+        client = EnosClient(session, url, app_key, app_secret)
+        try:
+            return await download_files(
+                client, org, owner, category, uris, destination, listener, concurrency
+            )
+        except* SourceError as group:
+            raise group.exceptions[0] from None
+
+
+@click.group("enos")
+def enos_group() -> None:
+    """Fetch files from the EnOS Connection Service file API (assetfiles' or EnOS's own)."""
+
+
+@enos_group.command("download")
+@config_option("enos")
+@click.argument("arguments", nargs=-1, metavar="FILE_URI... DEST")
+@click.option("--url", envvar="ASSETFILES_ENOS_URL", help="API gateway base URL. Env: ASSETFILES_ENOS_URL.")
+@click.option(
+    "--app-key", envvar="ASSETFILES_ENOS_APP_KEY", help="Application key. Env: ASSETFILES_ENOS_APP_KEY."
+)
+@click.option(
+    "--app-secret",
+    envvar="ASSETFILES_ENOS_APP_SECRET",
+    help="Application secret. Env: ASSETFILES_ENOS_APP_SECRET.",
+)
+@click.option(
+    "--org", envvar="ASSETFILES_ENOS_ORG", help="Organization id (orgId). Env: ASSETFILES_ENOS_ORG."
+)
+@click.option("--asset", "asset_id", help="The asset the files belong to.")
+@click.option(
+    "--product", "product_key", help="productKey of the device the files belong to (with --device)."
+)
+@click.option("--device", "device_key", help="deviceKey of the device the files belong to (with --product).")
+@click.option("--category", type=click.Choice(["feature", "ota"]), default="feature", show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--json", "json_lines", is_flag=True, help="JSON lines events on stdout, then a summary.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only failures.")
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
+def download_command(
+    arguments: tuple[str, ...], url: str | None, app_key: str | None, app_secret: str | None, org: str | None,
+    asset_id: str | None, product_key: str | None, device_key: str | None, category: str, concurrency: int,
+    json_lines: bool, quiet: bool, progress: bool | None,
+) -> None:  # fmt: skip
+    """Download FILE_URIs (enos-connect://...) of an asset or device into DEST, named by URI."""
+    if len(arguments) < 2:
+        raise click.UsageError("give at least one FILE_URI and DEST")
+    *uris, dest = arguments
+    for name, value in (("--url", url), ("--app-key", app_key), ("--app-secret", app_secret), ("--org", org)):
+        if not value:
+            raise click.UsageError(
+                f"missing {name} (or its environment variable, or the [enos] config section)"
+            )
+    assert url and app_key and app_secret and org
+    if not url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--url")
+    if not asset_id and bool(product_key) != bool(device_key):
+        raise click.UsageError("--product and --device go together")
+    if not asset_id and not product_key:
+        raise click.UsageError("give --asset, or --product and --device")
+    for uri in uris:
+        if not FILE_URI.fullmatch(uri):
+            raise click.BadParameter(
+                f"{uri!r} is not an enos-connect://<id>.<ext> URI", param_hint="FILE_URI"
+            )
+    destination = Path(dest)
+    check_writable(destination)
+    owner = EnosOwner(asset_id, product_key, device_key)
+    listener = choose_listener(json_lines, quiet, progress)
+    started = time.monotonic()
+    try:
+        if isinstance(listener, ProgressBars):
+            with listener:
+                report = asyncio.run(
+                    _run(
+                        url,
+                        app_key,
+                        app_secret,
+                        org,
+                        owner,
+                        category,
+                        uris,
+                        destination,
+                        listener,
+                        concurrency,
+                    )
+                )
+        else:
+            report = asyncio.run(
+                _run(url, app_key, app_secret, org, owner, category, uris, destination, listener, concurrency)
+            )
+    except SourceError as exc:
+        if json_lines:
+            click.echo(json.dumps({"event": "error", "reason": str(exc)}))
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    elapsed = time.monotonic() - started
+    if isinstance(listener, JsonLines):
+        click.echo(json.dumps({"event": "summary", **report.as_json(), "seconds": round(elapsed, 3)}))
+    elif not quiet or report.failures:
+        click.echo(summary_line(report, elapsed))
+        for failure in report.failures:
+            click.echo(f"  failed {failure.path}: {failure.reason}", err=True)
+    sys.exit(0 if report.ok else 1)
