@@ -19,6 +19,12 @@ COMMANDS = {
     ),
     "apply": ("assetfiles.cli.admin", "apply_command", "Create or update what a fixture file describes."),
     "token": ("assetfiles.cli.admin", "token_group", "Manage API tokens."),
+    "gc": ("assetfiles.cli.maintenance", "gc_command", "Remove blobs no content uses."),
+    "fsck": (
+        "assetfiles.cli.maintenance",
+        "fsck_command",
+        "Report contents whose bytes are missing or corrupt.",
+    ),
     "upload": ("assetfiles.cli.upload", "upload_command", "Upload files as content of an asset."),
     "sync": ("assetfiles.cli.sync", "sync_command", "Mirror the content files of assets into a folder."),
     "enos": ("assetfiles.cli.enos", "enos_group", "Download EnOS files by URI (token service + files API)."),

@@ -8,10 +8,11 @@ catalog row is written only after :meth:`LocalBlobStore.write` returns).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +23,13 @@ from assetfiles.errors import IntegrityMismatch, PayloadTooLarge
 from assetfiles.model import SHA256_HEX
 
 FLUSH_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    sha256: str
+    length: int
+    modified: float  # epoch seconds
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,12 @@ class BlobStore(Protocol):
     async def exists(self, sha256: str) -> bool: ...
 
     async def remove_unless(self, sha256: str, still_used: Callable[[], Awaitable[bool]]) -> bool: ...
+
+    # Maintenance (gc, fsck): blocking calls, run in worker threads by their callers.
+    def iter_blobs(self) -> Iterator[BlobInfo]: ...
+    def blob_length(self, sha256: str) -> int | None: ...
+    def read_blob(self, sha256: str) -> Iterator[bytes]: ...
+    def remove_stale_temporaries(self, older_than: float) -> int: ...
 
 
 class _PendingFile:
@@ -157,6 +171,37 @@ class LocalBlobStore:
             return blob
         finally:
             await anyio.to_thread.run_sync(pending.discard)
+
+    def iter_blobs(self) -> Iterator[BlobInfo]:
+        """Every committed blob (``aa/bb/<sha256>``); temporary files are not blobs."""
+        for first in sorted(self.root.glob("[0-9a-f][0-9a-f]")):
+            for second in sorted(first.glob("[0-9a-f][0-9a-f]")):
+                for path in second.iterdir():
+                    if SHA256_HEX.fullmatch(path.name):
+                        with contextlib.suppress(FileNotFoundError):
+                            stat = path.stat()
+                            yield BlobInfo(path.name, stat.st_size, stat.st_mtime)
+
+    def blob_length(self, sha256: str) -> int | None:
+        try:
+            return self.local_path(sha256).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def read_blob(self, sha256: str) -> Iterator[bytes]:
+        with self.local_path(sha256).open("rb") as handle:
+            while chunk := handle.read(FLUSH_BYTES):
+                yield chunk
+
+    def remove_stale_temporaries(self, older_than: float) -> int:
+        """Delete temporary files (crashed uploads, interrupted deletes) untouched since ``older_than``."""
+        removed = 0
+        for path in self.tmp.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < older_than:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     def _commit(self, temporary: Path, sha256: str) -> None:
         final = self.local_path(sha256)

@@ -493,6 +493,32 @@ class Catalog:
             return bool(conn.scalar(select(exists().where(contents.c.sha256 == sha256))))
 
     @in_thread
+    def blobs_in_use(self, sha256s: Sequence[str]) -> set[str]:
+        """Which of these digests some content row references (one query per batch)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(contents.c.sha256).where(contents.c.sha256.in_(list(sha256s))).distinct()
+            )
+            return {row.sha256 for row in rows}
+
+    @in_thread
+    def stored_files_after(self, after_pk: int, limit: int) -> list[tuple[int, StoredFile]]:
+        """Contents in primary-key order, for a walk of the whole catalog a page at a time."""
+        statement = (
+            select(contents.c.pk, contents.c.id, contents.c.org_id, contents.c.name, contents.c.content_type,
+                   contents.c.length, contents.c.sha256, contents.c.updated_at)
+            .where(contents.c.pk > after_pk)
+            .order_by(contents.c.pk)
+            .limit(limit)
+        )  # fmt: skip
+        with self.engine.connect() as conn:
+            return [
+                (row.pk, StoredFile(row.id, row.org_id, row.name, row.content_type, row.length, row.sha256,
+                                    row.updated_at))
+                for row in conn.execute(statement)
+            ]  # fmt: skip
+
+    @in_thread
     def get_content(self, org_id: str, content_id: str) -> Content | None:
         return self._first_content(
             select(contents).where(contents.c.org_id == org_id, contents.c.id == content_id)

@@ -1,0 +1,121 @@
+"""Keeping the catalog and the blobs in step: ``gc`` removes bytes nothing uses, ``fsck`` finds
+rows whose bytes are missing or corrupt.
+
+Both walk in batches (blobs a thousand at a time against one catalog query; catalog rows a page
+at a time), so memory stays flat on a million contents. ``gc`` never removes a blob younger than
+the grace period: an upload writes its blob before its row, and a blob that young may be an
+upload in flight. Each removal re-checks the catalog (``remove_unless``), so a concurrent upload
+of the same bytes keeps them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from itertools import islice
+
+import anyio.to_thread
+
+from assetfiles.model import StoredFile
+from assetfiles.store.blobs import BlobInfo, BlobStore
+from assetfiles.store.catalog import Catalog
+
+BATCH = 1000
+
+
+@dataclass
+class GcReport:
+    blobs: int = 0
+    removed: int = 0
+    removed_bytes: int = 0
+    too_recent: int = 0
+    temporaries: int = 0
+    would_remove: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # "missing" | "length" | "sha256"
+    content: StoredFile
+    detail: str
+
+
+@dataclass
+class FsckReport:
+    contents: int = 0
+    blobs_checked: int = 0
+    verified_bytes: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+class Maintenance:
+    def __init__(self, catalog: Catalog, blobs: BlobStore) -> None:
+        self.catalog = catalog
+        self.blobs = blobs
+
+    async def gc(self, *, grace_seconds: float, dry_run: bool = False) -> GcReport:
+        report = GcReport()
+        cutoff = time.time() - grace_seconds
+        listing = await anyio.to_thread.run_sync(self.blobs.iter_blobs)
+        while batch := await anyio.to_thread.run_sync(lambda: list(islice(listing, BATCH))):
+            report.blobs += len(batch)
+            used = await self.catalog.blobs_in_use([blob.sha256 for blob in batch])
+            for blob in batch:
+                if blob.sha256 in used:
+                    continue
+                if blob.modified > cutoff:
+                    report.too_recent += 1
+                elif dry_run:
+                    report.would_remove.append(blob.sha256)
+                elif await self._remove(blob):
+                    report.removed += 1
+                    report.removed_bytes += blob.length
+        if not dry_run:
+            report.temporaries = await anyio.to_thread.run_sync(self.blobs.remove_stale_temporaries, cutoff)
+        return report
+
+    async def _remove(self, blob: BlobInfo) -> bool:
+        return await self.blobs.remove_unless(blob.sha256, lambda: self.catalog.blob_in_use(blob.sha256))
+
+    async def fsck(self, *, verify: bool = False) -> FsckReport:
+        """Each content row against its blob: present, the right length and (``verify``) the right sha256."""
+        report = FsckReport()
+        checked: dict[str, str | None] = {}  # sha256 -> problem kind or None, so shared blobs are read once
+        after = 0
+        while page := await self.catalog.stored_files_after(after, BATCH):
+            after = page[-1][0]
+            for _, stored in page:
+                report.contents += 1
+                if stored.sha256 not in checked:
+                    checked[stored.sha256] = await anyio.to_thread.run_sync(
+                        self._check, stored, verify, report
+                    )
+                    report.blobs_checked += 1
+                problem = checked[stored.sha256]
+                if problem is not None:
+                    report.problems.append(Problem(problem, stored, _detail(problem, stored)))
+        return report
+
+    def _check(self, stored: StoredFile, verify: bool, report: FsckReport) -> str | None:
+        length = self.blobs.blob_length(stored.sha256)
+        if length is None:
+            return "missing"
+        if length != stored.length:
+            return "length"
+        if verify:
+            digest = hashlib.sha256()
+            for chunk in self.blobs.read_blob(stored.sha256):
+                digest.update(chunk)
+                report.verified_bytes += len(chunk)
+            if digest.hexdigest() != stored.sha256:
+                return "sha256"
+        return None
+
+
+def _detail(kind: str, stored: StoredFile) -> str:
+    return {
+        "missing": f"the blob {stored.sha256} is missing",
+        "length": f"the blob {stored.sha256} does not have the recorded {stored.length} bytes",
+        "sha256": f"the bytes of blob {stored.sha256} no longer hash to it",
+    }[kind]
