@@ -19,7 +19,9 @@ import json
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -36,6 +38,8 @@ CHUNK = 1024 * 1024
 IN_MEMORY_MAX = 1024 * 1024
 #: Chunks smaller than this are written and hashed on the event loop; a thread hop costs more.
 INLINE_BELOW = 256 * 1024
+#: Chunks of one download being written and hashed while more arrive.
+CHUNKS_IN_FLIGHT = 4
 
 Resolve = Callable[[], Awaitable[Target]]
 Progress = Callable[[int], None]
@@ -143,10 +147,13 @@ class _PartialFile:
         self.state_path.write_text(json.dumps({"version": self.version, "etag": self.etag}))
 
     def append(self, chunk: bytes) -> None:
-        assert self.handle is not None
-        self.handle.write(chunk)
+        self.write(chunk)
         self.digest.update(chunk)
         self.length += len(chunk)
+
+    def write(self, chunk: bytes) -> None:
+        assert self.handle is not None
+        self.handle.write(chunk)
 
     def close(self) -> None:
         if self.handle is not None:
@@ -185,10 +192,8 @@ class _MemoryPartial(_PartialFile):
     def remember(self, etag: str | None) -> None:
         self.etag = etag
 
-    def append(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes) -> None:
         self.buffer += chunk
-        self.digest.update(chunk)
-        self.length += len(chunk)
 
     def close(self) -> None:
         pass
@@ -332,22 +337,37 @@ class Fetcher:
     async def _receive(
         self, response: aiohttp.ClientResponse, partial: _PartialFile, progress: Progress
     ) -> None:
-        """Stream the body to disk; large chunks are written and hashed in a thread while the next arrives."""
-        pending: asyncio.Future[None] | None = None
+        """Stream the body to disk.
+
+        Large chunks are written by one thread and hashed by another while the next chunks
+        arrive (both release the GIL), a few chunks deep: on a 2-core machine this is what keeps
+        sha256 verification from halving the rate. Each thread keeps the chunks in order.
+        """
         loop = asyncio.get_running_loop()
+        pending: deque[asyncio.Future[None]] = deque()
+        writer = hasher = None
         try:
             async for chunk in response.content.iter_chunked(CHUNK):
-                if pending is not None:
-                    await pending
-                    pending = None
-                if len(chunk) < INLINE_BELOW:
+                if len(chunk) < INLINE_BELOW and not pending:
                     partial.append(chunk)
                 else:
-                    pending = loop.run_in_executor(None, partial.append, chunk)
+                    if writer is None or hasher is None:
+                        writer = ThreadPoolExecutor(1, thread_name_prefix="assetfiles-write")
+                        hasher = ThreadPoolExecutor(1, thread_name_prefix="assetfiles-hash")
+                    pending.append(loop.run_in_executor(writer, partial.write, chunk))
+                    pending.append(loop.run_in_executor(hasher, partial.digest.update, chunk))
+                    partial.length += len(chunk)
+                    while len(pending) > 2 * CHUNKS_IN_FLIGHT:
+                        await pending.popleft()
                 progress(len(chunk))
+            await asyncio.gather(*pending)  # a failed write or hash is this attempt's error
+            pending.clear()
         finally:
-            if pending is not None:
-                await pending
+            if pending:  # the body failed: let the threads finish, without masking that error
+                await asyncio.gather(*pending, return_exceptions=True)
+            for executor in (writer, hasher):
+                if executor is not None:
+                    executor.shutdown(wait=True)
 
 
 def _content_range_start(header: str | None) -> int | None:
