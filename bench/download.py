@@ -5,7 +5,10 @@ in the same run, with the same clients.
 
 - one large file (default 1 GiB): MB/s with ``curl -o /dev/null``, median of 3 runs;
 - many 16 KiB files: requests/s with ``wrk`` (16 connections, one thread) cycling through all of
-  them, signed URLs for assetfiles and plain paths for nginx.
+  them, signed URLs for assetfiles and plain paths for nginx;
+- each for three paths: assetfiles serving the bytes itself, assetfiles behind nginx with
+  X-Accel-Redirect (Python checks the signature, nginx serves the file; docs/nginx.md), and
+  nginx serving the blob files directly.
 
 Both servers get the same number of worker processes (--workers). nginx and wrk come from
 Debian's packages (installed when missing and running as root).
@@ -77,17 +80,32 @@ def signed_urls(base: str) -> dict[str, tuple[str, str]]:
                 return result
 
 
-def nginx_start(blob_dir: Path, workdir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def nginx_start(
+    blob_dir: Path, workdir: Path, workers: int, upstream: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """nginx serving the blob directory at /blobs/; with ``upstream``, also proxying everything
+    else to assetfiles and serving its X-Accel-Redirect answers from an internal /_blobs/."""
     nginx = require_tool("nginx", "nginx")
     port = free_port()
-    conf = workdir / "nginx.conf"
+    name = "offload" if upstream else "direct"
+    conf = workdir / f"nginx-{name}.conf"
+    proxy = (
+        f"""
+                location / {{ proxy_pass http://{upstream}; proxy_http_version 1.1;
+                              proxy_set_header Connection ""; proxy_set_header Host $http_host;
+                              proxy_buffering off; }}
+                location /_blobs/ {{ internal; alias {blob_dir}/;
+                                    add_header Repr-Digest $upstream_http_repr_digest always; }}"""
+        if upstream
+        else ""
+    )
     conf.write_text(
         textwrap.dedent(
             f"""
             worker_processes {workers};
             daemon off;
-            pid {workdir}/nginx.pid;
-            error_log {workdir}/nginx-error.log;
+            pid {workdir}/nginx-{name}.pid;
+            error_log {workdir}/nginx-{name}-error.log;
             events {{ worker_connections 1024; }}
             http {{
               access_log off;
@@ -101,7 +119,7 @@ def nginx_start(blob_dir: Path, workdir: Path, workers: int) -> tuple[subprocess
               scgi_temp_path {workdir}/scgi;
               server {{
                 listen 127.0.0.1:{port};
-                location /blobs/ {{ alias {blob_dir}/; default_type application/octet-stream; }}
+                location /blobs/ {{ alias {blob_dir}/; default_type application/octet-stream; }}{proxy}
               }}
             }}
             """
@@ -188,39 +206,52 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        server, base = start_server(
-            data_dir, workers=args.workers, env={"ASSETFILES_URL_TTL_SECONDS": "7200"}
-        )
+        env = {"ASSETFILES_URL_TTL_SECONDS": "7200"}
+        server, base = start_server(data_dir, workers=args.workers, env=env)
+        # the same data served by a second assetfiles that hands the bytes to nginx
+        offload_env = {**env, "ASSETFILES_ACCEL_REDIRECT_PREFIX": "/_blobs/"}
+        offload_server, offload_base = start_server(data_dir, workers=args.workers, env=offload_env)
         nginx, nginx_base = nginx_start(data_dir / "blobs", root, args.workers)
+        front, front_base = nginx_start(
+            data_dir / "blobs", root, args.workers, upstream=offload_base.removeprefix("http://")
+        )
         try:
             urls = signed_urls(base)
             large_url, large_sha = urls.pop("large.bin")
             ours_small = [url.removeprefix(base) for url, _ in urls.values()]
             nginx_small = [blob_path(sha) for _, sha in urls.values()]
+            front_urls = signed_urls(front_base)  # signed for the Host clients use: nginx's
+            front_large, _ = front_urls.pop("large.bin")
+            front_small = [url.removeprefix(front_base) for url, _ in front_urls.values()]
             result = {
                 "large_file_mib": args.large_mib,
                 "small_files": len(ours_small),
                 "workers": args.workers,
                 "large_MBps": {
                     "assetfiles": curl_mbps(large_url),
+                    "offloaded": curl_mbps(front_large),
                     "nginx": curl_mbps(nginx_base + blob_path(large_sha)),
                 },
                 "small_rps": {
                     "assetfiles": wrk_rps(base, ours_small, args.seconds, root),
+                    "offloaded": wrk_rps(front_base, front_small, args.seconds, root),
                     "nginx": wrk_rps(nginx_base, nginx_small, args.seconds, root),
                 },
             }
         finally:
             stop(server)
-            nginx.terminate()
-            nginx.wait()
+            stop(offload_server)
+            for process in (nginx, front):
+                process.terminate()
+                process.wait()
     large, small = result["large_MBps"], result["small_rps"]
-    result["large_ratio"] = round(large["assetfiles"] / large["nginx"], 2)
-    result["small_ratio"] = round(small["assetfiles"] / small["nginx"], 3)
-    print(f"{args.large_mib} MiB file : assetfiles {large['assetfiles']} MB/s, nginx {large['nginx']} MB/s "
-          f"-> {result['large_ratio']:.0%} of nginx")  # fmt: skip
-    print(f"16 KiB files : assetfiles {small['assetfiles']} req/s, nginx {small['nginx']} req/s "
-          f"-> {result['small_ratio']:.1%} of nginx")  # fmt: skip
+    for path in ("assetfiles", "offloaded"):
+        result[f"large_ratio_{path}"] = round(large[path] / large["nginx"], 2)
+        result[f"small_ratio_{path}"] = round(small[path] / small["nginx"], 3)
+        print(f"{args.large_mib} MiB file, {path}: {large[path]} MB/s, nginx {large['nginx']} MB/s "
+              f"-> {result[f'large_ratio_{path}']:.0%} of nginx")  # fmt: skip
+        print(f"16 KiB files, {path}: {small[path]} req/s, nginx {small['nginx']} req/s "
+              f"-> {result[f'small_ratio_{path}']:.1%} of nginx")  # fmt: skip
     print(f"saved to {save('download', result)}")
 
 

@@ -13,7 +13,8 @@ For each round, into fresh folders:
 - a naive client doing the documented workflow one request at a time (httpx, one connection):
   list 50 per page, then for each file ``content(id)`` and a GET of its URL (small files only).
 
-The median of the rounds is reported; ratios are against curl measured in the same run.
+Each figure is the median over the rounds; each ratio is the median of the rounds' own ratios
+(sync and curl measured back to back, on the same machine state).
 """
 
 from __future__ import annotations

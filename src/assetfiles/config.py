@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     )
     enos_max_message_bytes: int = Field(default=512 * 1024, ge=1, description="Largest enos-message part.")
     enos_max_file_bytes: int = Field(default=100 * 1024**2, ge=1, description="Largest enos-file part.")
+    accel_redirect_prefix: str | None = Field(
+        default=None,
+        description="When set (e.g. /_blobs/), downloads are authenticated here and then handed to nginx "
+        "with X-Accel-Redirect: <prefix><aa>/<bb>/<sha256>; see docs/nginx.md.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 
@@ -50,6 +55,15 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("accel_redirect_prefix")
+    @classmethod
+    def _internal_location(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith("/") or not value.endswith("/") or any(c in value for c in "?#\r\n "):
+            raise ValueError("must be an nginx location path that starts and ends with '/', e.g. /_blobs/")
+        return value
 
     @property
     def catalog_url(self) -> str:
@@ -91,6 +105,7 @@ class Settings(BaseSettings):
             "ASSETFILES_BLOB_DIR": str(self.blob_dir.resolve()) if self.blob_dir else None,
             "ASSETFILES_SECRET_KEY": self.secret_key,
             "ASSETFILES_PUBLIC_URL": self.public_url,
+            "ASSETFILES_ACCEL_REDIRECT_PREFIX": self.accel_redirect_prefix,
         }
         env.update({name: value for name, value in optional.items() if value})
         return env

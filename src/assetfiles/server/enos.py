@@ -23,7 +23,7 @@ from assetfiles.errors import AssetfilesError, BadInput, TokenExpired, TokenRefu
 from assetfiles.model import Permission, Principal
 from assetfiles.server.auth import public_base_url
 from assetfiles.server.multipart import EnosMultipart
-from assetfiles.server.transfer import file_response, request_body
+from assetfiles.server.transfer import accel_path, file_response, request_body
 from assetfiles.service.context import Services
 from assetfiles.service.enos_files import check_category, check_file_uri, check_org, check_owner, required
 from assetfiles.service.enos_tokens import BAD_PARAMETER
@@ -123,7 +123,9 @@ async def files(request: Request) -> Response:
     except AssetfilesError as exc:
         return failure(exc, request_id)
     if action == "download":
-        response = file_response(request, content, enos.bytes_path(content))
+        response = file_response(
+            request, content, enos.bytes_path(content), accel_path(services, content.sha256)
+        )
         response.headers["X-Request-Id"] = request_id
         return response
     if action == "getDownloadUrl":

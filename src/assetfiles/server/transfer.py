@@ -54,11 +54,23 @@ async def download(request: Request) -> Response:
         )
     except AssetfilesError as exc:
         return error_response(exc)
-    return file_response(request, content, path)
+    return file_response(request, content, path, accel_path(services, content.sha256))
 
 
-def file_response(request: Request, content: StoredFile | Content, path: Path) -> Response:
-    """The bytes of a content with Range, If-Range, ETag, If-None-Match and Repr-Digest."""
+def accel_path(services: Services, sha256: str) -> str | None:
+    """Where nginx finds a blob (``X-Accel-Redirect``), when downloads are offloaded to it."""
+    prefix = services.settings.accel_redirect_prefix
+    return None if prefix is None else prefix + services.contents.blobs.relative_path(sha256)
+
+
+def file_response(
+    request: Request, content: StoredFile | Content, path: Path, accel: str | None = None
+) -> Response:
+    """The bytes of a content with Range, If-Range, ETag, If-None-Match and Repr-Digest.
+
+    With ``accel`` (see :func:`accel_path`), the caller is already authenticated and nginx
+    serves the bytes: it answers Range, If-Range and HEAD itself, from the blob file.
+    """
     etag = f'"{content.sha256}"'
     headers = {
         "ETag": etag,
@@ -68,6 +80,13 @@ def file_response(request: Request, content: StoredFile | Content, path: Path) -
         "X-Content-Type-Options": "nosniff",
         "Content-Disposition": content_disposition(content.name),
     }
+    if accel is not None:
+        # nginx keeps Content-Type, Content-Disposition and Cache-Control from this answer and
+        # makes its own ETag (the blob is immutable, so it is stable); docs/nginx.md re-adds
+        # Repr-Digest from $upstream_http_repr_digest.
+        del headers["ETag"]
+        headers["X-Accel-Redirect"] = accel
+        return Response(status_code=200, headers=headers, media_type=content.content_type)
     if_none_match = request.headers.get("if-none-match")
     if if_none_match and _etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)

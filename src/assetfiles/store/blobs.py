@@ -52,6 +52,7 @@ class BlobStore(Protocol):
     ) -> StoredBlob: ...
 
     def local_path(self, sha256: str) -> Path: ...
+    def relative_path(self, sha256: str) -> str: ...
 
     async def exists(self, sha256: str) -> bool: ...
 
@@ -104,9 +105,14 @@ class LocalBlobStore:
         self.tmp.mkdir(parents=True, exist_ok=True)
 
     def local_path(self, sha256: str) -> Path:
+        return self.root / self.relative_path(sha256)
+
+    @staticmethod
+    def relative_path(sha256: str) -> str:
+        """``<aa>/<bb>/<sha256>``: where a blob sits under the root (and under nginx's alias of it)."""
         if not SHA256_HEX.fullmatch(sha256):
             raise ValueError(f"not a sha256 digest: {sha256!r}")
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
     async def exists(self, sha256: str) -> bool:
         return await anyio.to_thread.run_sync(self.local_path(sha256).exists)
