@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.backends import drop_test_databases
 from tests.helpers import Server, run_cli, start_server, write_fixture
 
 RW = "tok-acme-rw-0123456789"
@@ -128,6 +129,12 @@ def world_document() -> dict[str, Any]:
             },
         ]
     }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_test_databases() -> None:
+    """On PostgreSQL, start without the databases an earlier run left."""
+    drop_test_databases()
 
 
 @pytest.fixture(scope="session")

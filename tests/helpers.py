@@ -14,6 +14,7 @@ import httpx
 import yaml
 
 from assetfiles.cli.background import BackgroundServer
+from tests.backends import backend_env
 
 SECRET_KEY = "test-signing-key-0123456789abcdef"
 
@@ -21,11 +22,16 @@ SECRET_KEY = "test-signing-key-0123456789abcdef"
 def run_cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """``python -m assetfiles ARGS``; a ``--data-dir`` (or ``demo --dir``) gets the catalog backend."""
+    backend: dict[str, str] = {}
+    for flag, suffix in (("--data-dir", ""), ("--dir", "server")):
+        if flag in args and args.index(flag) + 1 < len(args):
+            backend = backend_env(Path(args[args.index(flag) + 1]) / suffix)
     return subprocess.run(
         [sys.executable, "-m", "assetfiles", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **backend, **(env or {})},
         cwd=cwd,
         timeout=120,
         check=False,
@@ -80,7 +86,7 @@ class Server:
 
 
 def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
-    env = {"ASSETFILES_SECRET_KEY": SECRET_KEY, **(extra_env or {})}
+    env = {"ASSETFILES_SECRET_KEY": SECRET_KEY, **backend_env(data_dir), **(extra_env or {})}
     background = BackgroundServer(data_dir, env=env, log=data_dir.parent / f"server-{data_dir.name}.log")
     background.start(timeout=30)
     return Server(background.base_url, data_dir, background)

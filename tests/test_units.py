@@ -19,8 +19,9 @@ from assetfiles.service.secrets import hash_device_secret, verify_device_secret
 from assetfiles.service.signing import UrlSigner
 from assetfiles.store.blobs import LocalBlobStore
 from assetfiles.store.catalog import glob_to_like
-from assetfiles.store.database import migrate
+from assetfiles.store.database import migrate, normalize_url
 from assetfiles.store.schema import metadata
+from tests.backends import BACKEND, catalog_url
 
 
 def test_channel_id_parses_into_device_and_channel() -> None:
@@ -156,6 +157,18 @@ def test_migrations_create_exactly_the_schema(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{database}")
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    assert differences == []
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="runs with ASSETFILES_TEST_BACKEND=postgres")
+def test_migrations_create_exactly_the_schema_on_postgresql(tmp_path: Path) -> None:
+    url = catalog_url(tmp_path / "pg")
+    migrate(url)
+    migrate(url)  # idempotent
+    engine = create_engine(normalize_url(url))
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    engine.dispose()
     assert differences == []
 
 

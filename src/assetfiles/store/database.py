@@ -24,8 +24,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def normalize_url(url: str) -> str:
+    """``postgresql://`` (and ``postgres://``) mean PostgreSQL through psycopg 3, the driver we ship;
+    an explicit ``postgresql+<driver>://`` is kept as given."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
 def create_engine(url: str) -> Engine:
     """An engine whose connections are used from anyio's worker threads (see Catalog)."""
+    url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
@@ -39,6 +49,7 @@ def create_engine(url: str) -> Engine:
 
 
 def alembic_config(url: str) -> Config:
+    url = normalize_url(url)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -47,6 +58,7 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     """Bring the catalog to the newest schema; a no-op when it is already there (blocking)."""
+    url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

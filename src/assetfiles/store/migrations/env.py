@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from assetfiles.store.schema import metadata
 
@@ -17,6 +17,11 @@ if context.is_offline_mode():
 else:
     engine = create_engine(url)
     with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # Several server processes may start at once on one database: one migrates, the
+            # others wait here and then find nothing to do.
+            connection.execute(text("SELECT pg_advisory_lock(727174)"))
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=metadata,
