@@ -2,6 +2,7 @@
 organization with 1,000,000, first page and a deep page, through the real server over HTTP.
 
     python -m bench.listing [--rows 1000000] [--asset-rows 100000] [--requests 400] [--workers 1]
+                            [--database-url postgresql://postgres@127.0.0.1:5432/assetfiles_bench]
 
 The catalog is generated once into bench/results/listing-data (reused when it already holds the
 requested rows). Latency is measured with one sequential client (p50/p99); throughput with
@@ -19,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from assetfiles.config import Settings
 from assetfiles.model import Asset, Association, Content, Creator, CreatorKind, Permission
 from assetfiles.service.secrets import token_hash
 from assetfiles.store.catalog import Catalog
-from assetfiles.store.database import create_engine, migrate
+from assetfiles.store.database import create_engine, migrate, normalize_url
 from bench.common import RESULTS, percentiles, save, start_server, stop
 
 TOKEN = "tok-bench-0123456789"
@@ -74,6 +77,19 @@ async def populate(settings: Settings, rows: int, asset_rows: int) -> None:
         print(f"  {start + len(batch):>9,} rows", end="\r", flush=True)
     print()
     await catalog.close()
+
+
+def recreate_database(url: str) -> None:
+    """Drop and create the benchmark's database, through the server's maintenance database."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() != "postgresql" or not parsed.database:
+        return
+    admin = create_engine(parsed.set(database="postgres").render_as_string(hide_password=False))
+    with admin.connect() as connection:
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
 
 
 def variables(offset: int) -> dict[str, Any]:
@@ -134,29 +150,41 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--data-dir", type=Path, default=RESULTS / "listing-data")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--database-url", help="Catalog on this database (e.g. PostgreSQL) instead of SQLite in --data-dir."
+    )
     args = parser.parse_args()
+    backend = "sqlite"
+    if args.database_url:
+        backend = make_url(normalize_url(args.database_url)).get_backend_name()
+        if args.data_dir == RESULTS / "listing-data":
+            args.data_dir = RESULTS / f"listing-data-{backend}"
 
     marker = args.data_dir / f"populated-{args.rows}-{args.asset_rows}"
-    settings = Settings(data_dir=args.data_dir)
+    settings = Settings(data_dir=args.data_dir, database_url=args.database_url)
     if not marker.exists():
         if args.data_dir.exists():
             import shutil
 
             shutil.rmtree(args.data_dir)
+        args.data_dir.mkdir(parents=True)
+        if args.database_url:
+            recreate_database(args.database_url)
         migrate(settings.catalog_url)
         started = time.perf_counter()
         print(f"generating {args.rows:,} contents ({args.asset_rows:,} on the benchmark asset)")
         asyncio.run(populate(settings, args.rows, args.asset_rows))
         print(f"  generated in {time.perf_counter() - started:.0f} s")
         marker.touch()
-    process, base = start_server(args.data_dir, workers=args.workers)
+    env = {"ASSETFILES_DATABASE_URL": args.database_url} if args.database_url else None
+    process, base = start_server(args.data_dir, workers=args.workers, env=env)
     try:
         first = asyncio.run(measure(base, 0, args.requests, args.asset_rows))
         deep = asyncio.run(measure(base, args.asset_rows - 50, args.requests, args.asset_rows))
     finally:
         stop(process)
     result = {
-        "backend": "sqlite",
+        "backend": backend,
         "rows": args.rows,
         "asset_rows": args.asset_rows,
         "workers": args.workers,
@@ -166,7 +194,7 @@ def main() -> None:
     }
     print(f"first page : p50 {first['p50_ms']} ms, p99 {first['p99_ms']} ms, {first['requests_per_s']} req/s")
     print(f"deep page  : p50 {deep['p50_ms']} ms, p99 {deep['p99_ms']} ms, {deep['requests_per_s']} req/s")
-    print(f"deep/first : {result['deep_over_first_p50']}x   (saved to {save('listing-sqlite', result)})")
+    print(f"deep/first : {result['deep_over_first_p50']}x   (saved to {save(f'listing-{backend}', result)})")
 
 
 if __name__ == "__main__":
