@@ -7,16 +7,13 @@ exit codes: 0 all fetched, 1 some failed (listed), 2 usage error or refused appl
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import sys
-import time
 from pathlib import Path
 
 import click
 
 from assetfiles.cli.clientconfig import config_option
-from assetfiles.cli.output import JsonLines, ProgressBars, summary_line
+from assetfiles.cli.output import run_and_report
 from assetfiles.cli.sync import check_writable, choose_listener, client_session
 from assetfiles.client.enos import EnosClient, EnosOwner
 from assetfiles.client.events import Event, Kind, Listener, Report
@@ -158,38 +155,12 @@ def download_command(
     check_writable(destination)
     owner = EnosOwner(asset_id, product_key, device_key)
     listener = choose_listener(json_lines, quiet, progress)
-    started = time.monotonic()
-    try:
-        if isinstance(listener, ProgressBars):
-            with listener:
-                report = asyncio.run(
-                    _run(
-                        url,
-                        app_key,
-                        app_secret,
-                        org,
-                        owner,
-                        category,
-                        uris,
-                        destination,
-                        listener,
-                        concurrency,
-                    )
-                )
-        else:
-            report = asyncio.run(
-                _run(url, app_key, app_secret, org, owner, category, uris, destination, listener, concurrency)
-            )
-    except SourceError as exc:
-        if json_lines:
-            click.echo(json.dumps({"event": "error", "reason": str(exc)}))
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
-    elapsed = time.monotonic() - started
-    if isinstance(listener, JsonLines):
-        click.echo(json.dumps({"event": "summary", **report.as_json(), "seconds": round(elapsed, 3)}))
-    elif not quiet or report.failures:
-        click.echo(summary_line(report, elapsed))
-        for failure in report.failures:
-            click.echo(f"  failed {failure.path}: {failure.reason}", err=True)
-    sys.exit(0 if report.ok else 1)
+    run_and_report(
+        lambda: _run(
+            url, app_key, app_secret, org, owner, category, uris, destination, listener, concurrency
+        ),
+        listener,
+        json_lines=json_lines,
+        quiet=quiet,
+        fatal=(SourceError,),
+    )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
+import time
+from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import TextIO
+from typing import Any, NoReturn, TextIO
 
 import click
 from rich.console import Console
@@ -19,7 +23,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from assetfiles.client.events import Event, Kind, Report
+from assetfiles.client.events import Event, Kind, Listener, Report
 
 #: Files at least this large get their own bar under the overall one.
 OWN_BAR_BYTES = 8 * 1024 * 1024
@@ -130,3 +134,32 @@ def summary_line(report: Report, seconds: float) -> str:
             parts.append(f"{count} {label}")
     parts.append(f"{len(report.failures)} failed")
     return ", ".join(parts) + f" in {seconds:,.1f} s"
+
+
+def run_and_report(
+    run: Callable[[], Coroutine[Any, Any, Report]],
+    listener: ProgressBars | Listener,
+    *,
+    json_lines: bool,
+    quiet: bool,
+    fatal: tuple[type[Exception], ...],
+) -> NoReturn:
+    """Run a download command, print its summary and failures, and exit 0, 1 or 2 (``fatal``)."""
+    started = time.monotonic()
+    try:
+        with listener if isinstance(listener, ProgressBars) else contextlib.nullcontext():
+            report = asyncio.run(run())
+    except fatal as exc:
+        if json_lines:
+            click.echo(json.dumps({"event": "error", "reason": str(exc)}))
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    elapsed = time.monotonic() - started
+    if json_lines:
+        click.echo(json.dumps({"event": "summary", **report.as_json(), "seconds": round(elapsed, 3)}))
+    elif not quiet or report.failures:
+        click.echo(summary_line(report, elapsed))
+        for failure in report.failures:
+            where = f"{failure.asset}/{failure.path}" if failure.path else f"asset {failure.asset}"
+            click.echo(f"  failed {where}: {failure.reason}", err=True)
+    sys.exit(0 if report.ok else 1)

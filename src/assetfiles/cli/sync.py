@@ -6,11 +6,8 @@ reason), 2 usage error, refused token or unreachable server (nothing could be do
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +17,7 @@ import aiohttp
 import click
 
 from assetfiles.cli.clientconfig import config_option
-from assetfiles.cli.output import JsonLines, ProgressBars, Quiet, print_dry_run, summary_line
+from assetfiles.cli.output import JsonLines, ProgressBars, Quiet, print_dry_run, run_and_report
 from assetfiles.client.events import Event, Kind, Listener, Report
 from assetfiles.client.exosense import ExoSenseSource
 from assetfiles.client.graphql import GraphQLClient
@@ -177,28 +174,11 @@ def sync_command(
     options = SyncOptions(filters=filters, delete=delete, dry_run=dry_run, concurrency=concurrency)
     listener = choose_listener(json_lines, quiet, progress)
     effective: Listener = _DryRunPrinter(listener) if dry_run and not json_lines else listener
-    started = time.monotonic()
-    try:
-        if isinstance(listener, ProgressBars):
-            with listener:
-                report = asyncio.run(
-                    run_sync(url, token, None if all_assets else asset_ids, destination, options, effective)
-                )
-        else:
-            report = asyncio.run(
-                run_sync(url, token, None if all_assets else asset_ids, destination, options, effective)
-            )
-    except FatalSyncError as exc:
-        if json_lines:
-            click.echo(json.dumps({"event": "error", "reason": str(exc)}))
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
-    elapsed = time.monotonic() - started
-    if json_lines:
-        click.echo(json.dumps({"event": "summary", **report.as_json(), "seconds": round(elapsed, 3)}))
-    elif not quiet or report.failures:
-        click.echo(summary_line(report, elapsed))
-        for failure in report.failures:
-            where = f"{failure.asset}/{failure.path}" if failure.path else f"asset {failure.asset}"
-            click.echo(f"  failed {where}: {failure.reason}", err=True)
-    sys.exit(0 if report.ok else 1)
+    targets = None if all_assets else asset_ids
+    run_and_report(
+        lambda: run_sync(url, token, targets, destination, options, effective),
+        listener,
+        json_lines=json_lines,
+        quiet=quiet,
+        fatal=(FatalSyncError,),
+    )

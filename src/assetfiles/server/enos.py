@@ -12,6 +12,7 @@ import json
 import shutil
 import tempfile
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +63,18 @@ async def _token_body(request: Request) -> Any:
 
 
 async def token_get(request: Request) -> Response:
-    try:
-        token, expire = await _services(request).enos_tokens.get(await _token_body(request))
-    except TokenRefused as exc:
-        return _token_answer(exc.enos_status, exc.message, None, exc.http_status)
-    return _token_answer(0, "SUCCESS", {"accessToken": token, "expire": expire})
+    return await _token_endpoint(request, _services(request).enos_tokens.get)
 
 
 async def token_refresh(request: Request) -> Response:
+    return await _token_endpoint(request, _services(request).enos_tokens.refresh)
+
+
+async def _token_endpoint(
+    request: Request, operation: Callable[[Any], Awaitable[tuple[str, int]]]
+) -> Response:
     try:
-        token, expire = await _services(request).enos_tokens.refresh(await _token_body(request))
+        token, expire = await operation(await _token_body(request))
     except TokenRefused as exc:
         return _token_answer(exc.enos_status, exc.message, None, exc.http_status)
     return _token_answer(0, "SUCCESS", {"accessToken": token, "expire": expire})
