@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.backends import drop_test_databases
-from tests.helpers import Server, run_cli, start_server, write_fixture
+from tests.helpers import Server, seed_and_start
 
 RW = "tok-acme-rw-0123456789"
 RO = "tok-acme-ro-0123456789"
@@ -140,13 +140,8 @@ def fresh_test_databases() -> None:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("world")
-    files = world_files()
-    fixture = write_fixture(root, world_document(), files)
-    data_dir = root / "data"
-    applied = run_cli("apply", str(fixture), "--data-dir", str(data_dir))
-    assert applied.returncode == 0, applied.stderr + applied.stdout
-    running = start_server(data_dir, {"ASSETFILES_MAX_UPLOAD_BYTES": str(MAX_UPLOAD)})
-    running.files = files
+    env = {"ASSETFILES_MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}
+    running = seed_and_start(root, world_document(), world_files(), env)
     yield running
     running.stop()
 

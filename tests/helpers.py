@@ -104,3 +104,21 @@ def write_fixture(directory: Path, document: dict[str, Any], files: dict[str, by
     fixture = directory / "fixture.yaml"
     fixture.write_text(yaml.safe_dump(document, sort_keys=False))
     return fixture
+
+
+def seed_and_start(
+    root: Path, document: dict[str, Any], files: dict[str, bytes], server_env: dict[str, str] | None = None
+) -> Server:
+    """Write a fixture under ``root``, apply it into ``root/data`` and serve that.
+
+    ``apply`` gets the server's key: it seals EnOS application secrets with it.
+    """
+    fixture = write_fixture(root, document, files)
+    data_dir = root / "data"
+    applied = run_cli(
+        "apply", str(fixture), "--data-dir", str(data_dir), env={"ASSETFILES_SECRET_KEY": SECRET_KEY}
+    )
+    assert applied.returncode == 0, applied.stderr + applied.stdout
+    server = start_server(data_dir, server_env)
+    server.files = files
+    return server

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from tests.helpers import SECRET_KEY, Server, run_cli, start_server, write_fixture
+from tests.helpers import Server, run_cli, seed_and_start, start_server
 
 GQL_TOKEN = "tok-enos-rw-0123456789"
 APPS = {
@@ -78,16 +78,9 @@ def enos_document() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def enos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("enos-world")
-    files = enos_files()
-    fixture = write_fixture(root, enos_document(), files)
-    data_dir = root / "data"
-    # apply seals the applications' secrets with the server key: it must be the server's
-    applied = run_cli(
-        "apply", str(fixture), "--data-dir", str(data_dir), env={"ASSETFILES_SECRET_KEY": SECRET_KEY}
+    running = seed_and_start(
+        root, enos_document(), enos_files(), {"ASSETFILES_ENOS_MAX_FILE_BYTES": str(MAX_FILE)}
     )
-    assert applied.returncode == 0, applied.stderr + applied.stdout
-    running = start_server(data_dir, {"ASSETFILES_ENOS_MAX_FILE_BYTES": str(MAX_FILE)})
-    running.files = files
     yield running
     running.stop()
 

@@ -19,7 +19,7 @@ import pytest
 
 from assetfiles.cli.background import free_port
 from tests.faultproxy import Fault, FaultProxy
-from tests.helpers import Server, run_cli, sha256, start_server, write_fixture
+from tests.helpers import Server, run_cli, seed_and_start, sha256
 
 TOKEN = "tok-sync-rw-0123456789"
 OTHER_TOKEN = "tok-sync-other-0123456789"
@@ -84,14 +84,8 @@ def sync_document() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
     root = tmp_path_factory.mktemp("sync-world")
-    files = sync_files()
-    fixture = write_fixture(root, sync_document(), files)
-    data_dir = root / "data"
-    applied = run_cli("apply", str(fixture), "--data-dir", str(data_dir))
-    assert applied.returncode == 0, applied.stderr + applied.stdout
-    running = start_server(data_dir)
-    running.files = files
-    yield running, fixture
+    running = seed_and_start(root, sync_document(), sync_files())
+    yield running, root / "fixture.yaml"
     running.stop()
 
 
