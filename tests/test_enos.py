@@ -539,6 +539,16 @@ def test_upload_refusals_before_reading(enos: Server) -> None:
     assert wrong_length.status_code == 200  # a correct per-part Content-Length is fine
 
 
+def test_file_count_limit(enos: Server) -> None:
+    names = [f"f{i}.bin" for i in range(101)]
+    message = {"params": [{"assetId": "a2", "attributes": {"x": 1}}],
+               "files": {name: {"featureId": "x", "assetId": "a2"} for name in names}}  # fmt: skip
+    before = stored_state(enos)
+    response = post_integration(enos, access_token(enos), "postAttribute", message, {n: b"x" for n in names})
+    assert response.status_code == 413 and "at most 100 files" in response.json()["msg"]
+    assert stored_state(enos) == before
+
+
 def test_message_limit(enos: Server) -> None:
     huge = _message()
     huge["padding"] = "x" * (512 * 1024)

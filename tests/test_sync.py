@@ -448,3 +448,17 @@ def test_demo_serves_and_syncs_the_demo_asset(tmp_path: Path) -> None:
     ).read_bytes()
     again = run_cli("demo", "--dir", str(tmp_path / "demo"), "--no-progress")
     assert again.returncode == 0 and "0 downloaded" in again.stdout and "5 unchanged" in again.stdout
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_the_first_holds_it(
+    server: Server, tmp_path: Path
+) -> None:
+    import fcntl
+
+    tmp_path.mkdir(exist_ok=True)
+    with (tmp_path / ".assetfiles.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = run_cli("sync", "a-mirror", str(tmp_path), "--url", server.base_url, "--token", TOKEN)
+        assert result.returncode == 2 and "another assetfiles run" in result.stderr
+        assert not (tmp_path / "a-mirror").exists()
+    assert sync(server.base_url, "a-mirror", str(tmp_path))[0] == 0  # released: the next run proceeds

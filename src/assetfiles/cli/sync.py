@@ -6,6 +6,7 @@ reason), 2 usage error, refused token or unreachable server (nothing could be do
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from assetfiles.cli.output import JsonLines, ProgressBars, Quiet, print_dry_run,
 from assetfiles.client.events import Event, Kind, Listener, Report
 from assetfiles.client.exosense import ExoSenseSource
 from assetfiles.client.graphql import GraphQLClient
+from assetfiles.client.lock import FolderBusy, exclusive
 from assetfiles.client.plan import Filters
 from assetfiles.client.sync import FatalSyncError, Syncer, SyncOptions
 from assetfiles.client.transfer import CHUNK, Fetcher
@@ -60,10 +62,16 @@ async def run_sync(
     options: SyncOptions,
     listener: Listener,
 ) -> Report:
-    async with client_session(options.concurrency) as session:
-        source = ExoSenseSource(GraphQLClient(session, url, token), resolve_batch=options.resolve_batch)
-        syncer = Syncer(source, Fetcher(session), destination, options, listener)
-        return await syncer.run(assets)
+    try:
+        with contextlib.nullcontext() if options.dry_run else exclusive(destination):
+            async with client_session(options.concurrency) as session:
+                source = ExoSenseSource(
+                    GraphQLClient(session, url, token), resolve_batch=options.resolve_batch
+                )
+                syncer = Syncer(source, Fetcher(session), destination, options, listener)
+                return await syncer.run(assets)
+    except FolderBusy as exc:
+        raise FatalSyncError(str(exc)) from None
 
 
 def check_writable(directory: Path) -> None:

@@ -22,6 +22,8 @@ from assetfiles.service.enos_uploads import ReceivedFile
 
 MESSAGE_PART = "enos-message"
 FILE_PART = "enos-file"
+#: File parts per request: each may be large, so their number is bounded too (disk, not memory).
+MAX_FILES = 100
 
 
 @dataclass
@@ -117,6 +119,10 @@ class EnosMultipart:
         elif part.name == FILE_PART:
             if not part.filename:
                 self._fail(BadInput(f"{FILE_PART}: every file part needs a filename", field=FILE_PART))
+                return
+            if len(self.files) >= MAX_FILES:
+                message = f"{FILE_PART}: at most {MAX_FILES} files per request"
+                self._fail(PayloadTooLarge(message, field=FILE_PART))
                 return
             if part.filename in {f.filename for f in self.files}:
                 self._fail(BadInput(f"{FILE_PART}: file {part.filename!r} is sent twice", field=FILE_PART))
