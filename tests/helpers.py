@@ -107,18 +107,23 @@ def write_fixture(directory: Path, document: dict[str, Any], files: dict[str, by
 
 
 def seed_and_start(
-    root: Path, document: dict[str, Any], files: dict[str, bytes], server_env: dict[str, str] | None = None
+    root: Path,
+    document: dict[str, Any],
+    files: dict[str, bytes],
+    server_env: dict[str, str] | None = None,
+    *,
+    env: dict[str, str] | None = None,
 ) -> Server:
     """Write a fixture under ``root``, apply it into ``root/data`` and serve that.
 
-    ``apply`` gets the server's key: it seals EnOS application secrets with it.
+    ``apply`` gets the server's key (it seals EnOS application secrets with it) and ``env``,
+    which the server gets too (a blob store, say); ``server_env`` is for the server only.
     """
     fixture = write_fixture(root, document, files)
     data_dir = root / "data"
-    applied = run_cli(
-        "apply", str(fixture), "--data-dir", str(data_dir), env={"ASSETFILES_SECRET_KEY": SECRET_KEY}
-    )
+    apply_env = {"ASSETFILES_SECRET_KEY": SECRET_KEY, **(env or {})}
+    applied = run_cli("apply", str(fixture), "--data-dir", str(data_dir), env=apply_env)
     assert applied.returncode == 0, applied.stderr + applied.stdout
-    server = start_server(data_dir, server_env)
+    server = start_server(data_dir, {**(env or {}), **(server_env or {})})
     server.files = files
     return server

@@ -28,6 +28,14 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL of the catalog; default: SQLite in data_dir."
     )
     blob_dir: Path | None = Field(default=None, description="Blob directory; default: data_dir/blobs.")
+    blob_url: str | None = Field(
+        default=None,
+        description="s3://bucket[/prefix]: blobs in S3-compatible object storage instead of blob_dir.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint (default: AWS_ENDPOINT_URL, else AWS itself)."
+    )
+    s3_region: str | None = Field(default=None, description="S3 region (default: AWS_DEFAULT_REGION).")
     secret_key: str | None = Field(
         default=None,
         description="Key for signing transfer URLs; default: generated once into data_dir/secret.key.",
@@ -55,6 +63,13 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("blob_url")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        if value and (not value.startswith("s3://") or len(value) <= len("s3://")):
+            raise ValueError("must be s3://bucket or s3://bucket/prefix")
+        return value or None
 
     @field_validator("accel_redirect_prefix")
     @classmethod
@@ -106,6 +121,9 @@ class Settings(BaseSettings):
             "ASSETFILES_SECRET_KEY": self.secret_key,
             "ASSETFILES_PUBLIC_URL": self.public_url,
             "ASSETFILES_ACCEL_REDIRECT_PREFIX": self.accel_redirect_prefix,
+            "ASSETFILES_BLOB_URL": self.blob_url,
+            "ASSETFILES_S3_ENDPOINT_URL": self.s3_endpoint_url,
+            "ASSETFILES_S3_REGION": self.s3_region,
         }
         env.update({name: value for name, value in optional.items() if value})
         return env

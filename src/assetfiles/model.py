@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 from assetfiles.errors import BadInput
 
@@ -36,6 +37,12 @@ def iso_to_ms(value: str, *, field: str) -> int:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp() * 1000)
+
+
+def content_disposition(name: str) -> str:
+    """RFC 6266: an ASCII ``filename`` for old clients and the exact name in ``filename*``."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def check_identifier(value: str, *, field: str, pattern: re.Pattern[str] = IDENTIFIER) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import json5
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from assetfiles.errors import AssetfilesError, BadInput, TokenExpired, TokenRefused
 from assetfiles.model import Permission, Principal
@@ -126,9 +126,10 @@ async def files(request: Request) -> Response:
     except AssetfilesError as exc:
         return failure(exc, request_id)
     if action == "download":
-        response = file_response(
-            request, content, enos.bytes_path(content), accel_path(services, content.sha256)
-        )
+        where = enos.delivery(content)
+        if isinstance(where, str):  # object storage: its presigned URL serves the bytes
+            return RedirectResponse(where, status_code=302, headers={"X-Request-Id": request_id})
+        response = file_response(request, content, where, accel_path(services, content.sha256))
         response.headers["X-Request-Id"] = request_id
         return response
     if action == "getDownloadUrl":

@@ -11,13 +11,12 @@ import os
 from collections.abc import AsyncIterator
 from email.utils import formatdate
 from pathlib import Path
-from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from assetfiles.errors import AssetfilesError, BadInput, PayloadTooLarge
-from assetfiles.model import Content, StoredFile
+from assetfiles.model import Content, StoredFile, content_disposition
 from assetfiles.server.rendering import content_json, error_response
 from assetfiles.service.context import Services
 
@@ -34,12 +33,6 @@ class BlobResponse(FileResponse):
     chunk_size = CHUNK
 
 
-def content_disposition(name: str) -> str:
-    """RFC 6266: an ASCII ``filename`` for old clients and the exact name in ``filename*``."""
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
 def _etag_matches(header: str, etag: str) -> bool:
     candidates = [part.strip().removeprefix("W/") for part in header.split(",")]
     return "*" in candidates or etag in candidates
@@ -54,6 +47,8 @@ async def download(request: Request) -> Response:
         )
     except AssetfilesError as exc:
         return error_response(exc)
+    if isinstance(path, str):  # object storage: its presigned URL serves the bytes
+        return RedirectResponse(path, status_code=302, headers={"Cache-Control": "no-store"})
     return file_response(request, content, path, accel_path(services, content.sha256))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from assetfiles.model import (
     Principal,
     StoredFile,
     check_identifier,
+    content_disposition,
     iso_to_ms,
     now_ms,
 )
@@ -212,18 +214,39 @@ class ContentService:
             raise NotFound(f"content '{content_id}' of device '{ref}' not found", field="input.id")
         return content
 
-    def download_url(self, content: Content, ttl_seconds: int | None = None) -> SignedUrl:
-        return self.signer.sign(UrlSigner.DOWNLOAD, content.org_id, content.id, ttl_seconds=ttl_seconds)
+    def download_url(self, content: Content | StoredFile, ttl_seconds: int | None = None) -> SignedUrl:
+        """Our signed transfer URL, or, when the blob store serves bytes itself (S3), its presigned
+        URL with the same expiry, so that downloads never pass through Python."""
+        signed = self.signer.sign(UrlSigner.DOWNLOAD, content.org_id, content.id, ttl_seconds=ttl_seconds)
+        direct = self.blobs.presign(
+            content.sha256,
+            name=content.name,
+            content_type=content.content_type,
+            disposition=content_disposition(content.name),
+            expires_at=signed.expires_at,
+        )
+        return signed if direct is None else SignedUrl(direct, signed.expires_at)
+
+    def delivery(self, stored: StoredFile | Content) -> Path | str:
+        """Where a download's bytes come from: a local file, or a presigned URL to redirect to."""
+        direct = self.blobs.presign(
+            stored.sha256,
+            name=stored.name,
+            content_type=stored.content_type,
+            disposition=content_disposition(stored.name),
+            expires_at=int(time.time()) + self.signer.ttl_seconds,
+        )
+        return self.blobs.local_path(stored.sha256) if direct is None else direct
 
     async def open_download(
         self, content_id: str, org: str | None, expires: str | None, sig: str | None
-    ) -> tuple[StoredFile, Path]:
-        """Check a signed download URL and return the file with the path of its bytes."""
+    ) -> tuple[StoredFile, Path | str]:
+        """Check a signed download URL and return the file with where its bytes are (see delivery)."""
         org_id = self.signer.verify(UrlSigner.DOWNLOAD, org, content_id, expires, sig)
         stored = await self.catalog.get_stored_file(org_id, content_id)
         if stored is None:
             raise NotFound(f"content '{content_id}' not found")
-        return stored, self.blobs.local_path(stored.sha256)
+        return stored, self.delivery(stored)
 
     async def set_tags(self, principal: Principal, content_id: str, tags: dict[str, str]) -> Content:
         require(principal, Permission.WRITE)

@@ -16,7 +16,7 @@ from assetfiles.service.enos_uploads import EnosUploadService
 from assetfiles.service.maintenance import Maintenance
 from assetfiles.service.signing import UrlSigner
 from assetfiles.service.uploads import UploadService
-from assetfiles.store.blobs import LocalBlobStore
+from assetfiles.store.blobs import BlobStore, LocalBlobStore
 from assetfiles.store.catalog import Catalog
 from assetfiles.store.database import create_engine, migrate
 from assetfiles.store.enos import EnosStore
@@ -41,7 +41,8 @@ class Services:
             await anyio.to_thread.run_sync(migrate, settings.catalog_url)
         engine = create_engine(settings.catalog_url)
         catalog = Catalog(engine)
-        blobs = LocalBlobStore(settings.blob_path)
+        blobs = open_blob_store(settings)
+        await blobs.open()
         signer = UrlSigner(settings.signing_key, settings.url_ttl_seconds)
         contents = ContentService(catalog, blobs, signer)
         uploads = UploadService(catalog, blobs, signer, settings.max_upload_bytes)
@@ -64,4 +65,18 @@ class Services:
         )
 
     async def close(self) -> None:
+        await self.contents.blobs.close()
         await self.catalog.close()
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The local blob directory, or S3-compatible storage when ``blob_url`` is set."""
+    if settings.blob_url:
+        from assetfiles.store.s3 import S3BlobStore, S3Location  # only deployments on S3 import botocore
+
+        return S3BlobStore(
+            S3Location.parse(settings.blob_url),
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+        )
+    return LocalBlobStore(settings.blob_path)

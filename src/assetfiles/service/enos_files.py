@@ -114,8 +114,9 @@ class EnosFileService:
             return True
         return bool(devices & await self.catalog.feeding_devices(org_id, owner.asset_id))
 
-    def bytes_path(self, content: Content) -> Path:
-        return self.blobs.local_path(content.sha256)
+    def delivery(self, content: Content) -> Path | str:
+        """A local file to serve, or the object store's presigned URL to redirect to."""
+        return self.contents.delivery(content)
 
     def download_url(self, content: Content) -> SignedUrl:
         return self.contents.download_url(content)

@@ -13,9 +13,6 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from itertools import islice
-
-import anyio.to_thread
 
 from assetfiles.model import StoredFile
 from assetfiles.store.blobs import BlobInfo, BlobStore
@@ -57,23 +54,33 @@ class Maintenance:
     async def gc(self, *, grace_seconds: float, dry_run: bool = False) -> GcReport:
         report = GcReport()
         cutoff = time.time() - grace_seconds
-        listing = await anyio.to_thread.run_sync(self.blobs.iter_blobs)
-        while batch := await anyio.to_thread.run_sync(lambda: list(islice(listing, BATCH))):
-            report.blobs += len(batch)
-            used = await self.catalog.blobs_in_use([blob.sha256 for blob in batch])
-            for blob in batch:
-                if blob.sha256 in used:
-                    continue
-                if blob.modified > cutoff:
-                    report.too_recent += 1
-                elif dry_run:
-                    report.would_remove.append(blob.sha256)
-                elif await self._remove(blob):
-                    report.removed += 1
-                    report.removed_bytes += blob.length
+        batch: list[BlobInfo] = []
+        async for blob in self.blobs.list_blobs():
+            batch.append(blob)
+            if len(batch) >= BATCH:
+                await self._collect(batch, report, cutoff, dry_run)
+                batch = []
+        await self._collect(batch, report, cutoff, dry_run)
         if not dry_run:
-            report.temporaries = await anyio.to_thread.run_sync(self.blobs.remove_stale_temporaries, cutoff)
+            report.temporaries = await self.blobs.remove_stale_temporaries(cutoff)
         return report
+
+    async def _collect(self, batch: list[BlobInfo], report: GcReport, cutoff: float, dry_run: bool) -> None:
+        """One catalog query for a batch of blobs, then the removal of the unused old ones."""
+        if not batch:
+            return
+        report.blobs += len(batch)
+        used = await self.catalog.blobs_in_use([blob.sha256 for blob in batch])
+        for blob in batch:
+            if blob.sha256 in used:
+                continue
+            if blob.modified > cutoff:
+                report.too_recent += 1
+            elif dry_run:
+                report.would_remove.append(blob.sha256)
+            elif await self._remove(blob):
+                report.removed += 1
+                report.removed_bytes += blob.length
 
     async def _remove(self, blob: BlobInfo) -> bool:
         return await self.blobs.remove_unless(blob.sha256, lambda: self.catalog.blob_in_use(blob.sha256))
@@ -88,24 +95,22 @@ class Maintenance:
             for _, stored in page:
                 report.contents += 1
                 if stored.sha256 not in checked:
-                    checked[stored.sha256] = await anyio.to_thread.run_sync(
-                        self._check, stored, verify, report
-                    )
+                    checked[stored.sha256] = await self._check(stored, verify, report)
                     report.blobs_checked += 1
                 problem = checked[stored.sha256]
                 if problem is not None:
                     report.problems.append(Problem(problem, stored, _detail(problem, stored)))
         return report
 
-    def _check(self, stored: StoredFile, verify: bool, report: FsckReport) -> str | None:
-        length = self.blobs.blob_length(stored.sha256)
+    async def _check(self, stored: StoredFile, verify: bool, report: FsckReport) -> str | None:
+        length = await self.blobs.blob_length(stored.sha256)
         if length is None:
             return "missing"
         if length != stored.length:
             return "length"
         if verify:
             digest = hashlib.sha256()
-            for chunk in self.blobs.read_blob(stored.sha256):
+            async for chunk in self.blobs.read_blob(stored.sha256):
                 digest.update(chunk)
                 report.verified_bytes += len(chunk)
             if digest.hexdigest() != stored.sha256:

@@ -22,6 +22,9 @@ class SignedUrl:
     expires_at: int  # epoch seconds
 
     def absolute(self, base_url: str) -> str:
+        """Our paths get the public base URL; an object store's presigned URL is already absolute."""
+        if self.path.startswith(("http://", "https://")):
+            return self.path
         return base_url.rstrip("/") + self.path
 
 

@@ -12,11 +12,13 @@ import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Protocol
 
+import anyio
 import anyio.to_thread
 
 from assetfiles.errors import IntegrityMismatch, PayloadTooLarge
@@ -40,7 +42,10 @@ class StoredBlob:
 
 
 class BlobStore(Protocol):
-    """What the service needs of any blob backend (local directory now, object storage later)."""
+    """What the services need of any blob backend: a local directory or S3-compatible storage."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
 
     async def write(
         self,
@@ -51,18 +56,23 @@ class BlobStore(Protocol):
         expected_sha256: str | None = None,
     ) -> StoredBlob: ...
 
-    def local_path(self, sha256: str) -> Path: ...
     def relative_path(self, sha256: str) -> str: ...
+    def local_path(self, sha256: str) -> Path: ...
+
+    def presign(
+        self, sha256: str, *, name: str, content_type: str, disposition: str, expires_at: int
+    ) -> str | None:
+        """A URL of the store itself for downloads, or None when assetfiles serves the bytes."""
+        ...
 
     async def exists(self, sha256: str) -> bool: ...
-
     async def remove_unless(self, sha256: str, still_used: Callable[[], Awaitable[bool]]) -> bool: ...
 
-    # Maintenance (gc, fsck): blocking calls, run in worker threads by their callers.
-    def iter_blobs(self) -> Iterator[BlobInfo]: ...
-    def blob_length(self, sha256: str) -> int | None: ...
-    def read_blob(self, sha256: str) -> Iterator[bytes]: ...
-    def remove_stale_temporaries(self, older_than: float) -> int: ...
+    # Maintenance (gc, fsck).
+    async def blob_length(self, sha256: str) -> int | None: ...
+    def list_blobs(self) -> AsyncIterator[BlobInfo]: ...
+    def read_blob(self, sha256: str) -> AsyncIterator[bytes]: ...
+    async def remove_stale_temporaries(self, older_than: float) -> int: ...
 
 
 class _PendingFile:
@@ -178,7 +188,24 @@ class LocalBlobStore:
         finally:
             await anyio.to_thread.run_sync(pending.discard)
 
-    def iter_blobs(self) -> Iterator[BlobInfo]:
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def presign(
+        self, sha256: str, *, name: str, content_type: str, disposition: str, expires_at: int
+    ) -> None:
+        return None  # the transfer endpoint (or nginx, see docs/nginx.md) serves local blobs
+
+    async def list_blobs(self) -> AsyncIterator[BlobInfo]:
+        listing = self._iter_blobs()
+        while batch := await anyio.to_thread.run_sync(lambda: list(islice(listing, 1000))):
+            for blob in batch:
+                yield blob
+
+    def _iter_blobs(self) -> Iterator[BlobInfo]:
         """Every committed blob (``aa/bb/<sha256>``); temporary files are not blobs."""
         for first in sorted(self.root.glob("[0-9a-f][0-9a-f]")):
             for second in sorted(first.glob("[0-9a-f][0-9a-f]")):
@@ -188,18 +215,21 @@ class LocalBlobStore:
                             stat = path.stat()
                             yield BlobInfo(path.name, stat.st_size, stat.st_mtime)
 
-    def blob_length(self, sha256: str) -> int | None:
+    async def blob_length(self, sha256: str) -> int | None:
         try:
-            return self.local_path(sha256).stat().st_size
+            return (await anyio.to_thread.run_sync(self.local_path(sha256).stat)).st_size
         except FileNotFoundError:
             return None
 
-    def read_blob(self, sha256: str) -> Iterator[bytes]:
-        with self.local_path(sha256).open("rb") as handle:
-            while chunk := handle.read(FLUSH_BYTES):
+    async def read_blob(self, sha256: str) -> AsyncIterator[bytes]:
+        async with await anyio.open_file(self.local_path(sha256), "rb") as handle:
+            while chunk := await handle.read(FLUSH_BYTES):
                 yield chunk
 
-    def remove_stale_temporaries(self, older_than: float) -> int:
+    async def remove_stale_temporaries(self, older_than: float) -> int:
+        return await anyio.to_thread.run_sync(self._remove_stale_temporaries, older_than)
+
+    def _remove_stale_temporaries(self, older_than: float) -> int:
         """Delete temporary files (crashed uploads, interrupted deletes) untouched since ``older_than``."""
         removed = 0
         for path in self.tmp.iterdir():

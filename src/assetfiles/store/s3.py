@@ -1,0 +1,232 @@
+"""Blobs in S3-compatible object storage (aiobotocore), content-addressed like the local store.
+
+Keys: ``<prefix>/<aa>/<bb>/<sha256>``; uploads in progress under ``<prefix>/tmp/``. Bytes are
+streamed to a temporary key as a multipart upload while being hashed, checked against the
+declared length and digest, then copied to their sha256 key and the temporary key deleted:
+readers never see half a blob, and identical files are stored once. Downloads never pass
+through Python: the service hands out URLs presigned by the store (with the content's name and
+type set on the response), valid exactly as long as assetfiles' own signed URLs.
+
+Credentials, region and endpoint come from the settings or the standard AWS environment
+(``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import botocore.session
+from aiobotocore.session import get_session
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from assetfiles.errors import IntegrityMismatch, PayloadTooLarge
+from assetfiles.model import SHA256_HEX
+from assetfiles.store.blobs import BlobInfo, StoredBlob
+
+PART_BYTES = 8 * 1024 * 1024  # S3 wants >= 5 MiB for every part but the last
+COPY_PART_BYTES = 1024**3  # server-side copies of objects over 5 GiB go in 1 GiB parts
+SINGLE_COPY_MAX = 5 * 1024**3
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> S3Location:
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError(f"blob_url: {url!r} is not s3://bucket[/prefix]")
+        return cls(parts.netloc, parts.path.strip("/"))
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+
+class S3BlobStore:
+    def __init__(self, location: S3Location, *, endpoint_url: str | None, region: str | None) -> None:
+        self.location = location
+        self.bucket = location.bucket
+        self._options: dict[str, Any] = {"endpoint_url": endpoint_url, "region_name": region,
+                                         "config": Config(s3={"addressing_style": "path"})}  # fmt: skip
+        # Presigning is pure computation: a plain botocore client does it synchronously, so
+        # GraphQL's `url` field needs no await.
+        self._signer = botocore.session.get_session().create_client("s3", **self._options)
+        self._stack = AsyncExitStack()
+        self._client: Any = None
+
+    async def open(self) -> None:
+        self._client = await self._stack.enter_async_context(
+            get_session().create_client("s3", **self._options)
+        )
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+    # -- keys ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def relative_path(sha256: str) -> str:
+        if not SHA256_HEX.fullmatch(sha256):
+            raise ValueError(f"not a sha256 digest: {sha256!r}")
+        return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+    def _blob_key(self, sha256: str) -> str:
+        return self.location.key(self.relative_path(sha256))
+
+    def local_path(self, sha256: str) -> Any:
+        raise NotImplementedError("blobs in object storage have no local path; use presign()")
+
+    # -- downloads -----------------------------------------------------------------------------
+
+    def presign(self, sha256: str, *, name: str, content_type: str, disposition: str, expires_at: int) -> str:
+        """A GET URL of the object store, valid until ``expires_at``, answering with our name and type."""
+        params = {"Bucket": self.bucket, "Key": self._blob_key(sha256),
+                  "ResponseContentDisposition": disposition, "ResponseContentType": content_type}  # fmt: skip
+        expires_in = max(1, expires_at - int(time.time()))
+        url: str = self._signer.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+        return url
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def write(
+        self,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_length: int,
+        expected_length: int | None = None,
+        expected_sha256: str | None = None,
+    ) -> StoredBlob:
+        limit = max_length if expected_length is None else min(max_length, expected_length)
+        temporary = self.location.key(f"tmp/{uuid.uuid4().hex}")
+        upload = await self._client.create_multipart_upload(Bucket=self.bucket, Key=temporary)
+        upload_id = upload["UploadId"]
+        sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+        parts: list[dict[str, Any]] = []
+        buffer = bytearray()
+        length = 0
+        completed = False
+        try:
+            async for chunk in chunks:
+                length += len(chunk)
+                if length > limit:
+                    if expected_length is not None and expected_length <= max_length:
+                        raise IntegrityMismatch(
+                            f"body is longer than the declared length {expected_length}", field="length"
+                        )
+                    raise PayloadTooLarge(f"body exceeds the upload limit of {max_length} bytes")
+                sha256.update(chunk)
+                md5.update(chunk)
+                buffer += chunk
+                if len(buffer) >= PART_BYTES:
+                    parts.append(await self._part(temporary, upload_id, len(parts) + 1, bytes(buffer)))
+                    buffer.clear()
+            if buffer or not parts:
+                parts.append(await self._part(temporary, upload_id, len(parts) + 1, bytes(buffer)))
+            await self._client.complete_multipart_upload(
+                Bucket=self.bucket, Key=temporary, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+            completed = True
+            blob = StoredBlob(sha256.hexdigest(), md5.hexdigest(), length)
+            if expected_length is not None and blob.length != expected_length:
+                raise IntegrityMismatch(
+                    f"received {blob.length} bytes, declared length is {expected_length}", field="length"
+                )
+            if expected_sha256 is not None and blob.sha256 != expected_sha256:
+                raise IntegrityMismatch(
+                    f"received bytes have sha256 {blob.sha256}, declared {expected_sha256}", field="sha256"
+                )
+            if not await self.exists(blob.sha256):
+                await self._copy(temporary, self._blob_key(blob.sha256), blob.length)
+            return blob
+        finally:
+            if completed:
+                await self._client.delete_object(Bucket=self.bucket, Key=temporary)
+            else:
+                await self._client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=temporary, UploadId=upload_id
+                )
+
+    async def _part(self, key: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
+        answer = await self._client.upload_part(
+            Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+        )
+        return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    async def _copy(self, source: str, target: str, length: int) -> None:
+        origin = {"Bucket": self.bucket, "Key": source}
+        if length <= SINGLE_COPY_MAX:
+            await self._client.copy_object(Bucket=self.bucket, Key=target, CopySource=origin)
+            return
+        upload_id = (await self._client.create_multipart_upload(Bucket=self.bucket, Key=target))["UploadId"]
+        parts = []
+        for number, start in enumerate(range(0, length, COPY_PART_BYTES), start=1):
+            end = min(length, start + COPY_PART_BYTES) - 1
+            answer = await self._client.upload_part_copy(
+                Bucket=self.bucket, Key=target, UploadId=upload_id, PartNumber=number,
+                CopySource=origin, CopySourceRange=f"bytes={start}-{end}",
+            )  # fmt: skip
+            parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
+        await self._client.complete_multipart_upload(
+            Bucket=self.bucket, Key=target, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+
+    # -- presence and removal --------------------------------------------------------------------
+
+    async def blob_length(self, sha256: str) -> int | None:
+        try:
+            answer = await self._client.head_object(Bucket=self.bucket, Key=self._blob_key(sha256))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return int(answer["ContentLength"])
+
+    async def exists(self, sha256: str) -> bool:
+        return await self.blob_length(sha256) is not None
+
+    async def remove_unless(self, sha256: str, still_used: Callable[[], Awaitable[bool]]) -> bool:
+        """Delete unless referenced. Object storage has no atomic move-aside: an upload of the same
+        bytes racing with this delete finds the blob gone after inserting its row and fails with
+        a retryable conflict (see the upload service), so no row is ever left without bytes."""
+        if await still_used() or not await self.exists(sha256):
+            return False
+        await self._client.delete_object(Bucket=self.bucket, Key=self._blob_key(sha256))
+        return True
+
+    # -- maintenance ------------------------------------------------------------------------------
+
+    async def list_blobs(self) -> AsyncIterator[BlobInfo]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        prefix = self.location.key("")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(prefix) :]
+                digest = name.rsplit("/", 1)[-1]
+                if not name.startswith("tmp/") and SHA256_HEX.fullmatch(digest):
+                    yield BlobInfo(digest, int(item["Size"]), item["LastModified"].timestamp())
+
+    async def read_blob(self, sha256: str) -> AsyncIterator[bytes]:
+        answer = await self._client.get_object(Bucket=self.bucket, Key=self._blob_key(sha256))
+        async with answer["Body"] as body:
+            while chunk := await body.read(PART_BYTES):
+                yield chunk
+
+    async def remove_stale_temporaries(self, older_than: float) -> int:
+        removed = 0
+        paginator = self._client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=self.location.key("tmp/")):
+            for item in page.get("Contents", []):
+                if item["LastModified"].timestamp() < older_than:
+                    await self._client.delete_object(Bucket=self.bucket, Key=item["Key"])
+                    removed += 1
+        return removed
