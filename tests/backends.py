@@ -1,9 +1,11 @@
-"""Which catalog the integration suite runs on: SQLite (default) or PostgreSQL.
+"""Which catalog and blob store the integration suite runs on.
 
 ``ASSETFILES_TEST_BACKEND=postgres`` gives every data directory of the suite its own fresh
 PostgreSQL database (on ``ASSETFILES_TEST_POSTGRES``, default the local server at
-127.0.0.1:5432), passed to the CLI and to servers as ``ASSETFILES_DATABASE_URL``. .ci/run runs
-the suite once per backend.
+127.0.0.1:5432), passed to the CLI and to servers as ``ASSETFILES_DATABASE_URL``.
+``ASSETFILES_TEST_BLOBS=s3`` gives each its own bucket on an S3 protocol server (moto's, started
+on loopback by the suite), passed as ``ASSETFILES_BLOB_URL`` with the standard AWS variables.
+.ci/run runs the suite on SQLite + local blobs, then on PostgreSQL + S3.
 """
 
 from __future__ import annotations
@@ -11,12 +13,21 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import MetaData, create_engine, select, text
 
 from assetfiles.store.database import normalize_url
 
 BACKEND = os.environ.get("ASSETFILES_TEST_BACKEND", "sqlite")
+BLOBS = os.environ.get("ASSETFILES_TEST_BLOBS", "local")
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+_s3: dict[str, Any] = {}
 POSTGRES = os.environ.get("ASSETFILES_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 PREFIX = "aftest_"
 _created: set[str] = set()
@@ -33,7 +44,7 @@ def catalog_url(data_dir: Path) -> str:
         return f"sqlite:///{data_dir.resolve() / 'catalog.sqlite3'}"
     if BACKEND != "postgres":
         raise RuntimeError(f"ASSETFILES_TEST_BACKEND={BACKEND!r}: expected sqlite or postgres")
-    name = PREFIX + hashlib.sha1(str(data_dir.resolve()).encode(), usedforsecurity=False).hexdigest()[:20]
+    name = PREFIX + _digest(data_dir)
     if name not in _created:
         engine = create_engine(normalize_url(POSTGRES), isolation_level="AUTOCOMMIT")
         with engine.connect() as connection:
@@ -44,8 +55,63 @@ def catalog_url(data_dir: Path) -> str:
     return _server_url(name)
 
 
+def _digest(data_dir: Path) -> str:
+    return hashlib.sha1(str(data_dir.resolve()).encode(), usedforsecurity=False).hexdigest()[:20]
+
+
+def s3_client() -> Any:
+    """A boto3 client of the suite's S3 server, started on first use."""
+    if "client" not in _s3:
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        from assetfiles.cli.background import free_port
+
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        _s3["server"], _s3["endpoint"] = server, f"http://127.0.0.1:{port}"
+        credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        _s3["client"] = boto3.client(
+            "s3", endpoint_url=_s3["endpoint"], region_name="us-east-1", **credentials
+        )
+    return _s3["client"]
+
+
+def bucket_of(data_dir: Path) -> str:
+    name = "aftest-" + _digest(data_dir)
+    if name not in _created:
+        s3_client().create_bucket(Bucket=name)
+        _created.add(name)
+    return name
+
+
 def backend_env(data_dir: Path) -> dict[str, str]:
-    return {} if BACKEND == "sqlite" else {"ASSETFILES_DATABASE_URL": catalog_url(data_dir)}
+    env = {} if BACKEND == "sqlite" else {"ASSETFILES_DATABASE_URL": catalog_url(data_dir)}
+    if BLOBS == "s3":
+        env.update(S3_CREDENTIALS)
+        env["ASSETFILES_BLOB_URL"] = f"s3://{bucket_of(data_dir)}/blobs"
+        env["AWS_ENDPOINT_URL"] = _s3["endpoint"]
+    return env
+
+
+def stored_objects(data_dir: Path) -> set[str]:
+    """Everything the blob store holds for ``data_dir``: blobs and temporary uploads."""
+    if BLOBS == "s3":
+        listed = s3_client().list_objects_v2(Bucket=bucket_of(data_dir)).get("Contents", [])
+        return {item["Key"].removeprefix("blobs/") for item in listed}
+    root = data_dir / "blobs"
+    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
+
+
+def stored_blobs(data_dir: Path) -> set[str]:
+    """The sha256 of every committed blob of ``data_dir``."""
+    return {name.rsplit("/", 1)[-1] for name in stored_objects(data_dir) if not name.startswith("tmp/")}
+
+
+local_blobs_only = pytest.mark.skipif(
+    BLOBS != "local", reason="about the local blob directory (nginx, planted files); S3 has tests/test_s3.py"
+)
 
 
 def drop_test_databases() -> None:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from assetfiles.cli.background import free_port
-from tests.backends import catalog_text
+from tests.backends import catalog_text, stored_blobs
 from tests.conftest import RO, RW
 from tests.helpers import Server, run_cli, write_fixture
 
@@ -52,8 +52,7 @@ def test_apply_is_idempotent_and_tracks_changes(workdir: Path) -> None:
     (workdir / "a.txt").write_bytes(b"second version")
     third = run_cli("apply", str(fixture), "--data-dir", data_dir)
     assert "content o-small/asset-1/a.txt updated" in third.stdout
-    blobs = [p for p in (workdir / "data" / "blobs").rglob("*") if p.is_file()]
-    assert len(blobs) == 2  # the replaced version's bytes were released
+    assert len(stored_blobs(workdir / "data")) == 2  # the replaced version's bytes were released
 
 
 @pytest.mark.parametrize(

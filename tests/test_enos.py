@@ -14,6 +14,7 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
+from tests.backends import stored_blobs
 from tests.helpers import Server, run_cli, seed_and_start, start_server
 
 GQL_TOKEN = "tok-enos-rw-0123456789"
@@ -306,7 +307,7 @@ def test_delete_needs_write_and_removes_the_file(enos: Server, tmp_path: Path) -
     gone = files_get(enos, token, orgId="o-enos", fileUri=uri, category="feature", assetId="a2")
     assert gone.status_code == 404
     digest = hashlib.sha256(b"short-lived bytes").hexdigest()
-    assert not (enos.data_dir / "blobs" / digest[:2] / digest[2:4] / digest).exists()
+    assert digest not in stored_blobs(enos.data_dir)
 
 
 @pytest.mark.parametrize(
@@ -463,7 +464,7 @@ def test_the_python_sample_single_quoted_message_is_accepted(enos: Server) -> No
 
 
 def stored_state(server: Server) -> tuple[int, int]:
-    blobs = sum(1 for p in (server.data_dir / "blobs").rglob("*") if p.is_file() and "tmp" not in p.parts)
+    blobs = len(stored_blobs(server.data_dir))
     total = server.data(
         '{ assetContents(filters: {association: {type: "asset", id: "a2"}}) { totalCount } }', token=GQL_TOKEN
     )["assetContents"]["totalCount"]

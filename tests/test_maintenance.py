@@ -8,7 +8,10 @@ import os
 import time
 from pathlib import Path
 
+from tests.backends import local_blobs_only
 from tests.helpers import run_cli, write_fixture
+
+pytestmark = local_blobs_only
 
 FILES = {
     "files/a.bin": b"a" * 5000,

@@ -15,7 +15,10 @@ import httpx
 import pytest
 
 from assetfiles.cli.background import free_port
+from tests.backends import local_blobs_only
 from tests.helpers import Server, run_cli, start_server, write_fixture
+
+pytestmark = local_blobs_only
 
 TOKEN = "tok-nginx-rw-0123456789"
 DATA = bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 4 bytes

@@ -18,10 +18,13 @@ import httpx
 import pytest
 
 from assetfiles.cli.background import free_port
+from tests.backends import BLOBS
 from tests.faultproxy import Fault, FaultProxy
 from tests.helpers import Server, run_cli, seed_and_start, sha256
 
 TOKEN = "tok-sync-rw-0123456789"
+#: The fault proxy stands in front of assetfiles; on S3 the bytes come from the store directly.
+through_proxy = pytest.mark.skipif(BLOBS != "local", reason="downloads bypass the fault proxy on S3")
 OTHER_TOKEN = "tok-sync-other-0123456789"
 BIG = 48 * 1024 * 1024
 
@@ -352,6 +355,7 @@ class FinalPathWatcher:
         self.thread.join()
 
 
+@through_proxy
 def test_faults_mid_transfer_end_byte_identical(server: Server, tmp_path: Path) -> None:
     faults = [Fault.RESET, Fault.TRUNCATE, Fault.ERROR_500, Fault.BUSY_429, Fault.EXPIRED_403]
 
@@ -383,6 +387,7 @@ def test_faults_mid_transfer_end_byte_identical(server: Server, tmp_path: Path) 
         proxy.stop()
 
 
+@through_proxy
 def test_expired_url_is_resolved_again_and_resumes(server: Server, tmp_path: Path) -> None:
     """The URL dies mid-body (reset), then answers 403 like an expired one: a new URL continues."""
 
@@ -404,6 +409,7 @@ def test_expired_url_is_resolved_again_and_resumes(server: Server, tmp_path: Pat
         proxy.stop()
 
 
+@through_proxy
 def test_sigkill_mid_file_then_resume_fetches_less_than_half(server: Server, tmp_path: Path) -> None:
     proxy = FaultProxy(server.base_url, rate_bytes_per_second=16 * 1024 * 1024).start()
     partial_dir = tmp_path / "a-huge" / ".assetfiles" / "partial"

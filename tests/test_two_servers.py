@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.backends import BLOBS
 from tests.helpers import SECRET_KEY, Server, run_cli, sha256, start_server, write_fixture
 
 TOKEN = "tok-two-rw-0123456789"
@@ -57,10 +58,11 @@ def test_upload_through_one_list_and_download_through_the_other(pair: tuple[Serv
     )["assetContents"]
     assert listing["totalCount"] == 1 and listing["assetContents"][0]["id"] == ticket["id"]
     url = listing["assetContents"][0]["url"]
-    assert url.startswith(second.base_url)
     assert httpx.get(url).content == data
-    # a URL signed by one process is honoured by the other (one key, one catalog)
-    assert httpx.get(url.replace(second.base_url, first.base_url)).content == data
+    if BLOBS == "local":
+        # a URL signed by one process is honoured by the other (one key, one catalog)
+        assert url.startswith(second.base_url)
+        assert httpx.get(url.replace(second.base_url, first.base_url)).content == data
 
 
 def test_token_service_state_is_shared(pair: tuple[Server, Server]) -> None:

@@ -6,12 +6,12 @@ import base64
 import hashlib
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.backends import stored_objects
 from tests.conftest import MAX_UPLOAD, RO
 from tests.helpers import Server
 
@@ -39,9 +39,8 @@ def upload_input(data: bytes, asset: str = "a-empty", **overrides: Any) -> dict[
     }
 
 
-def blob_files(server: Server) -> set[Path]:
-    root = server.data_dir / "blobs"
-    return {path for path in root.rglob("*") if path.is_file()}
+def blob_files(server: Server) -> set[str]:
+    return stored_objects(server.data_dir)
 
 
 def asset_names(server: Server, asset: str) -> list[str]:
