@@ -41,6 +41,45 @@ class StoredBlob:
     length: int
 
 
+def blob_path(sha256: str) -> str:
+    """``<aa>/<bb>/<sha256>``: where a blob sits under a directory, a bucket prefix or nginx's alias."""
+    if not SHA256_HEX.fullmatch(sha256):
+        raise ValueError(f"not a sha256 digest: {sha256!r}")
+    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+@dataclass(frozen=True)
+class WriteChecks:
+    """What every backend enforces while bytes stream in, and once they are all there."""
+
+    max_length: int
+    expected_length: int | None
+    expected_sha256: str | None
+
+    def received(self, length: int) -> None:
+        """Refuse as soon as the bytes so far pass the declared length or the upload limit."""
+        limit = (
+            self.max_length if self.expected_length is None else min(self.max_length, self.expected_length)
+        )
+        if length <= limit:
+            return
+        if self.expected_length is not None and self.expected_length <= self.max_length:
+            raise IntegrityMismatch(
+                f"body is longer than the declared length {self.expected_length}", field="length"
+            )
+        raise PayloadTooLarge(f"body exceeds the upload limit of {self.max_length} bytes")
+
+    def complete(self, blob: StoredBlob) -> None:
+        if self.expected_length is not None and blob.length != self.expected_length:
+            raise IntegrityMismatch(
+                f"received {blob.length} bytes, declared length is {self.expected_length}", field="length"
+            )
+        if self.expected_sha256 is not None and blob.sha256 != self.expected_sha256:
+            raise IntegrityMismatch(
+                f"received bytes have sha256 {blob.sha256}, declared {self.expected_sha256}", field="sha256"
+            )
+
+
 class BlobStore(Protocol):
     """What the services need of any blob backend: a local directory or S3-compatible storage."""
 
@@ -115,14 +154,10 @@ class LocalBlobStore:
         self.tmp.mkdir(parents=True, exist_ok=True)
 
     def local_path(self, sha256: str) -> Path:
-        return self.root / self.relative_path(sha256)
+        return self.root / blob_path(sha256)
 
-    @staticmethod
-    def relative_path(sha256: str) -> str:
-        """``<aa>/<bb>/<sha256>``: where a blob sits under the root (and under nginx's alias of it)."""
-        if not SHA256_HEX.fullmatch(sha256):
-            raise ValueError(f"not a sha256 digest: {sha256!r}")
-        return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+    def relative_path(self, sha256: str) -> str:
+        return blob_path(sha256)
 
     async def exists(self, sha256: str) -> bool:
         return await anyio.to_thread.run_sync(self.local_path(sha256).exists)
@@ -156,18 +191,13 @@ class LocalBlobStore:
         expected_length: int | None = None,
         expected_sha256: str | None = None,
     ) -> StoredBlob:
-        limit = max_length if expected_length is None else min(max_length, expected_length)
+        checks = WriteChecks(max_length, expected_length, expected_sha256)
         pending = _PendingFile(self.tmp / f"{uuid.uuid4().hex}.part")
         buffer = bytearray()
         try:
             async for chunk in chunks:
                 buffer += chunk
-                if pending.length + len(buffer) > limit:
-                    if expected_length is not None and expected_length <= max_length:
-                        raise IntegrityMismatch(
-                            f"body is longer than the declared length {expected_length}", field="length"
-                        )
-                    raise PayloadTooLarge(f"body exceeds the upload limit of {max_length} bytes")
+                checks.received(pending.length + len(buffer))
                 if len(buffer) >= FLUSH_BYTES:
                     data, buffer = bytes(buffer), bytearray()
                     await anyio.to_thread.run_sync(pending.append, data)
@@ -175,14 +205,7 @@ class LocalBlobStore:
                 await anyio.to_thread.run_sync(pending.append, bytes(buffer))
             await anyio.to_thread.run_sync(pending.seal)
             blob = StoredBlob(pending.sha256.hexdigest(), pending.md5.hexdigest(), pending.length)
-            if expected_length is not None and blob.length != expected_length:
-                raise IntegrityMismatch(
-                    f"received {blob.length} bytes, declared length is {expected_length}", field="length"
-                )
-            if expected_sha256 is not None and blob.sha256 != expected_sha256:
-                raise IntegrityMismatch(
-                    f"received bytes have sha256 {blob.sha256}, declared {expected_sha256}", field="sha256"
-                )
+            checks.complete(blob)
             await anyio.to_thread.run_sync(self._commit, pending.path, blob.sha256)
             return blob
         finally:

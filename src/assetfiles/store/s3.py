@@ -27,9 +27,8 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from assetfiles.errors import IntegrityMismatch, PayloadTooLarge
 from assetfiles.model import SHA256_HEX
-from assetfiles.store.blobs import BlobInfo, StoredBlob
+from assetfiles.store.blobs import BlobInfo, StoredBlob, WriteChecks, blob_path
 
 PART_BYTES = 8 * 1024 * 1024  # S3 wants >= 5 MiB for every part but the last
 COPY_PART_BYTES = 1024**3  # server-side copies of objects over 5 GiB go in 1 GiB parts
@@ -97,14 +96,11 @@ class S3BlobStore:
 
     # -- keys ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def relative_path(sha256: str) -> str:
-        if not SHA256_HEX.fullmatch(sha256):
-            raise ValueError(f"not a sha256 digest: {sha256!r}")
-        return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+    def relative_path(self, sha256: str) -> str:
+        return blob_path(sha256)
 
     def _blob_key(self, sha256: str) -> str:
-        return self.location.key(self.relative_path(sha256))
+        return self.location.key(blob_path(sha256))
 
     def local_path(self, sha256: str) -> Any:
         raise NotImplementedError("blobs in object storage have no local path; use presign()")
@@ -146,7 +142,7 @@ class S3BlobStore:
         expected_length: int | None = None,
         expected_sha256: str | None = None,
     ) -> StoredBlob:
-        limit = max_length if expected_length is None else min(max_length, expected_length)
+        checks = WriteChecks(max_length, expected_length, expected_sha256)
         temporary = self.location.key(f"tmp/{uuid.uuid4().hex}")
         upload = await self._client.create_multipart_upload(Bucket=self.bucket, Key=temporary)
         upload_id = upload["UploadId"]
@@ -158,12 +154,7 @@ class S3BlobStore:
         try:
             async for chunk in chunks:
                 length += len(chunk)
-                if length > limit:
-                    if expected_length is not None and expected_length <= max_length:
-                        raise IntegrityMismatch(
-                            f"body is longer than the declared length {expected_length}", field="length"
-                        )
-                    raise PayloadTooLarge(f"body exceeds the upload limit of {max_length} bytes")
+                checks.received(length)
                 sha256.update(chunk)
                 md5.update(chunk)
                 buffer += chunk
@@ -177,14 +168,7 @@ class S3BlobStore:
             )
             completed = True
             blob = StoredBlob(sha256.hexdigest(), md5.hexdigest(), length)
-            if expected_length is not None and blob.length != expected_length:
-                raise IntegrityMismatch(
-                    f"received {blob.length} bytes, declared length is {expected_length}", field="length"
-                )
-            if expected_sha256 is not None and blob.sha256 != expected_sha256:
-                raise IntegrityMismatch(
-                    f"received bytes have sha256 {blob.sha256}, declared {expected_sha256}", field="sha256"
-                )
+            checks.complete(blob)
             if not await self.exists(blob.sha256):
                 await self._copy(temporary, self._blob_key(blob.sha256), blob.length)
             return blob
