@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -193,6 +194,16 @@ class Content:
     tags: dict[str, str] = field(default_factory=dict)
     associations: tuple[Association, ...] = ()
     enos: EnosFacet | None = None
+
+
+@dataclass(frozen=True)
+class BlobStream:
+    """A blob's bytes as a store streams them, one ``Range`` applied."""
+
+    status: int  # 200, 206 or 416
+    length: int | None
+    content_range: str | None
+    body: AsyncIterator[bytes]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from assetfiles.errors import AssetfilesError, BadInput, TokenExpired, TokenRefused
-from assetfiles.model import Content, Permission, Principal, content_disposition
+from assetfiles.model import BlobStream, Content, Permission, Principal, content_disposition
 from assetfiles.server.auth import public_base_url
 from assetfiles.server.multipart import EnosMultipart
 from assetfiles.server.transfer import accel_path, file_response, request_body
@@ -126,11 +126,11 @@ async def files(request: Request) -> Response:
     except AssetfilesError as exc:
         return failure(exc, request_id)
     if action == "download":
-        where = enos.delivery(content)
-        if isinstance(where, str):
-            # EnOS answers this call with the bytes themselves (clients need not follow redirects):
-            # from object storage they are streamed through, one Range passed on.
-            return await _stream_from_store(request, services, content, request_id)
+        # EnOS answers this call with the bytes themselves (clients need not follow redirects):
+        # from object storage they are streamed through, one Range passed on.
+        where = await enos.open_bytes(content, request.headers.get("range"))
+        if isinstance(where, BlobStream):
+            return _streamed(where, content, request_id)
         response = file_response(request, content, where, accel_path(services, content.sha256))
         response.headers["X-Request-Id"] = request_id
         return response
@@ -153,14 +153,7 @@ async def files(request: Request) -> Response:
     )
 
 
-async def _stream_from_store(
-    request: Request, services: Services, content: Content, request_id: str
-) -> Response:
-    from assetfiles.store.s3 import S3BlobStore
-
-    store = services.contents.blobs
-    assert isinstance(store, S3BlobStore)
-    stream = await store.stream(content.sha256, request.headers.get("range"))
+def _streamed(stream: BlobStream, content: Content, request_id: str) -> Response:
     headers = {"Accept-Ranges": "bytes", "X-Request-Id": request_id, "ETag": f'"{content.sha256}"',
                "Content-Disposition": content_disposition(content.name)}  # fmt: skip
     if stream.content_range:

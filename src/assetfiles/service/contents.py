@@ -11,6 +11,7 @@ from assetfiles.errors import BadInput, NotFound
 from assetfiles.model import (
     MAX_NAME_LENGTH,
     Association,
+    BlobStream,
     Content,
     ContentQuery,
     DeviceRef,
@@ -218,25 +219,27 @@ class ContentService:
         """Our signed transfer URL, or, when the blob store serves bytes itself (S3), its presigned
         URL with the same expiry, so that downloads never pass through Python."""
         signed = self.signer.sign(UrlSigner.DOWNLOAD, content.org_id, content.id, ttl_seconds=ttl_seconds)
-        direct = self.blobs.presign(
-            content.sha256,
-            name=content.name,
-            content_type=content.content_type,
-            disposition=content_disposition(content.name),
-            expires_at=signed.expires_at,
-        )
+        direct = self._presigned(content, signed.expires_at)
         return signed if direct is None else SignedUrl(direct, signed.expires_at)
 
     def delivery(self, stored: StoredFile | Content) -> Path | str:
         """Where a download's bytes come from: a local file, or a presigned URL to redirect to."""
-        direct = self.blobs.presign(
+        direct = self._presigned(stored, int(time.time()) + self.signer.ttl_seconds)
+        return self.blobs.local_path(stored.sha256) if direct is None else direct
+
+    async def open_bytes(self, stored: StoredFile | Content, byte_range: str | None) -> Path | BlobStream:
+        """For APIs that answer with the bytes themselves: a local file, or the store's stream."""
+        stream = await self.blobs.stream(stored.sha256, byte_range)
+        return self.blobs.local_path(stored.sha256) if stream is None else stream
+
+    def _presigned(self, stored: StoredFile | Content, expires_at: int) -> str | None:
+        return self.blobs.presign(
             stored.sha256,
             name=stored.name,
             content_type=stored.content_type,
             disposition=content_disposition(stored.name),
-            expires_at=int(time.time()) + self.signer.ttl_seconds,
+            expires_at=expires_at,
         )
-        return self.blobs.local_path(stored.sha256) if direct is None else direct
 
     async def open_download(
         self, content_id: str, org: str | None, expires: str | None, sig: str | None

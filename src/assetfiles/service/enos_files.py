@@ -14,7 +14,15 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from assetfiles.errors import BadInput, Forbidden, NotFound
-from assetfiles.model import OBJECT_ID, Content, DeviceRef, Permission, Principal, check_identifier
+from assetfiles.model import (
+    OBJECT_ID,
+    BlobStream,
+    Content,
+    DeviceRef,
+    Permission,
+    Principal,
+    check_identifier,
+)
 from assetfiles.service.access import require
 from assetfiles.service.contents import ContentService
 from assetfiles.service.signing import SignedUrl
@@ -114,9 +122,9 @@ class EnosFileService:
             return True
         return bool(devices & await self.catalog.feeding_devices(org_id, owner.asset_id))
 
-    def delivery(self, content: Content) -> Path | str:
-        """A local file to serve, or the object store's presigned URL to redirect to."""
-        return self.contents.delivery(content)
+    async def open_bytes(self, content: Content, byte_range: str | None) -> Path | BlobStream:
+        """EnOS answers ``download`` with the bytes: a local file, or the object store's stream."""
+        return await self.contents.open_bytes(content, byte_range)
 
     def download_url(self, content: Content) -> SignedUrl:
         return self.contents.download_url(content)

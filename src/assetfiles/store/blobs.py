@@ -22,7 +22,7 @@ import anyio
 import anyio.to_thread
 
 from assetfiles.errors import IntegrityMismatch, PayloadTooLarge
-from assetfiles.model import SHA256_HEX
+from assetfiles.model import SHA256_HEX, BlobStream
 
 FLUSH_BYTES = 1024 * 1024
 
@@ -102,6 +102,10 @@ class BlobStore(Protocol):
         self, sha256: str, *, name: str, content_type: str, disposition: str, expires_at: int
     ) -> str | None:
         """A URL of the store itself for downloads, or None when assetfiles serves the bytes."""
+        ...
+
+    async def stream(self, sha256: str, byte_range: str | None) -> BlobStream | None:
+        """The bytes from the store itself, or None when assetfiles serves them from ``local_path``."""
         ...
 
     async def exists(self, sha256: str) -> bool: ...
@@ -221,6 +225,9 @@ class LocalBlobStore:
         self, sha256: str, *, name: str, content_type: str, disposition: str, expires_at: int
     ) -> None:
         return None  # the transfer endpoint (or nginx, see docs/nginx.md) serves local blobs
+
+    async def stream(self, sha256: str, byte_range: str | None) -> None:
+        return None  # served from local_path, with Range handled by the response
 
     async def list_blobs(self) -> AsyncIterator[BlobInfo]:
         listing = self._iter_blobs()

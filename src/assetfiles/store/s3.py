@@ -27,20 +27,12 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from assetfiles.model import SHA256_HEX
+from assetfiles.model import SHA256_HEX, BlobStream
 from assetfiles.store.blobs import BlobInfo, StoredBlob, WriteChecks, blob_path
 
 PART_BYTES = 8 * 1024 * 1024  # S3 wants >= 5 MiB for every part but the last
 COPY_PART_BYTES = 1024**3  # server-side copies of objects over 5 GiB go in 1 GiB parts
 SINGLE_COPY_MAX = 5 * 1024**3
-
-
-@dataclass(frozen=True)
-class BlobStream:
-    status: int  # 200, 206 or 416
-    length: int | None
-    content_range: str | None
-    body: AsyncIterator[bytes]
 
 
 async def _body(stream: Any) -> AsyncIterator[bytes]:
@@ -115,7 +107,7 @@ class S3BlobStore:
         url: str = self._signer.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
         return url
 
-    async def stream(self, sha256: str, byte_range: str | None) -> BlobStream:
+    async def stream(self, sha256: str, byte_range: str | None) -> BlobStream | None:
         """The object's bytes (one ``Range`` passed through), for APIs that must answer with them."""
         options = {"Range": byte_range} if byte_range else {}
         try:
