@@ -111,6 +111,7 @@ class _PartialFile:
         self.etag: str | None = None
         self.digest = hashlib.sha256()
         self.length = 0
+        self.received = 0  # bytes that crossed the network in this run, over every attempt
         self.handle: BinaryIO | None = None
 
     def open(self) -> None:
@@ -235,7 +236,6 @@ class Fetcher:
             partial.restart()
         if partial.length:
             progress(partial.length)  # bytes already on disk count as done
-        received = 0
         try:
             failures = refusals = 0
             expected_sha256 = remote.sha256
@@ -245,17 +245,14 @@ class Fetcher:
                 before = partial.length
                 try:
                     digest = await self._attempt(remote, target, partial, progress)
-                    received += partial.length - before
                     expected_sha256 = expected_sha256 or digest
                     break
                 except _Refused as exc:
-                    received += partial.length - before
                     refusals += 1
                     if refusals > self.settings.refusals:
                         raise TransferFailed(f"{exc} (after {self.settings.refusals} fresh URLs)") from None
                     target = await resolve()
                 except _Retry as exc:
-                    received += partial.length - before
                     progressed = exc.progressed or partial.length > before
                     failures = 0 if progressed else failures + 1
                     if failures >= self.settings.attempts:
@@ -274,7 +271,7 @@ class Fetcher:
                 partial.commit(final)
             else:
                 await asyncio.to_thread(partial.commit, final)
-            return Fetched(actual, received)
+            return Fetched(actual, partial.received)
         except BaseException:
             partial.close()
             raise
@@ -353,6 +350,7 @@ class Fetcher:
         writer = hasher = None
         try:
             async for chunk in response.content.iter_chunked(CHUNK):
+                partial.received += len(chunk)
                 if len(chunk) < INLINE_BELOW and not pending:
                     partial.append(chunk)
                 else:
