@@ -7,7 +7,7 @@ prints exactly what a real run would do.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -87,10 +87,6 @@ class Plan:
     def bytes_to_fetch(self) -> int:
         return sum(item.remote.length for item in self.downloads)
 
-    @property
-    def empty(self) -> bool:
-        return not (self.downloads or self.moves or self.deletes)
-
 
 def entry_for(remote: RemoteFile, path: str, *, sha256: str | None = None) -> Entry:
     """The manifest record of ``remote`` at ``path``; ``sha256`` is what was verified on download."""
@@ -154,13 +150,3 @@ def make_plan(
             if content_id not in present
         ]
     return plan
-
-
-def describe(plan: Plan) -> Iterable[str]:
-    """Human lines for ``--dry-run``."""
-    for download in plan.downloads:
-        yield f"fetch  {plan.asset_id}/{download.path} ({download.remote.length} bytes, {download.reason})"
-    for move in plan.moves:
-        yield f"move   {plan.asset_id}/{move.old_path} -> {move.path}"
-    for removal in plan.deletes:
-        yield f"delete {plan.asset_id}/{removal.path}"
