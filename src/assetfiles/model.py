@@ -19,6 +19,8 @@ IDENTIFIER = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 OBJECT_ID = re.compile(r"^[A-Za-z0-9_\-.:@]{1,128}$")
 MAX_NAME_LENGTH = 255
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+#: An EnOS file URI, ``enos-connect://<id>.<ext>``: checked by the server and by the client alike.
+ENOS_FILE_URI = re.compile(r"^enos-connect://[A-Za-z0-9_\-]{1,128}(\.[A-Za-z0-9_\-]{1,16})?$")
 
 
 def now_ms() -> int:

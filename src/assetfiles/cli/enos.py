@@ -7,7 +7,6 @@ exit codes: 0 all fetched, 1 some failed (listed), 2 usage error or refused appl
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 
 import click
@@ -21,8 +20,7 @@ from assetfiles.client.manifest import CONTROL_DIR
 from assetfiles.client.naming import safe_component
 from assetfiles.client.remote import SourceError, Target
 from assetfiles.client.transfer import Fetcher, TransferFailed
-
-FILE_URI = re.compile(r"^enos-connect://[A-Za-z0-9_\-]{1,128}(\.[A-Za-z0-9_\-]{1,16})?$")
+from assetfiles.model import ENOS_FILE_URI
 
 
 async def download_files(
@@ -147,7 +145,7 @@ def download_command(
     if not asset_id and not product_key:
         raise click.UsageError("give --asset, or --product and --device")
     for uri in uris:
-        if not FILE_URI.fullmatch(uri):
+        if not ENOS_FILE_URI.fullmatch(uri):
             raise click.BadParameter(
                 f"{uri!r} is not an enos-connect://<id>.<ext> URI", param_hint="FILE_URI"
             )

@@ -8,13 +8,13 @@ that device uploaded it. Anything else, and any other organization's file, is "n
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
 from assetfiles.errors import BadInput, Forbidden, NotFound
 from assetfiles.model import (
+    ENOS_FILE_URI,
     OBJECT_ID,
     BlobStream,
     Content,
@@ -30,7 +30,6 @@ from assetfiles.store.blobs import BlobStore
 from assetfiles.store.catalog import Catalog
 
 CATEGORIES = ("feature", "ota")
-FILE_URI = re.compile(r"^enos-connect://[A-Za-z0-9_\-]{1,128}(\.[A-Za-z0-9_\-]{1,16})?$")
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def check_file_uri(value: str | None) -> str:
     uri = required(value, "fileUri").strip()
     if uri.lower().startswith("enos-connect%3a"):
         uri = unquote(uri)
-    if not FILE_URI.fullmatch(uri):
+    if not ENOS_FILE_URI.fullmatch(uri):
         raise BadInput(f"fileUri: {uri!r} is not an enos-connect://<id>.<ext> URI", field="fileUri")
     return uri
 
