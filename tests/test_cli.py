@@ -194,3 +194,12 @@ def test_serve_rejects_bad_settings(workdir: Path) -> None:
     env_result = run_cli("serve", "--data-dir", str(workdir), env={"ASSETFILES_URL_TTL_SECONDS": "0"})
     assert env_result.returncode == 2
     assert "url_ttl_seconds" in env_result.stderr
+    offload = run_cli("serve", "--data-dir", str(workdir), env={"ASSETFILES_ACCEL_REDIRECT_PREFIX": "_blobs"})
+    assert offload.returncode == 2
+    assert "accel_redirect_prefix" in offload.stderr and "starts and ends with '/'" in offload.stderr
+
+
+def test_demo_rejects_bad_options(workdir: Path) -> None:
+    result = run_cli("demo", "--dir", str(workdir / "demo"), "--port", "70000")
+    assert result.returncode == 2 and "--port" in result.stderr
+    assert not (workdir / "demo").exists()

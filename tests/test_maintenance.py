@@ -84,5 +84,7 @@ def test_fsck_reports_missing_short_and_corrupt_bytes(tmp_path: Path) -> None:
 
 
 def test_gc_and_fsck_bad_input(tmp_path: Path) -> None:
-    assert run_cli("gc", "--grace", "-1", "--data-dir", str(tmp_path)).returncode == 2
-    assert run_cli("fsck", "--bogus").returncode == 2
+    negative = run_cli("gc", "--grace", "-1", "--data-dir", str(tmp_path))
+    assert negative.returncode == 2 and "'--grace': -1.0 is not in the range" in negative.stderr
+    unknown = run_cli("fsck", "--bogus")
+    assert unknown.returncode == 2 and "No such option '--bogus'" in unknown.stderr
