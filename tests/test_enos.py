@@ -23,6 +23,7 @@ APPS = {
     "ak-ro": ("as-ro-secret-0123", ["asset:read"]),
     "ak-expiry": ("as-expiry-secret-0123", ["asset:read"]),
     "ak-refresh": ("as-refresh-secret-0123", ["asset:read"]),
+    "ak-strict": ("as-strict-secret-0123", ["asset:read"]),
 }
 OTHER_APP = ("ak-other", "as-other-secret-0123")
 MAX_FILE = 256 * 1024
@@ -144,7 +145,7 @@ def test_token_with_sha256_scheme_and_the_same_token_again(enos: Server) -> None
     assert again.json()["data"]["accessToken"] == body["data"]["accessToken"]
 
 
-def test_refresh_gives_a_new_token_and_retires_the_old(enos: Server) -> None:
+def test_refresh_gives_a_new_token_and_keeps_the_old_for_the_grace_period(enos: Server) -> None:
     old = access_token(enos, "ak-refresh")
     response = token_request(enos, "ak-refresh", APPS["ak-refresh"][0], path="refresh", accessToken=old)
     assert response.status_code == 200, response.text
@@ -153,9 +154,28 @@ def test_refresh_gives_a_new_token_and_retires_the_old(enos: Server) -> None:
     uri = uris(enos)["feature.bin"]
     params = {"orgId": "o-enos", "fileUri": uri, "category": "feature", "assetId": "a1"}
     assert files_get(enos, new, **params).status_code == 200
-    assert files_get(enos, old, **params).status_code == 401
-    again = token_request(enos, "ak-refresh", APPS["ak-refresh"][0], path="refresh", accessToken=old)
-    assert again.status_code == 401 and again.json()["status"] == 1204
+    # requests still in flight with the old token (the Java SDK 0.1.x refreshes in the background)
+    assert files_get(enos, old, **params).status_code == 200
+    # a get now answers the new token, the one that lives longest
+    assert access_token(enos, "ak-refresh") == new
+    # a token that is not this application's cannot be refreshed
+    foreign = token_request(enos, "ak-refresh", APPS["ak-refresh"][0], path="refresh", accessToken="nope")
+    assert foreign.status_code == 401 and foreign.json()["status"] == 1204
+
+
+def test_refresh_without_grace_retires_the_old_token_at_once(enos: Server) -> None:
+    strict = start_server(enos.data_dir, {"ASSETFILES_ENOS_REFRESH_GRACE_SECONDS": "0"})
+    try:
+        old = access_token(strict, "ak-strict")
+        response = token_request(strict, "ak-strict", APPS["ak-strict"][0], path="refresh", accessToken=old)
+        assert response.status_code == 200, response.text
+        uri = uris(enos)["feature.bin"]
+        params = {"orgId": "o-enos", "fileUri": uri, "category": "feature", "assetId": "a1"}
+        gone = files_get(strict, old, **params)
+        assert gone.status_code == 401 and gone.json()["code"] == 1203
+        assert files_get(strict, response.json()["data"]["accessToken"], **params).status_code == 200
+    finally:
+        strict.stop()
 
 
 @pytest.mark.parametrize(
@@ -183,11 +203,14 @@ def test_token_service_bad_requests(
     assert answer["status"] == code and fragment in answer["msg"] and answer["data"] is None
 
 
-def test_token_service_refuses_replays_stale_timestamps_and_junk(enos: Server) -> None:
+def test_token_service_refuses_stale_timestamps_and_junk(enos: Server) -> None:
     stamp = int(time.time() * 1000)
-    assert token_request(enos, "ak-ro", APPS["ak-ro"][0], timestamp=stamp).status_code == 200
-    replay = token_request(enos, "ak-ro", APPS["ak-ro"][0], timestamp=stamp)
-    assert replay.status_code == 401 and replay.json()["status"] == 1001
+    first = token_request(enos, "ak-ro", APPS["ak-ro"][0], timestamp=stamp)
+    assert first.status_code == 200
+    # the same signed request again (EnOS's samples sign once per process): the same token
+    repeat = token_request(enos, "ak-ro", APPS["ak-ro"][0], timestamp=stamp)
+    assert repeat.status_code == 200
+    assert repeat.json()["data"]["accessToken"] == first.json()["data"]["accessToken"]
     stale = token_request(enos, "ak-ro", APPS["ak-ro"][0], timestamp=stamp - 3_600_000)
     assert stale.status_code == 400 and stale.json()["status"] == 1004 and "timestamp" in stale.json()["msg"]
     junk = httpx.post(f"{enos.base_url}/apim-token-service/v2.0/token/get", content=b"{not json")

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     enos_timestamp_window_seconds: int = Field(
         default=300, ge=1, description="How far a token request's timestamp may be from the server clock."
     )
+    enos_refresh_grace_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=3600,
+        description="How long an EnOS access token stays valid after a refresh replaced it.",
+    )
     enos_max_message_bytes: int = Field(default=512 * 1024, ge=1, description="Largest enos-message part.")
     enos_max_file_bytes: int = Field(default=100 * 1024**2, ge=1, description="Largest enos-file part.")
     accel_redirect_prefix: str | None = Field(
@@ -112,6 +118,7 @@ class Settings(BaseSettings):
             "ASSETFILES_MAX_UPLOAD_BYTES": str(self.max_upload_bytes),
             "ASSETFILES_ENOS_TOKEN_TTL_SECONDS": str(self.enos_token_ttl_seconds),
             "ASSETFILES_ENOS_TIMESTAMP_WINDOW_SECONDS": str(self.enos_timestamp_window_seconds),
+            "ASSETFILES_ENOS_REFRESH_GRACE_SECONDS": str(self.enos_refresh_grace_seconds),
             "ASSETFILES_ENOS_MAX_MESSAGE_BYTES": str(self.enos_max_message_bytes),
             "ASSETFILES_ENOS_MAX_FILE_BYTES": str(self.enos_max_file_bytes),
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,8 +20,28 @@ IDENTIFIER = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 OBJECT_ID = re.compile(r"^[A-Za-z0-9_\-.:@]{1,128}$")
 MAX_NAME_LENGTH = 255
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-#: An EnOS file URI, ``enos-connect://<id>.<ext>``: checked by the server and by the client alike.
-ENOS_FILE_URI = re.compile(r"^enos-connect://[A-Za-z0-9_\-]{1,128}(\.[A-Za-z0-9_\-]{1,16})?$")
+#: An EnOS file URI, ``enos-connect://<id>.<ext>`` (bytes sent in the integration request) or
+#: ``enos-lark://<id>.<ext>`` (bytes PUT to an upload URL the request asked for): checked by the
+#: server and by the client alike, and produced only by :func:`mint_enos_uri`.
+ENOS_FILE_URI = re.compile(r"^enos-(connect|lark)://[A-Za-z0-9_\-]{1,128}(\.[A-Za-z0-9_\-]{1,16})?$")
+ENOS_SCHEMES = ("enos-connect", "enos-lark")
+_URI_EXTENSION = re.compile(r"^[A-Za-z0-9_\-]{1,16}$")
+
+
+def mint_enos_uri(name: str, extension: str | None = None, *, scheme: str = "enos-connect") -> str:
+    """A new, unguessable EnOS file URI for a file called ``name``.
+
+    The extension is the one given (EnOS messages send ``fileExt``, with or without its dot) or
+    the name's, lowercased; one that the URI pattern would refuse (``csv~``, ``tar.gz`` parts,
+    non-ASCII) becomes ``bin``, so every minted URI passes :data:`ENOS_FILE_URI`.
+    """
+    if scheme not in ENOS_SCHEMES:
+        raise ValueError(f"scheme: {scheme!r} is not an EnOS file scheme")
+    suffix = extension if extension else name.rpartition(".")[2] if "." in name else ""
+    suffix = suffix.lstrip(".").lower()
+    if not _URI_EXTENSION.fullmatch(suffix):
+        suffix = "bin"
+    return f"{scheme}://{secrets.token_hex(8)}.{suffix}"
 
 
 def now_ms() -> int:

@@ -3,35 +3,50 @@
 It parses query strings, headers and bodies, calls the EnOS services, and renders EnOS's
 envelopes: ``{status, msg, business, data}`` for the token service and
 ``{code, msg, requestId, data}`` for the Connection Service, with a non-2xx HTTP status on
-failure (the envelope's ``code`` is that status, except 1203 for an expired token).
+failure (the envelope's ``code`` is that status, except 1203 for an expired token). Every answer
+that is not file bytes is an envelope: errors are mapped in one place per service
+(:func:`_connect_endpoint`, :func:`_token_endpoint`), unexpected ones included, and a
+``Range`` the file cannot satisfy is answered as an envelope too (:class:`_RangeRefusalAsEnvelope`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import json5
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Message, Receive, Scope, Send
 
 from assetfiles.errors import AssetfilesError, BadInput, TokenExpired, TokenRefused
 from assetfiles.model import BlobStream, Content, Permission, Principal, content_disposition
 from assetfiles.server.auth import public_base_url
+from assetfiles.server.lenient_json import LenientJsonError, parse_lenient
 from assetfiles.server.multipart import EnosMultipart
+from assetfiles.server.request_id import HEADER, numeric_request_id, request_id_of
 from assetfiles.server.transfer import accel_path, file_response, request_body
 from assetfiles.service.context import Services
 from assetfiles.service.enos_files import check_category, check_file_uri, check_org, check_owner, required
 from assetfiles.service.enos_tokens import BAD_PARAMETER
 
+logger = logging.getLogger("assetfiles.enos")
+
 BUSINESS = "apim-token-service"
 MAX_TOKEN_BODY = 16 * 1024
-FILE_ACTIONS = {"download": "GET", "getFileInfo": "GET", "getDownloadUrl": "GET", "delete": "POST"}
+#: action -> (HTTP method, permission it needs)
+FILE_ACTIONS = {
+    "download": ("GET", Permission.READ),
+    "getFileInfo": ("GET", Permission.READ),
+    "getDownloadUrl": ("GET", Permission.READ),
+    "delete": ("POST", Permission.WRITE),
+}
+INTERNAL_ERROR = "internal error; the server log has the details under this requestId"
 
 
 def _services(request: Request) -> Services:
@@ -73,18 +88,25 @@ async def token_refresh(request: Request) -> Response:
 async def _token_endpoint(
     request: Request, operation: Callable[[Any], Awaitable[tuple[str, int]]]
 ) -> Response:
+    """The token service's error boundary: its own codes, and 500 in its own envelope."""
+    request_id = request_id_of(request)
     try:
         token, expire = await operation(await _token_body(request))
+        response = _token_answer(0, "SUCCESS", {"accessToken": token, "expire": expire})
     except TokenRefused as exc:
-        return _token_answer(exc.enos_status, exc.message, None, exc.http_status)
-    return _token_answer(0, "SUCCESS", {"accessToken": token, "expire": expire})
+        response = _token_answer(exc.enos_status, exc.message, None, exc.http_status)
+    except Exception:
+        logger.exception("token service request %s failed", request_id)
+        response = _token_answer(500, INTERNAL_ERROR, None, 500)
+    response.headers[HEADER] = request_id
+    return response
 
 
 # -- Connection Service ---------------------------------------------------------------------------
 
 
 def envelope(
-    data: Any, request_id: str, *, code: int = 0, msg: str = "OK", status: int = 200
+    data: Any, request_id: str | int, *, code: int = 0, msg: str = "OK", status: int = 200
 ) -> JSONResponse:
     return JSONResponse({"code": code, "msg": msg, "requestId": request_id, "data": data}, status_code=status)
 
@@ -94,53 +116,71 @@ def failure(error: AssetfilesError, request_id: str) -> JSONResponse:
     return envelope(None, request_id, code=code, msg=error.message, status=error.http_status)
 
 
+Handler = Callable[[Request, str], Awaitable[Response]]
+
+
+def _connect_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """The Connection Service's error boundary: every failure becomes an envelope.
+
+    Typed errors keep their status; anything unexpected is logged with its traceback and
+    answered 500, in the envelope EnOS callers parse, never as text.
+    """
+
+    async def endpoint(request: Request) -> Response:
+        request_id = request_id_of(request)
+        try:
+            response = await handler(request, request_id)
+        except AssetfilesError as exc:
+            response = failure(exc, request_id)
+            if request.method == "POST":
+                response.headers["Connection"] = "close"  # the rest of the body may be unread
+        except Exception:
+            logger.exception("EnOS request %s failed", request_id)
+            response = envelope(None, request_id, code=500, msg=INTERNAL_ERROR, status=500)
+        response.headers[HEADER] = request_id
+        return response
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
 async def _principal(request: Request) -> Principal:
     return await _services(request).enos_tokens.principal(request.headers.get("apim-accesstoken"))
 
 
-async def files(request: Request) -> Response:
+@_connect_endpoint
+async def files(request: Request, request_id: str) -> Response:
     """``/connect-service/v2.1/files?action=download|getFileInfo|getDownloadUrl|delete``."""
-    request_id = str(uuid.uuid4())
     services = _services(request)
     params = request.query_params
-    try:
-        principal = await _principal(request)
-        action = required(params.get("action"), "action")
-        if action not in FILE_ACTIONS:
-            raise BadInput(
-                f"action: must be one of {', '.join(FILE_ACTIONS)}, not {action!r}", field="action"
-            )
-        if request.method not in (FILE_ACTIONS[action], "HEAD" if FILE_ACTIONS[action] == "GET" else ""):
-            raise BadInput(
-                f"action: {action} needs {FILE_ACTIONS[action]}, not {request.method}", field="action"
-            )
-        org_id = check_org(principal, params.get("orgId"))
-        file_uri = check_file_uri(params.get("fileUri"))
-        category = check_category(params.get("category"))
-        owner = check_owner(params.get("assetId"), params.get("productKey"), params.get("deviceKey"))
-        enos = services.enos_files
-        if action == "delete":
-            await enos.delete(principal, file_uri, category, owner)
-            return envelope(None, request_id)
-        content = await enos.find(principal, file_uri, category, owner, Permission.READ)
-    except AssetfilesError as exc:
-        return failure(exc, request_id)
+    principal = await _principal(request)
+    action = required(params.get("action"), "action")
+    if action not in FILE_ACTIONS:
+        raise BadInput(f"action: must be one of {', '.join(FILE_ACTIONS)}, not {action!r}", field="action")
+    method, permission = FILE_ACTIONS[action]
+    if request.method not in (method, "HEAD" if method == "GET" else ""):
+        raise BadInput(f"action: {action} needs {method}, not {request.method}", field="action")
+    services.enos_files.authorize(principal, permission)  # before any parameter detail
+    org_id = check_org(principal, params.get("orgId"))
+    file_uri = check_file_uri(params.get("fileUri"))
+    category = check_category(params.get("category"), optional=action == "delete")
+    owner = check_owner(params.get("assetId"), params.get("productKey"), params.get("deviceKey"))
+    enos = services.enos_files
+    if action == "delete":
+        await enos.delete(principal, file_uri, category, owner)
+        return envelope({}, request_id)
+    content = await enos.find(principal, file_uri, category, owner, permission)
     if action == "download":
-        # EnOS answers this call with the bytes themselves (clients need not follow redirects):
-        # from object storage they are streamed through, one Range passed on.
-        where = await enos.open_bytes(content, request.headers.get("range"))
-        if isinstance(where, BlobStream):
-            return _streamed(where, content, request_id)
-        response = file_response(request, content, where, accel_path(services, content.sha256))
-        response.headers["X-Request-Id"] = request_id
-        return response
+        return await _download(request, services, content, request_id)
     if action == "getDownloadUrl":
+        # The SDKs' FileDownloadResponse declares requestId an int (see docs/enos.md).
         url = enos.download_url(content).absolute(public_base_url(request, services.settings.public_url))
-        return envelope(url, request_id)
+        return envelope(url, numeric_request_id(request_id))
     return envelope(
         {
             "orgId": org_id,
-            "category": category,
+            "category": content.enos.category if content.enos else category,
             "fileUri": file_uri,
             "originalFilename": content.name,
             "fileSize": content.length,
@@ -153,55 +193,139 @@ async def files(request: Request) -> Response:
     )
 
 
+async def _download(request: Request, services: Services, content: Content, request_id: str) -> Response:
+    """EnOS answers ``download`` with the bytes themselves (clients need not follow redirects):
+    from object storage they are streamed through, one Range passed on."""
+    where = await services.enos_files.open_bytes(content, request.headers.get("range"))
+    if isinstance(where, BlobStream):
+        return _streamed(where, content, request_id)
+    response = file_response(request, content, where, accel_path(services, content.sha256))
+    return _RangeRefusalAsEnvelope(response, request_id)  # type: ignore[return-value]
+
+
+class _RangeRefusalAsEnvelope:
+    """Starlette's file response refuses a bad ``Range`` in plain text; EnOS callers get envelopes.
+
+    It decides while sending (the range is checked against the file then), so the refusal is
+    caught on its way out and replaced by ``{code: 416|400, ...}`` with the same status and
+    ``Content-Range``.
+    """
+
+    def __init__(self, response: Response, request_id: str) -> None:
+        self.response = response
+        self.request_id = request_id
+        self.headers = response.headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        replaced = False
+
+        async def guarded(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] in (400, 416):
+                replaced = True
+                status = message["status"]
+                msg = "Range: not satisfiable for this file" if status == 416 else "Range: malformed"
+                refusal = envelope(None, self.request_id, code=status, msg=msg, status=status)
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"content-range":
+                        refusal.headers["Content-Range"] = value.decode("latin-1")
+                refusal.headers[HEADER] = self.request_id
+                await refusal(scope, receive, send)
+                return
+            if not replaced:
+                await send(message)
+
+        await self.response(scope, receive, guarded)
+
+
 def _streamed(stream: BlobStream, content: Content, request_id: str) -> Response:
-    headers = {"Accept-Ranges": "bytes", "X-Request-Id": request_id, "ETag": f'"{content.sha256}"',
+    headers = {"Accept-Ranges": "bytes", "ETag": f'"{content.sha256}"',
                "Content-Disposition": content_disposition(content.name)}  # fmt: skip
     if stream.content_range:
         headers["Content-Range"] = stream.content_range
     if stream.status == 416:
-        refused = envelope(None, request_id, code=416, msg="Range: not satisfiable", status=416)
+        refused = envelope(None, request_id, code=416, msg="Range: not satisfiable for this file", status=416)
         refused.headers["Content-Range"] = headers["Content-Range"]
         return refused
     if stream.length is not None:
         headers["Content-Length"] = str(stream.length)
-    return StreamingResponse(
-        stream.body, status_code=stream.status, headers=headers, media_type=content.content_type
-    )
+    response = StreamingResponse(stream.body, status_code=stream.status, headers=headers)
+    response.headers["Content-Type"] = content.content_type  # as stored: no charset appended
+    return response
 
 
-def _parse_message(raw: bytes) -> Any:
-    """JSON, or the single-quoted JSON5 that EnOS's own Python samples send."""
+async def parse_message(raw: bytes) -> Any:
+    """JSON; else the lenient JSON that EnOS's own samples send (single quotes, bare words).
+
+    The lenient parser is pure Python, so it runs on a worker thread; the part's size is
+    already bounded by ``enos_max_message_bytes`` and nesting by the parser.
+    """
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     try:
-        return json5.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise BadInput("enos-message: not valid JSON", field="enos-message") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput("enos-message: not UTF-8 text", field="enos-message") from None
+    try:
+        return await anyio.to_thread.run_sync(parse_lenient, text)
+    except LenientJsonError as exc:
+        raise BadInput(f"enos-message: not valid JSON ({exc})", field="enos-message") from None
 
 
-async def integration(request: Request) -> Response:
-    """``POST /connect-service/v2.1/integration?action=postMeasurepoint|postAttribute|postEvent``."""
-    request_id = str(uuid.uuid4())
+def _flag(value: str | None, name: str) -> bool:
+    if value is None or value.lower() == "false":
+        return False
+    if value.lower() == "true":
+        return True
+    raise BadInput(f"{name}: must be true or false, not {value!r}", field=name)
+
+
+@_connect_endpoint
+async def integration(request: Request, request_id: str) -> Response:
+    """``POST /connect-service/v2.1/integration?action=postMeasurepoint|postAttribute|postEvent``.
+
+    With ``useLark=true`` the message only lists the files, and the answer says where to PUT
+    each one (``data.uriInfoList``), as EnOS's SDKs expect in that mode.
+    """
     services = _services(request)
     settings = services.settings
     params = request.query_params
+    principal = await _principal(request)
+    action = required(params.get("action"), "action")
+    uploads = services.enos_uploads
+    uploads.authorize(principal, action)  # before a byte of the body is read
+    check_org(principal, params.get("orgId"))
+    lark = _flag(params.get("useLark"), "useLark")
     workdir = Path(tempfile.mkdtemp(prefix="enos-upload-", dir=_upload_dir(settings.data_dir)))
     try:
-        principal = await _principal(request)
-        action = required(params.get("action"), "action")
-        check_org(principal, params.get("orgId"))
         parser = EnosMultipart(
-            workdir, max_message=settings.enos_max_message_bytes, max_file=settings.enos_max_file_bytes
+            workdir,
+            max_message=settings.enos_max_message_bytes,
+            max_file=settings.enos_max_file_bytes,
+            accept_files=not lark,
         )
         received = await parser.read(request.headers.get("content-type"), request_body(request))
-        message = _parse_message(received.message)
-        uris = await services.enos_uploads.post(principal, action, message, received.files)
-    except AssetfilesError as exc:
-        response = failure(exc, request_id)
-        response.headers["Connection"] = "close"  # the rest of the body may be unread
-        return response
+        message = await parse_message(received.message)
+        if lark:
+            base = public_base_url(request, settings.public_url)
+            reserved = await uploads.reserve(principal, action, message)
+            return envelope(
+                {
+                    "uriInfoList": [
+                        {
+                            "fileUri": item.file_uri,
+                            "uploadUrl": item.url.absolute(base),
+                            "filename": item.filename,
+                            "headers": {},
+                        }
+                        for item in reserved
+                    ]
+                },
+                request_id,
+            )
+        uris = await uploads.post(principal, action, message, received.files)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return envelope(uris, request_id)

@@ -4,6 +4,10 @@ python-multipart parses as bytes arrive; each ``enos-file`` part is written to a
 while its sha256 and md5 are computed, and refused as soon as it passes the per-file limit (the
 ``enos-message`` part has its own, smaller one). Nothing is kept in memory but the message.
 A part's own ``Content-Length`` header, when sent (EnOS documents it), must match its bytes.
+
+Other text fields are read and dropped: EnOS's Python samples send one named
+``Content-Disposition`` before the message. Each is bounded like the message, and so is their
+number, so ignoring them costs no more than the message itself.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ MESSAGE_PART = "enos-message"
 FILE_PART = "enos-file"
 #: File parts per request: each may be large, so their number is bounded too (disk, not memory).
 MAX_FILES = 100
+#: Text fields other than the message, read and ignored.
+MAX_IGNORED_FIELDS = 16
 
 
 @dataclass
@@ -45,10 +51,12 @@ class Received:
 
 
 class EnosMultipart:
-    def __init__(self, workdir: Path, *, max_message: int, max_file: int) -> None:
+    def __init__(self, workdir: Path, *, max_message: int, max_file: int, accept_files: bool = True) -> None:
         self.workdir = workdir
         self.max_message = max_message
         self.max_file = max_file
+        self.accept_files = accept_files
+        self.ignored_fields = 0
         self.message: bytearray | None = None
         self.files: list[ReceivedFile] = []
         self.part = _Part()
@@ -117,6 +125,12 @@ class EnosMultipart:
                 self._fail(BadInput(f"{MESSAGE_PART}: only one message part is allowed", field=MESSAGE_PART))
             self.message = bytearray()
         elif part.name == FILE_PART:
+            if not self.accept_files:
+                message = (
+                    f"{FILE_PART}: with useLark=true the files are PUT to their upload URLs, not sent here"
+                )
+                self._fail(BadInput(message, field=FILE_PART))
+                return
             if not part.filename:
                 self._fail(BadInput(f"{FILE_PART}: every file part needs a filename", field=FILE_PART))
                 return
@@ -129,9 +143,16 @@ class EnosMultipart:
                 return
             handle = tempfile.NamedTemporaryFile(dir=self.workdir, delete=False)  # noqa: SIM115
             part.handle, part.path = handle, Path(handle.name)
-        else:
-            message = f"body: unexpected part {part.name!r} (expected enos-message, enos-file)"
+        elif part.filename is not None:
+            message = f"body: unexpected file part {part.name!r} (files are sent as {FILE_PART})"
             self._fail(BadInput(message, field="body"))
+        else:
+            self.ignored_fields += 1
+            if self.ignored_fields > MAX_IGNORED_FIELDS:
+                message = (
+                    f"body: more than {MAX_IGNORED_FIELDS} fields besides {MESSAGE_PART} and {FILE_PART}"
+                )
+                self._fail(BadInput(message, field="body"))
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self.error is not None:
@@ -145,6 +166,10 @@ class EnosMultipart:
                 self._fail(PayloadTooLarge(message, field=MESSAGE_PART))
                 return
             self.message.extend(chunk)
+        elif part.name != FILE_PART:
+            if part.length > self.max_message:  # an ignored field: bounded like the message
+                message = f"body: field {part.name!r} is larger than {self.max_message} bytes"
+                self._fail(PayloadTooLarge(message, field="body"))
         elif part.handle is not None:
             if part.length > self.max_file:
                 message = f"{FILE_PART}: {part.filename} is larger than {self.max_file} bytes"
@@ -175,5 +200,6 @@ class EnosMultipart:
                 part.length,
                 part.md5.hexdigest(),
                 part.sha256.hexdigest(),
+                part.headers.get("content-type", "").strip() or None,
             )
         )

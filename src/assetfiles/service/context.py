@@ -58,6 +58,7 @@ class Services:
                 settings.signing_key,
                 ttl_seconds=settings.enos_token_ttl_seconds,
                 window_seconds=settings.enos_timestamp_window_seconds,
+                refresh_grace_seconds=settings.enos_refresh_grace_seconds,
             ),
             enos_files=EnosFileService(catalog, blobs, contents),
             enos_uploads=EnosUploadService(catalog, uploads, contents),

@@ -57,16 +57,21 @@ def check_org(principal: Principal, org_id: str | None) -> str:
 
 
 def check_file_uri(value: str | None) -> str:
-    """``enos-connect://<id>.<ext>``, as sent or percent-encoded once more."""
+    """``enos-connect://<id>.<ext>`` or ``enos-lark://<id>.<ext>``, as sent or percent-encoded once more."""
     uri = required(value, "fileUri").strip()
-    if uri.lower().startswith("enos-connect%3a"):
+    if uri.lower().startswith(("enos-connect%3a", "enos-lark%3a")):
         uri = unquote(uri)
     if not ENOS_FILE_URI.fullmatch(uri):
-        raise BadInput(f"fileUri: {uri!r} is not an enos-connect://<id>.<ext> URI", field="fileUri")
+        raise BadInput(
+            f"fileUri: {uri!r} is not an enos-connect:// or enos-lark://<id>.<ext> URI", field="fileUri"
+        )
     return uri
 
 
-def check_category(value: str | None) -> str:
+def check_category(value: str | None, *, optional: bool = False) -> str | None:
+    """``feature`` or ``ota``; ``delete`` takes none (EnOS's delete_file doc and SDKs send none)."""
+    if optional and value is None:
+        return None
     category = required(value, "category")
     if category not in CATEGORIES:
         raise BadInput(f"category: must be 'feature' or 'ota', not {category!r}", field="category")
@@ -96,15 +101,25 @@ class EnosFileService:
         self.blobs = blobs
         self.contents = contents
 
+    @staticmethod
+    def authorize(principal: Principal, permission: Permission) -> None:
+        """Checked first, so that a caller without the permission learns nothing about the file."""
+        require(principal, permission)
+
     async def find(
-        self, principal: Principal, file_uri: str, category: str, owner: Owner, permission: Permission
+        self, principal: Principal, file_uri: str, category: str | None, owner: Owner, permission: Permission
     ) -> Content:
+        """The file a request names; ``category`` None (delete) matches either category."""
         require(principal, permission)
         content = await self.catalog.get_content_by_enos_uri(principal.org_id, file_uri)
-        if content is None or content.enos is None or content.enos.category != category:
-            raise NotFound(f"fileUri: file {file_uri} ({category}) not found for {owner}", field="fileUri")
-        if not await self._belongs(principal.org_id, content, owner):
-            raise NotFound(f"fileUri: file {file_uri} ({category}) not found for {owner}", field="fileUri")
+        if (
+            content is None
+            or content.enos is None
+            or (category is not None and content.enos.category != category)
+            or not await self._belongs(principal.org_id, content, owner)
+        ):
+            described = file_uri if category is None else f"{file_uri} ({category})"
+            raise NotFound(f"fileUri: file {described} not found for {owner}", field="fileUri")
         return content
 
     async def _belongs(self, org_id: str, content: Content, owner: Owner) -> bool:
@@ -128,6 +143,6 @@ class EnosFileService:
     def download_url(self, content: Content) -> SignedUrl:
         return self.contents.download_url(content)
 
-    async def delete(self, principal: Principal, file_uri: str, category: str, owner: Owner) -> None:
+    async def delete(self, principal: Principal, file_uri: str, category: str | None, owner: Owner) -> None:
         content = await self.find(principal, file_uri, category, owner, Permission.WRITE)
         await self.contents.delete(principal, content.id)

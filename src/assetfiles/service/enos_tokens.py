@@ -2,9 +2,18 @@
 
 A request carries ``appKey``, ``timestamp`` (epoch ms) and ``encryption`` =
 lowercase hex sha256(appKey + timestamp + appSecret). It is accepted when the timestamp is
-within the skew window, the encryption matches (compared in constant time), and that exact
-encryption was not used before (a replay gets 1001). While the application has a valid token,
-``get`` returns that same token with its remaining lifetime, as EnOS documents.
+within the skew window and the encryption matches (compared in constant time). While the
+application has a valid token, ``get`` returns that same token with its remaining lifetime, as
+EnOS documents.
+
+Each signed request obtains one token. EnOS's samples compute their timestamp once per
+process, so the same ``get`` (or a ``get`` and a ``refresh`` signed in the same millisecond)
+arrives again: a repeat is answered with the token the first one obtained while that token is
+valid, and refused (1001) after. A repeated ``refresh`` must name the same ``accessToken``.
+
+``refresh`` does not retire the token it replaces at once: EnOS's Java SDK 0.1.x refreshes in
+the background while requests still carry the old token, so the old one stays valid for
+``refresh_grace_seconds`` (docs/enos.md).
 
 Tokens are never stored: a token is an HMAC of (appKey, nonce) under the server key, so it can
 be recomputed for "the same token again", and only its sha256 is kept for lookups.
@@ -23,7 +32,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from assetfiles.errors import BadInput, TokenExpired, TokenRefused, Unauthenticated
 from assetfiles.model import CreatorKind, Permission, Principal, now_ms
-from assetfiles.store.enos import Application, EnosStore, IssuedToken
+from assetfiles.store.enos import Application, EnosStore, IssuedToken, SeenRequest
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 POLICIES = {"asset:read": Permission.READ, "asset:write": Permission.WRITE}
@@ -68,12 +77,21 @@ def principal_of(application: Application) -> Principal:
 
 
 class EnosTokenService:
-    def __init__(self, store: EnosStore, server_key: bytes, *, ttl_seconds: int, window_seconds: int) -> None:
+    def __init__(
+        self,
+        store: EnosStore,
+        server_key: bytes,
+        *,
+        ttl_seconds: int,
+        window_seconds: int,
+        refresh_grace_seconds: int = 300,
+    ) -> None:
         self.store = store
         self.server_key = server_key
         self.box = SecretBox(server_key)
         self.ttl_ms = ttl_seconds * 1000
         self.window_ms = window_seconds * 1000
+        self.grace_ms = refresh_grace_seconds * 1000
 
     async def register(
         self, org_id: str, app_key: str, secret: str | None, policies: list[str]
@@ -110,28 +128,65 @@ class EnosTokenService:
 
     async def get(self, body: Any) -> tuple[str, int]:
         """``token/get``: (accessToken, seconds it stays valid)."""
-        application, now = await self._authenticate(body, required=("appKey", "encryption", "timestamp"))
+        application, now, stamp = await self._authenticate(
+            body, required=("appKey", "encryption", "timestamp")
+        )
+        encryption = body["encryption"]
+        seen = await self.store.seen_request("get", encryption, now)
+        if seen is not None:
+            return await self._again(seen, now)
         current = await self.store.valid_token(application.app_key, now)
         if current is not None:
-            return self._token_value(current), max(1, (current.expires_at - now) // 1000)
-        return await self._issue(application, now)
+            value, expire = self._token_value(current), max(1, (current.expires_at - now) // 1000)
+        else:
+            value, expire = await self._issue(application, now)
+        # A concurrent identical request may record first; both answers are valid tokens.
+        await self.store.record_request(
+            "get", encryption, SeenRequest(_hash(value)), stamp + self.window_ms, now
+        )
+        return value, expire
 
     async def refresh(self, body: Any) -> tuple[str, int]:
-        """``token/refresh``: a new token for a current or expired one of the same application."""
-        application, now = await self._authenticate(
+        """``token/refresh``: a new token for a current or expired one of the same application.
+
+        The old token stays valid for the grace period (or less, if it expires sooner).
+        """
+        application, now, stamp = await self._authenticate(
             body, required=("appKey", "encryption", "timestamp", "accessToken")
         )
         old = body["accessToken"]
         if not isinstance(old, str):
             raise _refused(BAD_PARAMETER, "accessToken: must be a string", field="accessToken")
-        return await self._issue(application, now, replaces=_hash(old))
+        encryption, old_hash = body["encryption"], _hash(old)
+        seen = await self.store.seen_request("refresh", encryption, now)
+        if seen is not None:
+            if not hmac.compare_digest(seen.access_token_hash or "", old_hash):
+                raise _refused(
+                    REPLAYED, "encryption: already used to refresh another token", field="encryption"
+                )
+            return await self._again(seen, now)
+        value, expire = await self._issue(application, now, replaces=old_hash)
+        seen = SeenRequest(_hash(value), old_hash)
+        await self.store.record_request("refresh", encryption, seen, stamp + self.window_ms, now)
+        return value, expire
+
+    async def _again(self, seen: SeenRequest, now: int) -> tuple[str, int]:
+        """A repeated request: the token it obtained the first time, while that one is valid."""
+        found = await self.store.find_token(seen.token_hash)
+        if found is None or found[0].expires_at <= now:
+            message = "encryption: this request was already used and its token is gone; sign a new timestamp"
+            raise _refused(REPLAYED, message, field="encryption")
+        token = found[0]
+        return self._token_value(token), max(1, (token.expires_at - now) // 1000)
 
     async def _issue(
         self, application: Application, now: int, replaces: str | None = None
     ) -> tuple[str, int]:
         token = IssuedToken(application.app_key, secrets.token_hex(16), now, now + self.ttl_ms)
         value = self._token_value(token)
-        if not await self.store.insert_token(_hash(value), token, replaces=replaces):
+        if not await self.store.insert_token(
+            _hash(value), token, replaces=replaces, retire_at=now + self.grace_ms
+        ):
             raise _refused(
                 REFRESH_FAILED, "accessToken: not a token of this application", field="accessToken"
             )
@@ -141,7 +196,8 @@ class EnosTokenService:
         mac = hmac.new(self.server_key, f"enos-token|{token.app_key}|{token.nonce}".encode(), hashlib.sha256)
         return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
 
-    async def _authenticate(self, body: Any, *, required: tuple[str, ...]) -> tuple[Application, int]:
+    async def _authenticate(self, body: Any, *, required: tuple[str, ...]) -> tuple[Application, int, int]:
+        """(the application, now, the request's timestamp) once its signature checks out."""
         if not isinstance(body, dict):
             raise _refused(BAD_PARAMETER, "the body must be a JSON object")
         for name in required:
@@ -170,10 +226,7 @@ class EnosTokenService:
         if not hmac.compare_digest(expected, encryption):
             message = "encryption: does not match sha256(appKey + timestamp + appSecret)"
             raise _refused(BAD_ENCRYPTION, message, field="encryption")
-        if not await self.store.first_use(encryption, stamp + self.window_ms, now):
-            message = "encryption: this request was already used; sign a new timestamp"
-            raise _refused(REPLAYED, message, field="encryption")
-        return application, now
+        return application, now, stamp
 
     # -- checking --------------------------------------------------------------------------
 

@@ -1,26 +1,33 @@
 """EnOS integration uploads: measurepoint, attribute and event messages that carry files.
 
-The face hands over the parsed ``enos-message`` and the received file parts (already on disk,
-hashed). Everything is checked before anything is stored: the ``files`` map against the parts,
-each file's owner (``assetId``, or ``productKey`` + ``deviceKey``), its ``md5`` when given, and
-every ``local://`` reference in ``params``. Then each file becomes content with category
-``feature`` and a new ``enos-connect://<16 hex>.<ext>`` URI: of the asset, or of the device
-(uploaded by it, so the GraphQL listing shows it as that device's content for the assets it
-feeds). If storing one file fails, the ones stored before it are deleted again.
+Two modes, as EnOS's SDKs use them:
+
+- **bytes in the request** (the default): the face hands over the parsed ``enos-message`` and the
+  received ``enos-file`` parts (already on disk, hashed). Everything is checked before anything
+  is stored: the ``files`` map against the parts, each file's owner (``assetId``, or
+  ``productKey`` + ``deviceKey``), its ``md5`` when given, and every ``local://`` reference in
+  ``params``. Then each file becomes content with category ``feature`` and a new
+  ``enos-connect://`` URI; if storing one fails, the ones stored before it are deleted again.
+- **upload URLs** (``useLark=true``; the SDKs call it Lark): the message lists the files
+  (``fileLength`` and ``md5`` included) and no part carries bytes. Each file is reserved with a
+  new ``enos-lark://`` URI and a signed URL that accepts a PUT of exactly those bytes; the file
+  appears, under that URI, once they arrive.
+
+A device's file (``productKey`` + ``deviceKey``) is uploaded as that device, so the GraphQL
+listing shows it as the device's content for the assets it feeds.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import anyio
 
-from assetfiles.errors import BadInput, NotFound
+from assetfiles.errors import BadInput, NotFound, PayloadTooLarge
 from assetfiles.model import (
     Association,
     Content,
@@ -31,11 +38,13 @@ from assetfiles.model import (
     Permission,
     Principal,
     check_content_name,
+    mint_enos_uri,
 )
 from assetfiles.service.access import require
 from assetfiles.service.contents import ContentService
 from assetfiles.service.enos_files import Owner, check_owner
-from assetfiles.service.uploads import ContentSpec, UploadService, guess_content_type
+from assetfiles.service.signing import SignedUrl
+from assetfiles.service.uploads import ContentSpec, UploadService, check_media_type, guess_content_type
 from assetfiles.store.catalog import Catalog
 
 #: action -> (feature type, the key of the value map in each params entry)
@@ -45,8 +54,9 @@ ACTIONS = {
     "postEvent": ("event", "events"),
 }
 MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
-EXTENSION = re.compile(r"^[A-Za-z0-9_\-]{1,16}$")
 LOCAL = "local://"
+#: Files one message may list in upload-URL mode (each becomes a pending reservation).
+MAX_RESERVED_FILES = 100
 
 
 @dataclass(frozen=True)
@@ -58,12 +68,21 @@ class ReceivedFile:
     length: int
     md5: str
     sha256: str
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadUrl:
+    """Where the bytes of one file listed in an upload-URL-mode message are to be PUT."""
+
+    filename: str
+    file_uri: str
+    url: SignedUrl
 
 
 @dataclass(frozen=True)
 class _Planned:
-    part: ReceivedFile
-    owner: Owner
+    filename: str
     spec: ContentSpec
     creator: Creator
 
@@ -75,10 +94,17 @@ def _owner(entry: dict[str, Any], where: str) -> Owner:
         raise BadInput(f"{where}.{exc.message}", field=f"{where}.{exc.field}") from None
 
 
-def _uri_for(name: str, extension: Any) -> str:
-    ext = str(extension).lstrip(".") if extension else PurePosixPath(name).suffix.lstrip(".")
-    ext = ext if EXTENSION.fullmatch(ext or "") else "bin"
-    return f"enos-connect://{secrets.token_hex(8)}.{ext}"
+def _file_length(entry: dict[str, Any], where: str, limit: int) -> int:
+    """``fileLength``: the SDKs send it as a string of digits, the docs as a number."""
+    value = entry.get("fileLength")
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise BadInput(f"{where}.fileLength: required, a number of bytes", field=f"{where}.fileLength")
+    length = int(value)
+    if length > limit:
+        raise PayloadTooLarge(
+            f"{where}.fileLength: {length} bytes exceeds the limit of {limit}", field=f"{where}.fileLength"
+        )
+    return length
 
 
 class EnosUploadService:
@@ -87,21 +113,23 @@ class EnosUploadService:
         self.uploads = uploads
         self.contents = contents
 
+    @staticmethod
+    def authorize(principal: Principal, action: str) -> str:
+        """Checked before the body is read: a caller who may not write gets 403 without sending it.
+
+        Returns the feature type the action posts.
+        """
+        require(principal, Permission.WRITE)
+        if action not in ACTIONS:
+            raise BadInput(f"action: must be one of {', '.join(ACTIONS)}, not {action!r}", field="action")
+        return ACTIONS[action][0]
+
     async def post(
         self, principal: Principal, action: str, message: Any, parts: list[ReceivedFile]
     ) -> dict[str, str]:
         """Store the message's files; returns each part's file name -> its new fileUri."""
-        require(principal, Permission.WRITE)
-        if action not in ACTIONS:
-            raise BadInput(f"action: must be one of {', '.join(ACTIONS)}, not {action!r}", field="action")
-        feature_type, values_key = ACTIONS[action]
-        if not isinstance(message, dict):
-            raise BadInput("enos-message: must be a JSON object", field="enos-message")
-        files = message.get("files") or {}
-        if not isinstance(files, dict):
-            raise BadInput("enos-message.files: must be an object", field="enos-message.files")
-        self._check_params(message.get("params"), values_key, files)
-        planned = [await self._plan(principal, feature_type, files, part) for part in parts]
+        files = self._check_message(principal, action, message)
+        planned = [await self._plan(principal, action, files, part.filename, part) for part in parts]
         missing = sorted(set(files) - {part.filename for part in parts})
         if missing:
             raise BadInput(
@@ -110,15 +138,15 @@ class EnosUploadService:
             )
         stored: list[Content] = []
         try:
-            for item in planned:
+            for item, part in zip(planned, parts, strict=True):
                 stored.append(
                     await self.uploads.store(
                         principal.org_id,
                         item.spec,
                         item.creator,
-                        _chunks(item.part.path),
-                        expected_length=item.part.length,
-                        expected_sha256=item.part.sha256,
+                        _chunks(part.path),
+                        expected_length=part.length,
+                        expected_sha256=part.sha256,
                     )
                 )
         except BaseException:
@@ -126,7 +154,42 @@ class EnosUploadService:
                 await self.contents.delete(principal, content.id)
             raise
         pairs = zip(planned, stored, strict=True)
-        return {item.part.filename: content.enos.file_uri for item, content in pairs if content.enos}
+        return {item.filename: content.enos.file_uri for item, content in pairs if content.enos}
+
+    async def reserve(self, principal: Principal, action: str, message: Any) -> list[UploadUrl]:
+        """Upload-URL mode: reserve each listed file and sign the URL its bytes are PUT to."""
+        files = self._check_message(principal, action, message)
+        if len(files) > MAX_RESERVED_FILES:
+            raise PayloadTooLarge(
+                f"enos-message.files: at most {MAX_RESERVED_FILES} files per request",
+                field="enos-message.files",
+            )
+        planned = [await self._plan(principal, action, files, name, None) for name in files]
+        limit = self.uploads.max_upload_bytes
+        reserved = []
+        for item in planned:
+            where = f"enos-message.files.{item.filename}"
+            entry = files[item.filename]
+            assert item.spec.enos is not None
+            _, url = await self.uploads.reserve(
+                principal.org_id,
+                item.spec,
+                item.creator,
+                length=_file_length(entry, where, limit),
+                md5=entry["md5"].lower() if entry.get("md5") else None,
+            )
+            reserved.append(UploadUrl(item.filename, item.spec.enos.file_uri, url))
+        return reserved
+
+    def _check_message(self, principal: Principal, action: str, message: Any) -> dict[str, Any]:
+        self.authorize(principal, action)
+        if not isinstance(message, dict):
+            raise BadInput("enos-message: must be a JSON object", field="enos-message")
+        files = message.get("files") or {}
+        if not isinstance(files, dict):
+            raise BadInput("enos-message.files: must be an object", field="enos-message.files")
+        self._check_params(message.get("params"), ACTIONS[action][1], files)
+        return files
 
     @staticmethod
     def _check_params(params: Any, values_key: str, files: dict[str, Any]) -> None:
@@ -150,14 +213,21 @@ class EnosUploadService:
                     )
 
     async def _plan(
-        self, principal: Principal, feature_type: str, files: dict[str, Any], part: ReceivedFile
+        self,
+        principal: Principal,
+        action: str,
+        files: dict[str, Any],
+        filename: str,
+        part: ReceivedFile | None,
     ) -> _Planned:
-        where = f"enos-message.files.{part.filename}"
-        entry = files.get(part.filename)
+        """Check one listed file (and its part, when the bytes came with the request)."""
+        where = f"enos-message.files.{filename}"
+        entry = files.get(filename)
         if not isinstance(entry, dict):
-            raise BadInput(
-                f"enos-file: part {part.filename!r} is not listed in enos-message.files", field="enos-file"
-            )
+            if part is not None:
+                message = f"enos-file: part {filename!r} is not listed in enos-message.files"
+                raise BadInput(message, field="enos-file")
+            raise BadInput(f"{where}: must be an object", field=where)
         feature_id = entry.get("featureId")
         if not isinstance(feature_id, str) or not feature_id:
             raise BadInput(f"{where}.featureId: required", field=f"{where}.featureId")
@@ -165,13 +235,14 @@ class EnosUploadService:
         if md5 is not None:
             if not isinstance(md5, str) or not MD5_HEX.fullmatch(md5):
                 raise BadInput(f"{where}.md5: must be 32 hexadecimal characters", field=f"{where}.md5")
-            if md5.lower() != part.md5:
+            if part is not None and md5.lower() != part.md5:
                 raise BadInput(
                     f"{where}.md5: the file's md5 is {part.md5}, not {md5.lower()}", field=f"{where}.md5"
                 )
         owner = _owner(entry, where)
         name = check_content_name(
-            str(entry.get("originalFilename") or part.filename), field=f"{where}.originalFilename"
+            str(entry.get("originalFilename") or entry.get("fileName") or filename),
+            field=f"{where}.originalFilename",
         )
         if owner.asset_id is not None:
             if not await self.catalog.asset_exists(principal.org_id, owner.asset_id):
@@ -187,9 +258,17 @@ class EnosUploadService:
                 raise NotFound(f"{where}.deviceKey: device '{device}' not found", field=f"{where}.deviceKey")
             association = Association("device", str(device))
             creator = Creator(CreatorKind.DEVICE, device=DeviceRef(device.product_id, device.device_id))
-        enos = EnosFacet(_uri_for(name, entry.get("fileExt")), "feature", feature_type, feature_id)
-        spec = ContentSpec(name, (association,), guess_content_type(name), "file", {}, enos)
-        return _Planned(part, owner, spec, creator)
+        extension = entry.get("fileExt")
+        scheme = "enos-connect" if part is not None else "enos-lark"
+        uri = mint_enos_uri(name, extension if isinstance(extension, str) else None, scheme=scheme)
+        enos = EnosFacet(uri, "feature", ACTIONS[action][0], feature_id)
+        # The part's own media type is what the sender said the bytes are; only without one is
+        # it guessed from the name (a .txt sent as application/octet-stream stays that).
+        content_type = part.content_type if part is not None and part.content_type else None
+        if content_type is not None:
+            content_type = check_media_type(content_type, field="enos-file.Content-Type")
+        spec = ContentSpec(name, (association,), content_type or guess_content_type(name), "file", {}, enos)
+        return _Planned(filename, spec, creator)
 
 
 async def _chunks(path: Path) -> AsyncIterator[bytes]:

@@ -7,7 +7,6 @@ with the path of the offending field before anything is written.
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from assetfiles.model import (
     Permission,
     Signal,
     check_identifier,
+    mint_enos_uri,
     now_ms,
 )
 from assetfiles.service.context import Services
@@ -173,11 +173,6 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _enos_uri(name: str) -> str:
-    extension = Path(name).suffix.lstrip(".").lower() or "bin"
-    return f"enos-connect://{secrets.token_hex(8)}.{extension}"
-
-
 async def apply_fixture(services: Services, fixture: Fixture, base_dir: Path) -> ApplyReport:
     """Create or update everything in ``fixture``; files are read relative to ``base_dir``."""
     report = ApplyReport()
@@ -269,7 +264,7 @@ async def _apply_asset(
         )
         existing = await services.catalog.find_content_by_name(org_id, association, name)
         if existing is None:
-            enos = EnosFacet(_enos_uri(name), entry.enos_category) if entry.enos_category else None
+            enos = EnosFacet(mint_enos_uri(name), entry.enos_category) if entry.enos_category else None
             content_spec = ContentSpec(name, (association,), content_type, entry.type, entry.tags, enos)
             await services.uploads.store(org_id, content_spec, creator, _file_chunks(path))
             report.changes.append(f"content {org_id}/{spec.id}/{name} created")

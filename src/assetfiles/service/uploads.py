@@ -18,6 +18,7 @@ from assetfiles.model import (
     Content,
     Creator,
     CreatorKind,
+    DeviceRef,
     EnosFacet,
     Permission,
     Principal,
@@ -56,17 +57,18 @@ def guess_content_type(name: str) -> str:
     return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
 
 
+def check_media_type(value: str, *, field: str) -> str:
+    """A media type as a header can carry it: bounded, with a slash, no line breaks."""
+    if len(value) > MAX_CONTENT_TYPE or "/" not in value or any(c in value for c in "\r\n"):
+        raise BadInput(f"{field}: {value!r} is not a media type", field=field)
+    return value
+
+
 def check_spec(spec: ContentSpec, *, prefix: str = "") -> ContentSpec:
     check_content_name(spec.name, field=f"{prefix}name")
-    content_type = spec.content_type or guess_content_type(spec.name)
-    if (
-        len(content_type) > MAX_CONTENT_TYPE
-        or "/" not in content_type
-        or any(c in content_type for c in "\r\n")
-    ):
-        raise BadInput(
-            f"{prefix}contentType: {content_type!r} is not a media type", field=f"{prefix}contentType"
-        )
+    content_type = check_media_type(
+        spec.content_type or guess_content_type(spec.name), field=f"{prefix}contentType"
+    )
     if not spec.type or len(spec.type) > 64:
         raise BadInput(f"{prefix}type: must be 1-64 characters", field=f"{prefix}type")
     check_tags(spec.tags, field=f"{prefix}tags")
@@ -126,19 +128,43 @@ class UploadService:
         if not isinstance(sha256, str) or not SHA256_HEX.fullmatch(sha256.lower()):
             raise BadInput("input.sha256: must be 64 hexadecimal characters", field="input.sha256")
         await self._check_targets(principal.org_id, spec.associations, "input.")
+        creator = Creator(principal.kind, principal.name)
+        return await self.reserve(
+            principal.org_id, spec, creator, length=length, sha256=sha256.lower(), ttl_seconds=ttl_seconds
+        )
+
+    async def reserve(
+        self,
+        org_id: str,
+        spec: ContentSpec,
+        creator: Creator,
+        *,
+        length: int,
+        sha256: str | None = None,
+        md5: str | None = None,
+        ttl_seconds: int | None = None,
+    ) -> tuple[str, SignedUrl]:
+        """Record a pending content (checked spec) and sign the URL its exact bytes are PUT to.
+
+        Nothing is visible until the bytes arrive and match ``length`` and the digests given.
+        """
         content_id = str(uuid.uuid4())
-        url = self.signer.sign(UrlSigner.UPLOAD, principal.org_id, content_id, ttl_seconds=ttl_seconds)
+        url = self.signer.sign(UrlSigner.UPLOAD, org_id, content_id, ttl_seconds=ttl_seconds)
+        enos = spec.enos
         record = {
             "name": spec.name,
             "content_type": spec.content_type,
             "type": spec.type,
             "tags": spec.tags,
             "associations": [[a.type, a.id] for a in spec.associations],
-            "creator": [principal.kind.value, principal.name],
+            "creator": [creator.kind.value, creator.name],
+            "device": str(creator.device) if creator.device else None,
             "length": length,
-            "sha256": sha256.lower(),
+            "sha256": sha256,
+            "md5": md5,
+            "enos": [enos.file_uri, enos.category, enos.feature_type, enos.feature_id] if enos else None,
         }
-        await self.catalog.insert_upload(content_id, principal.org_id, record, url.expires_at * 1000)
+        await self.catalog.insert_upload(content_id, org_id, record, url.expires_at * 1000)
         return content_id, url
 
     async def receive(
@@ -154,21 +180,29 @@ class UploadService:
         record = await self.catalog.get_upload(content_id, org_id)
         if record is None:
             raise NotFound(f"upload '{content_id}' not found or already completed")
+        enos = record.get("enos")
         spec = ContentSpec(
             name=record["name"],
             associations=[Association(kind, target) for kind, target in record["associations"]],
             content_type=record["content_type"],
             type=record["type"],
             tags=record["tags"],
+            enos=EnosFacet(*enos) if enos else None,
         )
-        creator = Creator(CreatorKind(record["creator"][0]), record["creator"][1])
+        device = record.get("device")
+        creator = Creator(
+            CreatorKind(record["creator"][0]),
+            record["creator"][1],
+            device=DeviceRef.parse(device, field="device") if device else None,
+        )
         return await self.store(
             org_id,
             spec,
             creator,
             body,
             expected_length=record["length"],
-            expected_sha256=record["sha256"],
+            expected_sha256=record.get("sha256"),
+            expected_md5=record.get("md5"),
             content_id=content_id,
             upload_id=content_id,
         )
@@ -203,6 +237,7 @@ class UploadService:
         *,
         expected_length: int | None = None,
         expected_sha256: str | None = None,
+        expected_md5: str | None = None,
         content_id: str | None = None,
         upload_id: str | None = None,
     ) -> Content:
@@ -212,6 +247,7 @@ class UploadService:
             max_length=self.max_upload_bytes,
             expected_length=expected_length,
             expected_sha256=expected_sha256,
+            expected_md5=expected_md5,
         )
         now = now_ms()
         content = Content(

@@ -55,6 +55,7 @@ class WriteChecks:
     max_length: int
     expected_length: int | None
     expected_sha256: str | None
+    expected_md5: str | None = None
 
     def received(self, length: int) -> None:
         """Refuse as soon as the bytes so far pass the declared length or the upload limit."""
@@ -78,6 +79,10 @@ class WriteChecks:
             raise IntegrityMismatch(
                 f"received bytes have sha256 {blob.sha256}, declared {self.expected_sha256}", field="sha256"
             )
+        if self.expected_md5 is not None and blob.md5 != self.expected_md5:
+            raise IntegrityMismatch(
+                f"received bytes have md5 {blob.md5}, declared {self.expected_md5}", field="md5"
+            )
 
 
 class BlobStore(Protocol):
@@ -93,6 +98,7 @@ class BlobStore(Protocol):
         max_length: int,
         expected_length: int | None = None,
         expected_sha256: str | None = None,
+        expected_md5: str | None = None,
     ) -> StoredBlob: ...
 
     def relative_path(self, sha256: str) -> str: ...
@@ -194,8 +200,9 @@ class LocalBlobStore:
         max_length: int,
         expected_length: int | None = None,
         expected_sha256: str | None = None,
+        expected_md5: str | None = None,
     ) -> StoredBlob:
-        checks = WriteChecks(max_length, expected_length, expected_sha256)
+        checks = WriteChecks(max_length, expected_length, expected_sha256, expected_md5)
         pending = _PendingFile(self.tmp / f"{uuid.uuid4().hex}.part")
         buffer = bytearray()
         try:

@@ -31,6 +31,14 @@ class IssuedToken:
     expires_at: int
 
 
+@dataclass(frozen=True)
+class SeenRequest:
+    """What a token request obtained: the token's hash, and for a refresh the token it replaced."""
+
+    token_hash: str
+    access_token_hash: str | None = None
+
+
 class EnosStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -74,14 +82,35 @@ class EnosStore:
         )
 
     @in_thread
-    def first_use(self, encryption: str, expires_at: int, now: int) -> bool:
-        """Record a token request's ``encryption``; False when it was seen before (a replay)."""
+    def seen_request(self, operation: str, encryption: str, now: int) -> SeenRequest | None:
+        """A token request signed with this ``encryption`` before, while it is inside its window."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(enos_token_requests.c.token_hash, enos_token_requests.c.access_token_hash).where(
+                    enos_token_requests.c.operation == operation,
+                    enos_token_requests.c.encryption == encryption,
+                    enos_token_requests.c.expires_at >= now,
+                )
+            ).first()
+        return None if row is None else SeenRequest(row.token_hash, row.access_token_hash)
+
+    @in_thread
+    def record_request(
+        self, operation: str, encryption: str, seen: SeenRequest, expires_at: int, now: int
+    ) -> bool:
+        """Remember which token a request obtained; False when another process recorded it first."""
         with self.engine.begin() as conn:
             conn.execute(delete(enos_token_requests).where(enos_token_requests.c.expires_at < now))
             try:
                 with conn.begin_nested():
                     conn.execute(
-                        insert(enos_token_requests).values(encryption=encryption, expires_at=expires_at)
+                        insert(enos_token_requests).values(
+                            operation=operation,
+                            encryption=encryption,
+                            token_hash=seen.token_hash,
+                            access_token_hash=seen.access_token_hash,
+                            expires_at=expires_at,
+                        )
                     )
             except IntegrityError:
                 return False
@@ -100,18 +129,25 @@ class EnosStore:
         return None if row is None else IssuedToken(row.app_key, row.nonce, row.issued_at, row.expires_at)
 
     @in_thread
-    def insert_token(self, token_hash: str, token: IssuedToken, replaces: str | None = None) -> bool:
-        """Store a new token; with ``replaces``, atomically retire that one (False: not this app's)."""
+    def insert_token(
+        self, token_hash: str, token: IssuedToken, replaces: str | None = None, retire_at: int = 0
+    ) -> bool:
+        """Store a new token; with ``replaces``, that token of the same application now expires
+        no later than ``retire_at``, atomically (False: it is not this application's)."""
         with self.engine.begin() as conn:
             if replaces is not None:
-                retired = conn.execute(
-                    delete(enos_access_tokens).where(
-                        enos_access_tokens.c.token_hash == replaces,
-                        enos_access_tokens.c.app_key == token.app_key,
-                    )
-                ).rowcount
-                if not retired:
+                old = enos_access_tokens.c
+                mine = conn.execute(
+                    select(old.expires_at).where(old.token_hash == replaces, old.app_key == token.app_key)
+                ).first()
+                if mine is None:
                     return False
+                if mine.expires_at > retire_at:
+                    conn.execute(
+                        update(enos_access_tokens)
+                        .where(old.token_hash == replaces)
+                        .values(expires_at=retire_at)
+                    )
             conn.execute(
                 delete(enos_access_tokens).where(
                     enos_access_tokens.c.expires_at < token.issued_at - 86_400_000

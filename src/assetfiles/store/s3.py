@@ -133,8 +133,9 @@ class S3BlobStore:
         max_length: int,
         expected_length: int | None = None,
         expected_sha256: str | None = None,
+        expected_md5: str | None = None,
     ) -> StoredBlob:
-        checks = WriteChecks(max_length, expected_length, expected_sha256)
+        checks = WriteChecks(max_length, expected_length, expected_sha256, expected_md5)
         temporary = self.location.key(f"tmp/{uuid.uuid4().hex}")
         upload = await self._client.create_multipart_upload(Bucket=self.bucket, Key=temporary)
         upload_id = upload["UploadId"]

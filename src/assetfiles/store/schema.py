@@ -211,7 +211,12 @@ enos_access_tokens = Table(
 enos_token_requests = Table(
     "enos_token_requests",
     metadata,
-    # Each ``encryption`` value is accepted once: a replayed token request is refused (code 1001).
+    # Each (operation, ``encryption``) obtains one token: sent again while that token is valid,
+    # it gets the same one back (EnOS's samples sign once per process); otherwise 1001.
+    Column("operation", String(16), primary_key=True),
     Column("encryption", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False),
+    # refresh only: the token it replaced, which a repeat must name again
+    Column("access_token_hash", String(64)),
     Column("expires_at", BigInteger, nullable=False, index=True),
 )
