@@ -159,8 +159,8 @@ def test_other_organization_cannot_mutate_foreign_content(server: Server) -> Non
 def test_organization_listing_shows_only_own_content(server: Server) -> None:
     other = server.data(LIST, {}, token=OTHER)["assetContents"]
     assert sorted(item["name"] for item in other["assetContents"]) == ["b.txt", "other-log.csv"]
-    assets = server.data("{ assets { assets { id } totalCount } }", token=OTHER)["assets"]
-    assert assets == {"assets": [{"id": "b-asset"}], "totalCount": 1}
+    assets = server.data("{ assets { id } assetsCount }", token=OTHER)
+    assert assets == {"assets": [{"id": "b-asset"}], "assetsCount": 1}
 
 
 @pytest.mark.parametrize(

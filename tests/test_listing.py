@@ -18,8 +18,9 @@ LIST = """query L(
   }
 }"""
 
-ASSETS = """query A($filters: AssetFilters, $pagination: Pagination) {
-  assets(filters: $filters, pagination: $pagination) { assets { id name } totalCount }
+ASSETS = """query A($filters: AssetFilters, $ids: [ID], $pagination: Pagination) {
+  assets(filters: $filters, ids: $ids, pagination: $pagination) { id name }
+  assetsCount(filters: $filters, ids: $ids)
 }"""
 
 
@@ -156,14 +157,38 @@ def test_without_association_lists_the_whole_organization(server: Server) -> Non
 
 
 def test_assets_listing(server: Server) -> None:
-    result = server.data(ASSETS, {})["assets"]
+    result = server.data(ASSETS, {})
     assert [a["id"] for a in result["assets"]] == ["a-empty", "a-list", "a-other", "a-pump-7"]
-    assert result["totalCount"] == 4
-    page = server.data(ASSETS, {"pagination": {"limit": 2, "offset": 1}})["assets"]
+    assert result["assetsCount"] == 4
+    page = server.data(ASSETS, {"pagination": {"limit": 2, "offset": 1}})
     assert [a["id"] for a in page["assets"]] == ["a-list", "a-other"]
-    assert page["totalCount"] == 4
-    named = server.data(ASSETS, {"filters": {"name": "pump*"}})["assets"]
-    assert [a["id"] for a in named["assets"]] == ["a-pump-7"]
+    assert page["assetsCount"] == 4
+    text = server.data(ASSETS, {"filters": {"text": "PUMP"}})  # "Other pump" and "a-pump-7"
+    assert [a["id"] for a in text["assets"]] == ["a-other", "a-pump-7"] and text["assetsCount"] == 2
+    by_id = server.data(ASSETS, {"ids": ["a-other", "a-list", "nope"]})
+    assert [a["id"] for a in by_id["assets"]] == ["a-list", "a-other"] and by_id["assetsCount"] == 2
+    # LIKE's own wildcards are literal text
+    assert server.data(ASSETS, {"filters": {"text": "%"}})["assetsCount"] == 0
+
+
+def test_assets_as_public_exosense_clients_query_it(server: Server) -> None:
+    """What ExoSense clients send: ids and pagination, a plain list of assets with their signals."""
+    query = """query getAsset($id: ID!) {
+      assets(ids: [$id], pagination: {limit: 1, offset: 0}) {
+        id name signals { id name channel { id properties } }
+      }
+    }"""
+    assets = server.data(query, {"id": "a-pump-7"})["assets"]
+    assert len(assets) == 1 and assets[0]["id"] == "a-pump-7"
+    assert assets[0]["signals"][0]["channel"]["id"].count(".") == 3
+
+
+@pytest.mark.parametrize(
+    ("variables", "field"),
+    [({"filters": {"text": "x" * 257}}, "filters.text"), ({"ids": ["a"] * 1001}, "ids")],
+)
+def test_assets_bad_arguments(server: Server, variables: dict[str, Any], field: str) -> None:
+    assert server.error(ASSETS, variables)["extensions"]["field"] == field
 
 
 # -- bad arguments --------------------------------------------------------------------------

@@ -74,3 +74,10 @@ class TokenRefused(AssetfilesError):
         super().__init__(message, field=field)
         self.enos_status = enos_status
         self.http_status = http_status
+
+
+class BytesMissing(AssetfilesError):
+    """The catalog has the content but the blob store lost its bytes (``assetfiles fsck`` finds these)."""
+
+    code = "INTERNAL"
+    http_status = 500

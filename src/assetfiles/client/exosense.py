@@ -2,8 +2,9 @@
 
 It sends the documented operations, so it works against the real platform as well as against
 assetfiles. Where the server's schema offers assetfiles' additions (``sha256`` and ``expiresAt``
-on Content, the ``assets`` query), introspection finds them and the source asks for them too;
-introspection refused or failing means "documented fields only".
+on Content, ``assetsCount``), introspection finds them and the source asks for them too;
+introspection refused or failing means "documented fields only". ``assets`` has ExoSense's
+own shape (a list, paged until a short page), so ``--all`` works against the platform too.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ query assetContents($filters: ContentFilters, $pagination: Pagination, $id: [ID!
 """
 
 ASSETS = """
-query assets($pagination: Pagination) { assets(pagination: $pagination) { assets { id } totalCount } }
+query assets($pagination: Pagination) { assets(pagination: $pagination) { id } }
 """
 
 CONTENT_FIELDS = """
@@ -104,22 +105,23 @@ class ExoSenseSource:
         return "sha256" in self.content_fields
 
     async def asset_ids(self) -> list[str]:
-        """Every asset the token sees, through the ``assets`` query (an assetfiles addition)."""
-        if "assets" not in self.query_fields:
+        """Every asset the token sees, through ExoSense's ``assets`` query, page by page."""
+        if self.query_fields and "assets" not in self.query_fields:  # empty: introspection refused
             raise SourceError("this server has no 'assets' query: name the assets to sync", fatal=True)
+        page_size = ASSETFILES_PAGE if "assetsCount" in self.query_fields else DOCUMENTED_PAGE
         ids: list[str] = []
         offset = 0
         while True:
             try:
                 page = await self.client.execute(
-                    ASSETS, {"pagination": {"limit": ASSETFILES_PAGE, "offset": offset}}
+                    ASSETS, {"pagination": {"limit": page_size, "offset": offset}}
                 )
             except GraphQLClientError as exc:
                 raise _source_error(exc, "listing assets") from None
-            items = page["assets"]["assets"]
-            ids.extend(item["id"] for item in items)
+            items = page["assets"] or []
+            ids.extend(item["id"] for item in items if item is not None)
             offset += len(items)
-            if not items or offset >= page["assets"]["totalCount"]:
+            if len(items) < page_size:
                 return ids
 
     async def devices(self, asset_id: str) -> list[str]:

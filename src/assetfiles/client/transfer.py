@@ -294,7 +294,9 @@ class Fetcher:
             if partial.etag:
                 headers["If-Range"] = partial.etag
         try:
-            async with self.session.get(target.url, headers=headers) as response:
+            # The bytes as stored: lengths, ranges and digests are of the identity encoding.
+            headers["Accept-Encoding"] = "identity"
+            async with self.session.get(target.url, headers=headers, auto_decompress=False) as response:
                 declared = self._check_status(response, partial, remote, progress)
                 if response.status == 206 and partial.length >= remote.length:
                     return declared  # nothing left to fetch: the bytes on disk are complete

@@ -15,7 +15,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from assetfiles.errors import AssetfilesError, BadInput, PayloadTooLarge
+from assetfiles.errors import AssetfilesError, BadInput, BytesMissing, PayloadTooLarge
 from assetfiles.model import Content, StoredFile, content_disposition
 from assetfiles.server.rendering import content_json, error_response
 from assetfiles.service.context import Services
@@ -45,11 +45,11 @@ async def download(request: Request) -> Response:
         content, path = await services.contents.open_download(
             request.path_params["content_id"], params.get("org"), params.get("exp"), params.get("sig")
         )
+        if isinstance(path, str):  # object storage: its presigned URL serves the bytes
+            return RedirectResponse(path, status_code=302, headers={"Cache-Control": "no-store"})
+        return file_response(request, content, path, accel_path(services, content.sha256))
     except AssetfilesError as exc:
         return error_response(exc)
-    if isinstance(path, str):  # object storage: its presigned URL serves the bytes
-        return RedirectResponse(path, status_code=302, headers={"Cache-Control": "no-store"})
-    return file_response(request, content, path, accel_path(services, content.sha256))
 
 
 def accel_path(services: Services, sha256: str) -> str | None:
@@ -81,7 +81,7 @@ def file_response(
         # Repr-Digest from $upstream_http_repr_digest.
         del headers["ETag"]
         headers["X-Accel-Redirect"] = accel
-        return Response(status_code=200, headers=headers, media_type=content.content_type)
+        return _as_stored(Response(status_code=200, headers=headers), content)
     if_none_match = request.headers.get("if-none-match")
     if if_none_match and _etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
@@ -90,11 +90,16 @@ def file_response(
         # and handing it to FileResponse saves the one it would make.
         stat_result = os.stat(path)
     except FileNotFoundError:
-        return JSONResponse(
-            {"error": {"code": "INTERNAL", "message": "the stored bytes of this content are missing"}},
-            status_code=500,
-        )
-    return BlobResponse(path, headers=headers, media_type=content.content_type, stat_result=stat_result)
+        raise BytesMissing("the stored bytes of this content are missing") from None
+    response = BlobResponse(path, headers=headers, media_type=content.content_type, stat_result=stat_result)
+    return _as_stored(response, content)
+
+
+def _as_stored(response: Response, content: StoredFile | Content) -> Response:
+    """The media type exactly as stored: Starlette appends a charset to ``text/*`` types, which
+    would claim an encoding nobody declared (a CSV in Latin-1 is not UTF-8)."""
+    response.headers["Content-Type"] = content.content_type
+    return response
 
 
 async def request_body(request: Request) -> AsyncIterator[bytes]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from assetfiles.errors import BadInput, NotFound
-from assetfiles.model import Asset, Page, Permission, Principal
+from assetfiles.model import Asset, Permission, Principal
 from assetfiles.service.access import require
-from assetfiles.service.paging import check_pagination
-from assetfiles.store.catalog import Catalog, glob_to_like
+from assetfiles.service.paging import MAX_LIMIT, check_pagination
+from assetfiles.store.catalog import Catalog
+
+MAX_TEXT = 256
 
 
 class AssetService:
@@ -23,9 +27,35 @@ class AssetService:
         return asset
 
     async def list(
-        self, principal: Principal, *, name: str | None, limit: int | None, offset: int | None
-    ) -> Page[Asset]:
+        self,
+        principal: Principal,
+        *,
+        text: str | None,
+        ids: Sequence[str | None] | None,
+        limit: int | None,
+        offset: int | None,
+    ) -> list[Asset]:
+        """The assets the caller sees, ExoSense's way: ``ids`` restricts, ``text`` searches name and id."""
         require(principal, Permission.READ)
         limit, offset = check_pagination(limit, offset)
-        name_like = glob_to_like(name) if name else None
-        return await self.catalog.list_assets(principal.org_id, name_like, limit, offset)
+        return await self.catalog.list_assets(
+            principal.org_id, _check_text(text), _check_ids(ids), limit, offset
+        )
+
+    async def count(self, principal: Principal, *, text: str | None, ids: Sequence[str | None] | None) -> int:
+        require(principal, Permission.READ)
+        return await self.catalog.count_assets(principal.org_id, _check_text(text), _check_ids(ids))
+
+
+def _check_text(text: str | None) -> str | None:
+    if text is not None and len(text) > MAX_TEXT:
+        raise BadInput(f"filters.text: at most {MAX_TEXT} characters", field="filters.text")
+    return text or None
+
+
+def _check_ids(ids: Sequence[str | None] | None) -> list[str] | None:
+    if ids is None:
+        return None
+    if len(ids) > MAX_LIMIT:
+        raise BadInput(f"ids: at most {MAX_LIMIT} ids", field="ids")
+    return [asset_id for asset_id in ids if asset_id]

@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     union_all,
     update,
@@ -88,10 +89,14 @@ class Conflict(Exception):
     """A uniqueness rule of the catalog was broken (for example a token secret already in use)."""
 
 
+def escape_like(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern escaped with ``\\``."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def glob_to_like(pattern: str) -> str:
     """Translate a shell glob (``*``, ``?``) to a LIKE pattern escaped with ``\\``."""
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
+    return escape_like(pattern).replace("*", "%").replace("?", "_")
 
 
 class Catalog:
@@ -291,12 +296,11 @@ class Catalog:
             return frozenset(DeviceRef(row.product_id, row.device_id) for row in rows)
 
     @in_thread
-    def list_assets(self, org_id: str, name_like: str | None, limit: int, offset: int) -> Page[Asset]:
-        conditions = [assets.c.org_id == org_id]
-        if name_like is not None:
-            conditions.append(func.lower(assets.c.name).like(name_like.lower(), escape="\\"))
+    def list_assets(
+        self, org_id: str, text: str | None, ids: Sequence[str] | None, limit: int, offset: int
+    ) -> list[Asset]:
+        conditions = _asset_conditions(org_id, text, ids)
         with self.engine.connect() as conn:
-            total = conn.scalar(select(func.count()).select_from(assets).where(*conditions)) or 0
             rows = conn.execute(
                 select(assets)
                 .where(*conditions)
@@ -304,7 +308,17 @@ class Catalog:
                 .limit(limit)
                 .offset(offset)
             ).all()
-            return Page(self._with_signals(conn, org_id, rows), total)
+            return self._with_signals(conn, org_id, rows)
+
+    @in_thread
+    def count_assets(self, org_id: str, text: str | None, ids: Sequence[str] | None) -> int:
+        with self.engine.connect() as conn:
+            return (
+                conn.scalar(
+                    select(func.count()).select_from(assets).where(*_asset_conditions(org_id, text, ids))
+                )
+                or 0
+            )
 
     def _with_signals(self, conn: Connection, org_id: str, rows: Sequence[Row[Any]]) -> list[Asset]:
         ids = [row.id for row in rows]
@@ -693,6 +707,22 @@ class Catalog:
                 return False
             self._insert_contents(conn, [content])
             return True
+
+
+def _asset_conditions(org_id: str, text: str | None, ids: Sequence[str] | None) -> list[Any]:
+    """An organization's assets, those named in ``ids``, whose name or id contains ``text``."""
+    conditions: list[Any] = [assets.c.org_id == org_id]
+    if ids is not None:
+        conditions.append(assets.c.id.in_(ids))
+    if text:
+        pattern = f"%{escape_like(text.lower())}%"
+        conditions.append(
+            or_(
+                func.lower(assets.c.name).like(pattern, escape="\\"),
+                func.lower(assets.c.id).like(pattern, escape="\\"),
+            )
+        )
+    return conditions
 
 
 def _extras_statement() -> Select[Any]:

@@ -24,8 +24,9 @@ class RequestContext:
     services: Services
     principal: Principal
     base_url: str
+    #: ``expiresIn`` by root field alias: two aliases of one content may ask for two lifetimes.
     url_ttl: dict[str, int | None] = field(default_factory=dict)
-    signed: dict[str, SignedUrl] = field(default_factory=dict)
+    signed: dict[tuple[str, int | None], SignedUrl] = field(default_factory=dict)
     _contents: BatchLoader[str, Content] | None = None
 
     @property
@@ -35,12 +36,19 @@ class RequestContext:
             self._contents = self.services.contents.batch(self.principal)
         return self._contents
 
-    def download_url(self, content: Content) -> SignedUrl:
-        """One signature per content per request, shared by its ``url`` and ``expiresAt`` fields."""
-        if content.id not in self.signed:
-            ttl = self.url_ttl.get(content.id)
-            self.signed[content.id] = self.services.contents.download_url(content, ttl)
-        return self.signed[content.id]
+    def download_url(self, content: Content, info: GraphQLResolveInfo[Any]) -> SignedUrl:
+        """One signature per content and lifetime per request, shared by ``url`` and ``expiresAt``.
+
+        The lifetime is the ``expiresIn`` of the root field the content was reached through.
+        """
+        root = info.path
+        while root.prev is not None:
+            root = root.prev
+        ttl = self.url_ttl.get(str(root.key))
+        key = (content.id, ttl)
+        if key not in self.signed:
+            self.signed[key] = self.services.contents.download_url(content, ttl)
+        return self.signed[key]
 
 
 Info = GraphQLResolveInfo[RequestContext]
@@ -84,17 +92,26 @@ async def resolve_assets(
     _obj: None,
     info: Info,
     filters: dict[str, Any] | None = None,
+    ids: list[str | None] | None = None,
     pagination: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> list[Any]:
     ctx = info.context
     pagination = pagination or {}
-    page = await ctx.services.assets.list(
+    return await ctx.services.assets.list(
         ctx.principal,
-        name=(filters or {}).get("name"),
+        text=(filters or {}).get("text"),
+        ids=ids,
         limit=pagination.get("limit"),
         offset=pagination.get("offset"),
     )
-    return {"assets": page.items, "totalCount": page.total}
+
+
+@query.field("assetsCount")
+async def resolve_assets_count(
+    _obj: None, info: Info, filters: dict[str, Any] | None = None, ids: list[str | None] | None = None
+) -> int:
+    ctx = info.context
+    return await ctx.services.assets.count(ctx.principal, text=(filters or {}).get("text"), ids=ids)
 
 
 @query.field("assetContents")
@@ -135,7 +152,7 @@ async def resolve_asset_contents(
 async def resolve_content(_obj: None, info: Info, id: str, expiresIn: int | None = None) -> Any:
     ctx = info.context
     content = await ctx.services.contents.get(ctx.principal, id, batch=ctx.contents)
-    ctx.url_ttl[content.id] = expiresIn
+    ctx.url_ttl[str(info.path.key)] = expiresIn
     return content
 
 
@@ -147,7 +164,7 @@ async def resolve_device_asset_content(
     content = await ctx.services.contents.get_device_content(
         ctx.principal, input["id"], (input["product_id"], input["device_id"]), batch=ctx.contents
     )
-    ctx.url_ttl[content.id] = expiresIn
+    ctx.url_ttl[str(info.path.key)] = expiresIn
     return content
 
 
@@ -237,12 +254,12 @@ def resolve_created_at(content: Content, _info: Info) -> int:
 @content_type.field("url")
 def resolve_url(content: Content, info: Info) -> str:
     ctx = info.context
-    return ctx.download_url(content).absolute(ctx.base_url)
+    return ctx.download_url(content, info).absolute(ctx.base_url)
 
 
 @content_type.field("expiresAt")
 def resolve_expires_at(content: Content, info: Info) -> int:
-    return info.context.download_url(content).expires_at * 1000
+    return info.context.download_url(content, info).expires_at * 1000
 
 
 @content_type.field("enos")
