@@ -9,6 +9,7 @@ bytes it passed for each path, which is how tests measure what a client fetched 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -45,6 +46,8 @@ class FaultProxy:
     upstream: str
     schedule: Schedule = never
     rate_bytes_per_second: float | None = None  # throttle transfer bodies (None: full speed)
+    compress: bool = False  # gzip every answer whose request accepts gzip, as a compressing proxy does
+    compressed: Counter[str] = field(default_factory=Counter)
     port: int = field(default_factory=free_port)
     requests: Counter[str] = field(default_factory=Counter)
     body_bytes: Counter[str] = field(default_factory=Counter)
@@ -106,6 +109,8 @@ class FaultProxy:
         async with self._session.request(
             request.method, self.upstream + request.path_qs, headers=headers, data=body or None
         ) as upstream:
+            if self.compress and "gzip" in request.headers.get("Accept-Encoding", ""):
+                return await self._compressed(request, upstream)
             response = web.StreamResponse(status=upstream.status)
             for name, value in upstream.headers.items():
                 if name.lower() not in HOP_BY_HOP:
@@ -132,3 +137,15 @@ class FaultProxy:
                     await asyncio.sleep(len(chunk) / self.rate_bytes_per_second)
             await response.write_eof()
             return response
+
+    async def _compressed(self, request: web.Request, upstream: aiohttp.ClientResponse) -> web.Response:
+        body = gzip.compress(await upstream.read())
+        self.compressed[request.path] += 1
+        headers = {
+            name: value
+            for name, value in upstream.headers.items()
+            if name.lower() not in HOP_BY_HOP | {"content-length", "content-encoding"}
+        }
+        return web.Response(
+            status=upstream.status, body=body, headers={**headers, "Content-Encoding": "gzip"}
+        )

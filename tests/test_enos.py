@@ -36,6 +36,7 @@ def enos_files() -> dict[str, bytes]:
         "files/fw.bin": rng.randbytes(3000),
         "files/devlog.csv": b"t,v\n" + rng.randbytes(4000),
         "files/other.bin": rng.randbytes(100),
+        "files/backup.csv~": b"an editor's backup: its extension is not one a URI may carry\n",
     }
 
 
@@ -59,6 +60,7 @@ def enos_document() -> dict[str, Any]:
                         "content": [
                             {"path": "files/feature.bin", "enos_category": "feature"},
                             {"path": "files/fw.bin", "enos_category": "ota"},
+                            {"path": "files/backup.csv~", "enos_category": "feature"},
                             {"path": "files/devlog.csv", "created_by": {"device": "p1.d1"},
                              "enos_category": "feature"},
                         ],
@@ -512,6 +514,9 @@ def _message(name: str = "f.bin", **entry: Any) -> dict[str, Any]:
         ("postAttribute", _message(featureId=""), {"f.bin": b"abc"}, 400, "featureId"),
         ("postAttribute", {"params": [], "files": {}}, {}, 400, "params"),
         ("postAttribute", "{nope", {"f.bin": b"abc"}, 400, "enos-message"),
+        ("postAttribute", "[" * 200, {"f.bin": b"abc"}, 400, "deeper than 64"),
+        ("postAttribute", "{'params': [{'assetId': a2}]} trailing", {}, 400, "after the value"),
+        ("postAttribute", b"\xff\xfe".decode("latin-1"), {}, 400, "enos-message"),
         (
             "postAttribute",
             {"params": [{"assetId": "a2", "attributes": {"f": "local://missing.bin"}}]},
@@ -633,3 +638,38 @@ def test_enos_download_failures(enos: Server, tmp_path: Path) -> None:
     bad_secret = run_cli("enos", "download", "--url", enos.base_url, *credentials, "--asset", "a1",
                          found["feature.bin"], str(tmp_path))  # fmt: skip
     assert bad_secret.returncode == 2 and "refused" in bad_secret.stderr
+
+
+def test_uris_minted_by_apply_are_uris_the_server_accepts(enos: Server) -> None:
+    uri = uris(enos)["backup.csv~"]
+    assert uri.startswith("enos-connect://") and uri.endswith(".bin")
+    info = files_get(enos, access_token(enos), "getFileInfo", orgId="o-enos", fileUri=uri, category="feature",
+                     assetId="a1")  # fmt: skip
+    assert info.status_code == 200 and info.json()["data"]["originalFilename"] == "backup.csv~"
+
+
+def test_unknown_text_fields_are_ignored_within_bounds(enos: Server) -> None:
+    """EnOS's Python samples send a text field named Content-Disposition before the message."""
+    url = f"{enos.base_url}/connect-service/v2.1/integration?action=postAttribute&orgId=o-enos"
+    headers = {"apim-accesstoken": access_token(enos)}
+    message = json.dumps({"method": "integration.attribute.post", **_message("ignored.bin")})
+    parts: list[tuple[str, Any]] = [
+        ("Content-Disposition", (None, "form-data")),
+        ("enos-message", (None, message)),
+        ("comment", (None, "anything")),
+        ("enos-file", ("ignored.bin", b"bytes", "application/octet-stream")),
+    ]
+    answer = httpx.post(url, files=parts, headers=headers)
+    assert answer.status_code == 200 and answer.json()["code"] == 0, answer.text
+    before = stored_state(enos)
+    too_many = [(f"field-{i}", (None, "x")) for i in range(17)] + parts[1:2]
+    refused = httpx.post(url, files=too_many, headers=headers)
+    assert refused.status_code == 400 and "more than 16 fields" in refused.json()["msg"]
+    too_big = [("note", (None, "x" * (512 * 1024 + 1))), *parts[1:2]]
+    refused = httpx.post(url, files=too_big, headers=headers)
+    assert refused.status_code == 413 and "'note'" in refused.json()["msg"]
+    unknown_file = [*parts[1:2], ("attachment", ("a.bin", b"x", "application/octet-stream"))]
+    refused = httpx.post(url, files=unknown_file, headers=headers)
+    assert refused.status_code == 400 and "attachment" in refused.json()["msg"]
+    assert stored_state(enos) == before
+    assert not list((enos.data_dir / "tmp").iterdir())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -274,3 +275,19 @@ def test_unknown_asset_in_association_is_not_found(server: Server) -> None:
     error = server.error(LIST, {"filters": {"association": {"type": "asset", "id": "a-nope"}}})
     assert error["extensions"] == {"code": "NOT_FOUND", "field": "filters.association.id"}
     assert "a-nope" in error["message"]
+
+
+def test_aliases_of_one_content_keep_their_own_url_lifetimes(server: Server) -> None:
+    content_id = listing(server, {"limit": 1})["assetContents"][0]["id"]
+    query = """query($id: ID!) {
+      short: content(id: $id, expiresIn: 60) { url expiresAt }
+      long: content(id: $id, expiresIn: 3600) { url expiresAt }
+      default: content(id: $id) { expiresAt }
+    }"""
+    data = server.data(query, {"id": content_id})
+    stamps = {
+        alias: datetime.fromisoformat(data[alias]["expiresAt"].replace("Z", "+00:00")) for alias in data
+    }
+    assert (stamps["long"] - stamps["short"]).total_seconds() == pytest.approx(3540, abs=2)
+    assert (stamps["default"] - stamps["short"]).total_seconds() == pytest.approx(540, abs=2)
+    assert data["short"]["url"] != data["long"]["url"]

@@ -388,6 +388,26 @@ def test_faults_mid_transfer_end_byte_identical(server: Server, tmp_path: Path) 
 
 
 @through_proxy
+def test_behind_a_compressing_proxy_answers_decompress_and_downloads_stay_identity(
+    server: Server, tmp_path: Path
+) -> None:
+    """A proxy that gzips whatever the request accepts: API answers must still parse, and the
+    bytes of files (whose lengths and digests are checked) must come uncompressed."""
+    proxy = FaultProxy(server.base_url, compress=True).start()
+    try:
+        code, _events, stderr = sync(proxy.base_url, "a-mirror", str(tmp_path))
+        assert code == 0, stderr
+        assert proxy.compressed["/api/graphql"] > 0
+        assert not [path for path in proxy.compressed if path.startswith("/transfer/")]
+        assert proxy.requests.total() > proxy.requests["/api/graphql"]
+    finally:
+        proxy.stop()
+    direct = tmp_path / "direct"
+    assert sync(server.base_url, "a-mirror", str(direct))[0] == 0
+    assert tree(tmp_path / "a-mirror") == tree(direct / "a-mirror")
+
+
+@through_proxy
 def test_expired_url_is_resolved_again_and_resumes(server: Server, tmp_path: Path) -> None:
     """The URL dies mid-body (reset), then answers 403 like an expired one: a new URL continues."""
 

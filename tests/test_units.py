@@ -199,3 +199,26 @@ def test_counts_migration_backfills_existing_rows(tmp_path: Path) -> None:
             "SELECT target_id, contents FROM association_counts ORDER BY target_id"
         ).all()
     assert [tuple(row) for row in counts] == [("a1", 2), ("a2", 1)]
+
+
+@pytest.mark.parametrize(
+    ("name", "extension", "suffix"),
+    [
+        ("log.CSV", None, ".csv"),
+        ("notes.csv~", None, ".bin"),
+        ("archive.tar.gz", None, ".gz"),
+        ("no-extension", None, ".bin"),
+        ("x.txt", ".TXT", ".txt"),
+        ("x.txt", "../etc", ".bin"),
+        ("x.txt", "a" * 17, ".bin"),
+        ("данные.csv", None, ".csv"),
+        ("файл.дан", None, ".bin"),
+    ],
+)
+def test_minted_enos_uris_always_pass_the_uri_pattern(name: str, extension: str | None, suffix: str) -> None:
+    from assetfiles.model import ENOS_FILE_URI, mint_enos_uri
+
+    for scheme in ("enos-connect", "enos-lark"):
+        uri = mint_enos_uri(name, extension, scheme=scheme)
+        assert ENOS_FILE_URI.fullmatch(uri) and uri.startswith(f"{scheme}://") and uri.endswith(suffix)
+    assert mint_enos_uri(name) != mint_enos_uri(name)
