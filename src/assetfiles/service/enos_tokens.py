@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import uuid
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -108,7 +109,8 @@ class EnosTokenService:
             if existing is not None:
                 sealed = existing.sealed_secret
             else:
-                generated = secret = secrets.token_urlsafe(24)
+                # EnOS secrets are UUIDs (122 random bits); EnOS's Python library parses them so.
+                generated = secret = str(uuid.uuid4())
         if secret is not None:
             if existing is not None and self._same_secret(existing.sealed_secret, secret):
                 sealed = existing.sealed_secret
