@@ -196,11 +196,24 @@ async def files(request: Request, request_id: str) -> Response:
 async def _download(request: Request, services: Services, content: Content, request_id: str) -> Response:
     """EnOS answers ``download`` with the bytes themselves (clients need not follow redirects):
     from object storage they are streamed through, one Range passed on."""
+    _ignore_unknown_range_unit(request)
     where = await services.enos_files.open_bytes(content, request.headers.get("range"))
     if isinstance(where, BlobStream):
         return _streamed(where, content, request_id)
     response = file_response(request, content, where, accel_path(services, content.sha256))
     return _RangeRefusalAsEnvelope(response, request_id)  # type: ignore[return-value]
+
+
+def _ignore_unknown_range_unit(request: Request) -> None:
+    """RFC 9110 (14.2): a Range in a unit other than bytes is ignored, and the whole file sent.
+
+    Object storage does so; the local file response would refuse it, so it is dropped here and
+    both backends answer alike.
+    """
+    value = request.headers.get("range")
+    if value is not None and not value.strip().lower().startswith("bytes="):
+        request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k.lower() != b"range"]
+        del request._headers  # Starlette caches the parsed headers
 
 
 class _RangeRefusalAsEnvelope:
