@@ -92,6 +92,15 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Ser
     return Server(background.base_url, data_dir, background)
 
 
+def md5hex(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def encryption(app_key: str, timestamp: int | str, secret: str) -> str:
+    """EnOS's token-service signature: sha256(appKey + timestamp + appSecret), lowercase hex."""
+    return hashlib.sha256(f"{app_key}{timestamp}{secret}".encode()).hexdigest()
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -15,7 +15,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from tests.backends import stored_blobs
-from tests.helpers import Server, run_cli, seed_and_start, start_server
+from tests.helpers import Server, encryption, md5hex, run_cli, seed_and_start, start_server
 
 GQL_TOKEN = "tok-enos-rw-0123456789"
 APPS = {
@@ -87,14 +87,6 @@ def enos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     yield running
     running.stop()
-
-
-def md5hex(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
-def encryption(app_key: str, timestamp: int | str, secret: str) -> str:
-    return hashlib.sha256(f"{app_key}{timestamp}{secret}".encode()).hexdigest()
 
 
 def token_request(

@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from tests.backends import stored_blobs
-from tests.helpers import Server, seed_and_start
+from tests.helpers import Server, encryption, md5hex, seed_and_start
 
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR = Path(__file__).resolve().parent / "vendor"
@@ -72,14 +72,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = seed_and_start(root, document(), {"files/seeded.txt": b"seeded by the fixture\n"})
     yield running
     running.stop()
-
-
-def md5hex(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
-def encryption(app_key: str, timestamp: int | str, secret: str) -> str:
-    return hashlib.sha256(f"{app_key}{timestamp}{secret}".encode()).hexdigest()
 
 
 # -- EnOS's Python samples, through their own pinned libraries ----------------------------------
