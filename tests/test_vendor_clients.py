@@ -433,6 +433,8 @@ def test_unexpected_errors_answer_500_in_each_envelope(
     """In process: a failure nobody typed still answers in the EnOS dialect, never as text."""
     import asyncio
 
+    from starlette.applications import Starlette
+
     from assetfiles.config import Settings
     from assetfiles.server.app import create_app
     from assetfiles.service.enos_files import EnosFileService
@@ -447,13 +449,15 @@ def test_unexpected_errors_answer_500_in_each_envelope(
 
     async def scenario() -> None:
         app = create_app(Settings(data_dir=tmp_path, secret_key="k" * 32))
-        async with app.router.lifespan_context(app):
+        inner = app.app
+        assert isinstance(inner, Starlette)
+        async with inner.router.lifespan_context(inner):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
                 files = await client.get("/connect-service/v2.1/files?action=download")
                 assert files.status_code == 500
                 body = files.json()
-                assert body["code"] == 500 and body["data"] is None and "requestId" in body["msg"]
+                assert body["code"] == 500 and body["data"] is None and "request id" in body["msg"]
                 assert body["requestId"] == files.headers["x-request-id"]
                 token = await client.post("/apim-token-service/v2.0/token/get", json={})
                 assert token.status_code == 500 and token.json()["status"] == 500

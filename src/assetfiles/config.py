@@ -11,6 +11,7 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,13 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+    log_format: Literal["auto", "text", "json"] = Field(
+        default="auto", description="Log lines as text or JSON; auto: text on a terminal, JSON otherwise."
+    )
+    access_log: bool = Field(default=True, description="One log line per request (no query strings).")
+    metrics: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
 
     @field_validator("public_url")
     @classmethod
@@ -111,26 +119,15 @@ class Settings(BaseSettings):
         return key_file.read_text().strip().encode()
 
     def to_environment(self) -> dict[str, str]:
-        """The environment that makes a child process build the same settings."""
-        env = {
-            "ASSETFILES_DATA_DIR": str(self.data_dir.resolve()),
-            "ASSETFILES_URL_TTL_SECONDS": str(self.url_ttl_seconds),
-            "ASSETFILES_MAX_UPLOAD_BYTES": str(self.max_upload_bytes),
-            "ASSETFILES_ENOS_TOKEN_TTL_SECONDS": str(self.enos_token_ttl_seconds),
-            "ASSETFILES_ENOS_TIMESTAMP_WINDOW_SECONDS": str(self.enos_timestamp_window_seconds),
-            "ASSETFILES_ENOS_REFRESH_GRACE_SECONDS": str(self.enos_refresh_grace_seconds),
-            "ASSETFILES_ENOS_MAX_MESSAGE_BYTES": str(self.enos_max_message_bytes),
-            "ASSETFILES_ENOS_MAX_FILE_BYTES": str(self.enos_max_file_bytes),
-        }
-        optional = {
-            "ASSETFILES_DATABASE_URL": self.database_url,
-            "ASSETFILES_BLOB_DIR": str(self.blob_dir.resolve()) if self.blob_dir else None,
-            "ASSETFILES_SECRET_KEY": self.secret_key,
-            "ASSETFILES_PUBLIC_URL": self.public_url,
-            "ASSETFILES_ACCEL_REDIRECT_PREFIX": self.accel_redirect_prefix,
-            "ASSETFILES_BLOB_URL": self.blob_url,
-            "ASSETFILES_S3_ENDPOINT_URL": self.s3_endpoint_url,
-            "ASSETFILES_S3_REGION": self.s3_region,
-        }
-        env.update({name: value for name, value in optional.items() if value})
+        """The environment that makes a child process build the same settings (every set field)."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, Path):
+                value = value.resolve()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[f"ASSETFILES_{name.upper()}"] = str(value)
         return env

@@ -13,15 +13,27 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from assetfiles.config import Settings
+from assetfiles.logs import configure_logging
 from assetfiles.server import enos
 from assetfiles.server.devices import device_upload
 from assetfiles.server.graphql.endpoint import graphql_endpoint
+from assetfiles.server.middleware import RequestContext
 from assetfiles.server.transfer import download, upload
 from assetfiles.service.context import Services
 
 
 async def health(request: Request) -> Response:
+    """Liveness: the process answers."""
     return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    """Readiness: 200 when the catalog answers at the current schema and blobs can be written."""
+    services: Services = request.app.state.services
+    checks = await services.health.readiness()
+    healthy = all(value == "ok" for value in checks.values())
+    body = {"status": "ok" if healthy else "unavailable", "checks": checks}
+    return JSONResponse(body, status_code=200 if healthy else 503)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -47,8 +59,10 @@ async def graphql_get(request: Request) -> Response:
     )
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> RequestContext:
+    """The server: every face's routes, inside the request middleware (ids, access log, metrics)."""
     settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -65,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     routes = [
         Route("/healthz", health, methods=["GET"]),
+        Route("/readyz", ready, methods=["GET"]),
         Route("/api/graphql", graphql_endpoint, methods=["POST"]),
         Route("/api/graphql", graphql_get, methods=["GET"]),
         Route("/transfer/content/{content_id}", download, methods=["GET", "HEAD"]),
@@ -76,4 +91,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/connect-service/v2.1/integration", enos.integration, methods=["POST"]),
         Route("/openapi.json", enos.openapi, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    metrics = None
+    if settings.metrics:
+        from assetfiles.server.metrics import Metrics, metrics_endpoint
+
+        metrics = Metrics.get()
+        routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    return RequestContext(app, access_log=settings.access_log, metrics=metrics)

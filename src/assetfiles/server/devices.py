@@ -15,10 +15,12 @@ import re
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from assetfiles.errors import AssetfilesError, BadInput
+from assetfiles.errors import BadInput
 from assetfiles.model import DeviceRef, check_identifier
 from assetfiles.server.auth import bearer_secret
-from assetfiles.server.rendering import content_json, error_response
+from assetfiles.server.faces import DEVICE, remember_principal
+from assetfiles.server.metrics import upload_in_flight
+from assetfiles.server.rendering import content_json
 from assetfiles.server.transfer import check_declared_length, request_body
 from assetfiles.service.context import Services
 from assetfiles.service.uploads import ContentSpec
@@ -46,23 +48,23 @@ def expected_sha256(request: Request) -> str | None:
     return None
 
 
+@DEVICE
 async def device_upload(request: Request) -> Response:
     services: Services = request.app.state.services
-    try:
-        device = DeviceRef(
-            check_identifier(request.path_params["product_id"], field="product_id"),
-            check_identifier(request.path_params["device_id"], field="device_id"),
-        )
-        principal = await services.access.device_principal(device, bearer_secret(request, ("device",)))
-        name = request.query_params.get("name")
-        if name is None:
-            raise BadInput("name: the query parameter is required", field="name")
-        check_declared_length(request, services.settings.max_upload_bytes)
-        spec = ContentSpec(name=name, content_type=request.headers.get("content-type"))
+    request.state.operation = "upload"
+    device = DeviceRef(
+        check_identifier(request.path_params["product_id"], field="product_id"),
+        check_identifier(request.path_params["device_id"], field="device_id"),
+    )
+    principal = await services.access.device_principal(device, bearer_secret(request, ("device",)))
+    remember_principal(request, principal)
+    name = request.query_params.get("name")
+    if name is None:
+        raise BadInput("name: the query parameter is required", field="name")
+    check_declared_length(request, services.settings.max_upload_bytes)
+    spec = ContentSpec(name=name, content_type=request.headers.get("content-type"))
+    with upload_in_flight():
         content = await services.uploads.device_upload(
             principal, spec, request_body(request), expected_sha256=expected_sha256(request)
         )
-    except AssetfilesError as exc:
-        headers = {"WWW-Authenticate": 'Device realm="assetfiles"'} if exc.http_status == 401 else None
-        return error_response(exc, headers=headers)
     return JSONResponse(content_json(content), status_code=201)

@@ -4,15 +4,14 @@ It parses query strings, headers and bodies, calls the EnOS services, and render
 envelopes: ``{status, msg, business, data}`` for the token service and
 ``{code, msg, requestId, data}`` for the Connection Service, with a non-2xx HTTP status on
 failure (the envelope's ``code`` is that status, except 1203 for an expired token). Every answer
-that is not file bytes is an envelope: errors are mapped in one place per service
-(:func:`_connect_endpoint`, :func:`_token_endpoint`), unexpected ones included, and a
-``Range`` the file cannot satisfy is answered as an envelope too (:class:`_RangeRefusalAsEnvelope`).
+that is not file bytes is an envelope: errors are mapped in one place per service (the
+:data:`CONNECT` and :data:`TOKEN` faces), unexpected ones included, and a ``Range`` the file
+cannot satisfy is answered as an envelope too (:class:`_RangeRefusalAsEnvelope`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -27,15 +26,15 @@ from starlette.types import Message, Receive, Scope, Send
 from assetfiles.errors import AssetfilesError, BadInput, TokenExpired, TokenRefused
 from assetfiles.model import BlobStream, Content, Permission, Principal, content_disposition
 from assetfiles.server.auth import public_base_url
+from assetfiles.server.faces import INTERNAL_MESSAGE, Face, remember_principal
 from assetfiles.server.lenient_json import LenientJsonError, parse_lenient
+from assetfiles.server.metrics import count_token_request, upload_in_flight
 from assetfiles.server.multipart import EnosMultipart
-from assetfiles.server.request_id import HEADER, numeric_request_id, request_id_of
+from assetfiles.server.request_id import numeric_request_id, request_id_of
 from assetfiles.server.transfer import accel_path, file_response, request_body
 from assetfiles.service.context import Services
 from assetfiles.service.enos_files import check_category, check_file_uri, check_org, check_owner, required
 from assetfiles.service.enos_tokens import BAD_PARAMETER
-
-logger = logging.getLogger("assetfiles.enos")
 
 BUSINESS = "apim-token-service"
 MAX_TOKEN_BODY = 16 * 1024
@@ -46,7 +45,6 @@ FILE_ACTIONS = {
     "getDownloadUrl": ("GET", Permission.READ),
     "delete": ("POST", Permission.WRITE),
 }
-INTERNAL_ERROR = "internal error; the server log has the details under this requestId"
 
 
 def _services(request: Request) -> Services:
@@ -77,29 +75,34 @@ async def _token_body(request: Request) -> Any:
         ) from None
 
 
+def _token_error(request: Request, error: AssetfilesError, request_id: str) -> Response:
+    status = error.enos_status if isinstance(error, TokenRefused) else error.http_status
+    count_token_request(getattr(request.state, "operation", "-"), str(status))
+    return _token_answer(status, error.message, None, error.http_status)
+
+
+#: The token service's error boundary: its own codes, and 500 in its own envelope.
+TOKEN = Face("enos-token", _token_error, lambda _id: _token_answer(500, INTERNAL_MESSAGE, None, 500))
+
+
+@TOKEN
 async def token_get(request: Request) -> Response:
+    request.state.operation = "get"
     return await _token_endpoint(request, _services(request).enos_tokens.get)
 
 
+@TOKEN
 async def token_refresh(request: Request) -> Response:
+    request.state.operation = "refresh"
     return await _token_endpoint(request, _services(request).enos_tokens.refresh)
 
 
 async def _token_endpoint(
     request: Request, operation: Callable[[Any], Awaitable[tuple[str, int]]]
 ) -> Response:
-    """The token service's error boundary: its own codes, and 500 in its own envelope."""
-    request_id = request_id_of(request)
-    try:
-        token, expire = await operation(await _token_body(request))
-        response = _token_answer(0, "SUCCESS", {"accessToken": token, "expire": expire})
-    except TokenRefused as exc:
-        response = _token_answer(exc.enos_status, exc.message, None, exc.http_status)
-    except Exception:
-        logger.exception("token service request %s failed", request_id)
-        response = _token_answer(500, INTERNAL_ERROR, None, 500)
-    response.headers[HEADER] = request_id
-    return response
+    token, expire = await operation(await _token_body(request))
+    count_token_request(request.state.operation, "issued")
+    return _token_answer(0, "SUCCESS", {"accessToken": token, "expire": expire})
 
 
 # -- Connection Service ---------------------------------------------------------------------------
@@ -116,48 +119,32 @@ def failure(error: AssetfilesError, request_id: str) -> JSONResponse:
     return envelope(None, request_id, code=code, msg=error.message, status=error.http_status)
 
 
-Handler = Callable[[Request, str], Awaitable[Response]]
-
-
-def _connect_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """The Connection Service's error boundary: every failure becomes an envelope.
-
-    Typed errors keep their status; anything unexpected is logged with its traceback and
-    answered 500, in the envelope EnOS callers parse, never as text.
-    """
-
-    async def endpoint(request: Request) -> Response:
-        request_id = request_id_of(request)
-        try:
-            response = await handler(request, request_id)
-        except AssetfilesError as exc:
-            response = failure(exc, request_id)
-            if request.method == "POST":
-                response.headers["Connection"] = "close"  # the rest of the body may be unread
-        except Exception:
-            logger.exception("EnOS request %s failed", request_id)
-            response = envelope(None, request_id, code=500, msg=INTERNAL_ERROR, status=500)
-        response.headers[HEADER] = request_id
-        return response
-
-    endpoint.__name__ = handler.__name__
-    endpoint.__doc__ = handler.__doc__
-    return endpoint
+#: The Connection Service's error boundary: every failure becomes an envelope, typed errors with
+#: their status, anything unexpected 500 (logged with its traceback, never its text).
+CONNECT = Face(
+    "enos",
+    lambda _request, error, request_id: failure(error, request_id),
+    lambda request_id: envelope(None, request_id, code=500, msg=INTERNAL_MESSAGE, status=500),
+)
 
 
 async def _principal(request: Request) -> Principal:
-    return await _services(request).enos_tokens.principal(request.headers.get("apim-accesstoken"))
+    principal = await _services(request).enos_tokens.principal(request.headers.get("apim-accesstoken"))
+    remember_principal(request, principal)
+    return principal
 
 
-@_connect_endpoint
-async def files(request: Request, request_id: str) -> Response:
+@CONNECT
+async def files(request: Request) -> Response:
     """``/connect-service/v2.1/files?action=download|getFileInfo|getDownloadUrl|delete``."""
+    request_id = request_id_of(request)
     services = _services(request)
     params = request.query_params
     principal = await _principal(request)
     action = required(params.get("action"), "action")
     if action not in FILE_ACTIONS:
         raise BadInput(f"action: must be one of {', '.join(FILE_ACTIONS)}, not {action!r}", field="action")
+    request.state.operation = action
     method, permission = FILE_ACTIONS[action]
     if request.method not in (method, "HEAD" if method == "GET" else ""):
         raise BadInput(f"action: {action} needs {method}, not {request.method}", field="action")
@@ -242,7 +229,6 @@ class _RangeRefusalAsEnvelope:
                 for name, value in message.get("headers", []):
                     if name.lower() == b"content-range":
                         refusal.headers["Content-Range"] = value.decode("latin-1")
-                refusal.headers[HEADER] = self.request_id
                 await refusal(scope, receive, send)
                 return
             if not replaced:
@@ -295,13 +281,14 @@ def _flag(value: str | None, name: str) -> bool:
     raise BadInput(f"{name}: must be true or false, not {value!r}", field=name)
 
 
-@_connect_endpoint
-async def integration(request: Request, request_id: str) -> Response:
+@CONNECT
+async def integration(request: Request) -> Response:
     """``POST /connect-service/v2.1/integration?action=postMeasurepoint|postAttribute|postEvent``.
 
     With ``useLark=true`` the message only lists the files, and the answer says where to PUT
     each one (``data.uriInfoList``), as EnOS's SDKs expect in that mode.
     """
+    request_id = request_id_of(request)
     services = _services(request)
     settings = services.settings
     params = request.query_params
@@ -309,6 +296,7 @@ async def integration(request: Request, request_id: str) -> Response:
     action = required(params.get("action"), "action")
     uploads = services.enos_uploads
     uploads.authorize(principal, action)  # before a byte of the body is read
+    request.state.operation = action
     check_org(principal, params.get("orgId"))
     lark = _flag(params.get("useLark"), "useLark")
     workdir = Path(tempfile.mkdtemp(prefix="enos-upload-", dir=_upload_dir(settings.data_dir)))
@@ -338,7 +326,8 @@ async def integration(request: Request, request_id: str) -> Response:
                 },
                 request_id,
             )
-        uris = await uploads.post(principal, action, message, received.files)
+        with upload_in_flight():
+            uris = await uploads.post(principal, action, message, received.files)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return envelope(uris, request_id)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import JSONResponse
-
-from assetfiles.errors import AssetfilesError
 from assetfiles.model import Content, ms_to_iso
 
 
@@ -31,10 +28,3 @@ def content_json(content: Content) -> dict[str, Any]:
         "createdAt": ms_to_iso(content.created_at),
         "lastModified": ms_to_iso(content.updated_at),
     }
-
-
-def error_response(error: AssetfilesError, headers: dict[str, str] | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"code": error.code, "message": error.message}
-    if error.field:
-        body["field"] = error.field
-    return JSONResponse({"error": body}, status_code=error.http_status, headers=headers)

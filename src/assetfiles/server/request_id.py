@@ -13,13 +13,21 @@ HEADER = "X-Request-Id"
 _ACCEPTED = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
+def accepted_request_id(sent: str | None) -> str | None:
+    """The caller's id when it is safe to echo, else None."""
+    return sent if sent is not None and _ACCEPTED.fullmatch(sent) else None
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
 def request_id_of(request: Request) -> str:
-    """One id per request, computed once and kept on ``request.state``."""
+    """The request's id: set by the request middleware, or made here once when it is absent."""
     existing = getattr(request.state, "request_id", None)
     if isinstance(existing, str):
         return existing
-    sent = request.headers.get(HEADER)
-    value = sent if sent is not None and _ACCEPTED.fullmatch(sent) else str(uuid.uuid4())
+    value = accepted_request_id(request.headers.get(HEADER)) or new_request_id()
     request.state.request_id = value
     return value
 

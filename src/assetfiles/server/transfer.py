@@ -15,9 +15,11 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from assetfiles.errors import AssetfilesError, BadInput, BytesMissing, PayloadTooLarge
+from assetfiles.errors import BadInput, BytesMissing, PayloadTooLarge
 from assetfiles.model import Content, StoredFile, content_disposition
-from assetfiles.server.rendering import content_json, error_response
+from assetfiles.server.faces import TRANSFER
+from assetfiles.server.metrics import upload_in_flight
+from assetfiles.server.rendering import content_json
 from assetfiles.service.context import Services
 
 CHUNK = 1024 * 1024
@@ -38,18 +40,18 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
+@TRANSFER
 async def download(request: Request) -> Response:
     services: Services = request.app.state.services
     params = request.query_params
-    try:
-        content, path = await services.contents.open_download(
-            request.path_params["content_id"], params.get("org"), params.get("exp"), params.get("sig")
-        )
-        if isinstance(path, str):  # object storage: its presigned URL serves the bytes
-            return RedirectResponse(path, status_code=302, headers={"Cache-Control": "no-store"})
-        return file_response(request, content, path, accel_path(services, content.sha256))
-    except AssetfilesError as exc:
-        return error_response(exc)
+    request.state.operation = "download"
+    content, path = await services.contents.open_download(
+        request.path_params["content_id"], params.get("org"), params.get("exp"), params.get("sig")
+    )
+    request.state.org = content.org_id
+    if isinstance(path, str):  # object storage: its presigned URL serves the bytes
+        return RedirectResponse(path, status_code=302, headers={"Cache-Control": "no-store"})
+    return file_response(request, content, path, accel_path(services, content.sha256))
 
 
 def accel_path(services: Services, sha256: str) -> str | None:
@@ -121,12 +123,14 @@ def check_declared_length(request: Request, limit: int) -> None:
         )
 
 
+@TRANSFER
 async def upload(request: Request) -> Response:
-    """PUT the bytes of a content reserved with the ``createContentUpload`` mutation."""
+    """PUT the bytes of a content reserved with ``createContentUpload`` or an EnOS upload URL."""
     services: Services = request.app.state.services
     params = request.query_params
-    try:
-        check_declared_length(request, services.settings.max_upload_bytes)
+    request.state.operation = "upload"
+    check_declared_length(request, services.settings.max_upload_bytes)
+    with upload_in_flight():
         content = await services.uploads.receive(
             request.path_params["content_id"],
             params.get("org"),
@@ -134,6 +138,5 @@ async def upload(request: Request) -> Response:
             params.get("sig"),
             request_body(request),
         )
-    except AssetfilesError as exc:
-        return error_response(exc, headers={"Connection": "close"})
+    request.state.org = content.org_id
     return JSONResponse(content_json(content), status_code=201)

@@ -13,6 +13,7 @@ from assetfiles.service.contents import ContentService
 from assetfiles.service.enos_files import EnosFileService
 from assetfiles.service.enos_tokens import EnosTokenService
 from assetfiles.service.enos_uploads import EnosUploadService
+from assetfiles.service.health import Health
 from assetfiles.service.maintenance import Maintenance
 from assetfiles.service.signing import UrlSigner
 from assetfiles.service.uploads import UploadService
@@ -34,6 +35,7 @@ class Services:
     enos_files: EnosFileService
     enos_uploads: EnosUploadService
     maintenance: Maintenance
+    health: Health
 
     @classmethod
     async def open(cls, settings: Settings, *, run_migrations: bool = True) -> Services:
@@ -63,6 +65,7 @@ class Services:
             enos_files=EnosFileService(catalog, blobs, contents),
             enos_uploads=EnosUploadService(catalog, uploads, contents),
             maintenance=Maintenance(catalog, blobs),
+            health=Health(catalog, blobs),
         )
 
     async def close(self) -> None:

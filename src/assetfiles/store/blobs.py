@@ -90,6 +90,9 @@ class BlobStore(Protocol):
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
+    async def check_writable(self) -> None:
+        """Raise unless a blob could be written now (readiness)."""
+        ...
 
     async def write(
         self,
@@ -165,6 +168,15 @@ class LocalBlobStore:
 
     def local_path(self, sha256: str) -> Path:
         return self.root / blob_path(sha256)
+
+    async def check_writable(self) -> None:
+        probe = self.tmp / f"ready-{uuid.uuid4().hex}.probe"
+
+        def write_and_remove() -> None:
+            probe.write_bytes(b"ok")
+            probe.unlink()
+
+        await anyio.to_thread.run_sync(write_and_remove)
 
     def relative_path(self, sha256: str) -> str:
         return blob_path(sha256)

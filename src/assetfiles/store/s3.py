@@ -88,6 +88,11 @@ class S3BlobStore:
 
     # -- keys ----------------------------------------------------------------------------------
 
+    async def check_writable(self) -> None:
+        key = self.location.key(f"tmp/ready-{uuid.uuid4().hex}")
+        await self._client.put_object(Bucket=self.bucket, Key=key, Body=b"ok")
+        await self._client.delete_object(Bucket=self.bucket, Key=key)
+
     def relative_path(self, sha256: str) -> str:
         return blob_path(sha256)
 

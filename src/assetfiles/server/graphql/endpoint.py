@@ -15,12 +15,22 @@ from inspect import isawaitable
 from typing import Any
 
 from ariadne import make_executable_schema
-from graphql import DocumentNode, GraphQLError, GraphQLSchema, execute, parse, specified_rules, validate
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    execute,
+    parse,
+    specified_rules,
+    validate,
+)
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from assetfiles.errors import AssetfilesError, Unauthenticated
+from assetfiles.errors import AssetfilesError, PayloadTooLarge
 from assetfiles.server.auth import bearer_secret, public_base_url
+from assetfiles.server.faces import INTERNAL_MESSAGE, Face, remember_principal
 from assetfiles.server.graphql.limits import MAX_REQUEST_BYTES, RootFieldLimit
 from assetfiles.server.graphql.resolvers import BINDABLES, RequestContext
 from assetfiles.server.graphql.scalars import SCALARS
@@ -42,6 +52,16 @@ RULES = (*specified_rules, RootFieldLimit)
 class _RequestError(Exception):
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         self.errors = errors
+
+
+def _operation_type(document: DocumentNode, name: str | None) -> str:
+    """``query`` or ``mutation``: a bounded label for metrics (operation names are the client's)."""
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and (
+            name is None or definition.name is None or definition.name.value == name
+        ):
+            return definition.operation.value
+    return "-"
 
 
 @lru_cache(maxsize=512)
@@ -82,6 +102,25 @@ def _request_error(message: str) -> JSONResponse:
     return _errors(400, [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}])
 
 
+def _face_error(request: Request, error: AssetfilesError, request_id: str) -> Response:
+    """A failure before execution (credential, body): GraphQL's error list with the HTTP status."""
+    extensions: dict[str, Any] = {"code": error.code}
+    if error.field:
+        extensions["field"] = error.field
+    headers = None
+    if error.http_status == 401:
+        headers = {"WWW-Authenticate": 'Automation realm="assetfiles", Bearer realm="assetfiles"'}
+    return _errors(error.http_status, [{"message": error.message, "extensions": extensions}], headers)
+
+
+def _face_unexpected(request_id: str) -> Response:
+    extensions = {"code": "INTERNAL", "requestId": request_id}
+    return _errors(500, [{"message": INTERNAL_MESSAGE, "extensions": extensions}])
+
+
+GRAPHQL = Face("graphql", _face_error, _face_unexpected)
+
+
 async def _read_limited(request: Request) -> bytes | None:
     """The body, or None as soon as it is known to exceed MAX_REQUEST_BYTES."""
     declared = request.headers.get("content-length", "")
@@ -95,27 +134,14 @@ async def _read_limited(request: Request) -> bytes | None:
     return bytes(body)
 
 
+@GRAPHQL
 async def graphql_endpoint(request: Request) -> Response:
     services: Services = request.app.state.services
-    try:
-        principal = await services.access.token_principal(bearer_secret(request, ("automation", "bearer")))
-    except Unauthenticated as exc:
-        return _errors(
-            401,
-            [{"message": exc.message, "extensions": {"code": exc.code}}],
-            headers={"WWW-Authenticate": 'Automation realm="assetfiles", Bearer realm="assetfiles"'},
-        )
+    principal = await services.access.token_principal(bearer_secret(request, ("automation", "bearer")))
+    remember_principal(request, principal)
     raw = await _read_limited(request)
     if raw is None:
-        return _errors(
-            413,
-            [
-                {
-                    "message": f"the request body exceeds {MAX_REQUEST_BYTES} bytes",
-                    "extensions": {"code": "PAYLOAD_TOO_LARGE"},
-                }
-            ],
-        )
+        raise PayloadTooLarge(f"the request body exceeds {MAX_REQUEST_BYTES} bytes")
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -133,6 +159,7 @@ async def graphql_endpoint(request: Request) -> Response:
         document = _document(query)
     except _RequestError as exc:
         return _errors(400, exc.errors)
+    request.state.operation = _operation_type(document, operation)
     context = RequestContext(services, principal, public_base_url(request, services.settings.public_url))
     result = execute(
         SCHEMA, document, variable_values=variables, operation_name=operation, context_value=context

@@ -1,0 +1,88 @@
+"""One error boundary per face: typed errors to the face's dialect, anything else to its 500.
+
+A face (GraphQL, EnOS Connection Service, EnOS token service, transfer, device) declares once
+how it renders an :class:`~assetfiles.errors.AssetfilesError` and how it answers an unexpected
+failure; its endpoints are wrapped with it and raise instead of catching. Unexpected failures
+are logged with their traceback under the request id, and the answer carries that id but never
+the exception's text.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from assetfiles.errors import AssetfilesError
+from assetfiles.model import Principal
+from assetfiles.server.metrics import count_backend_error
+from assetfiles.server.request_id import request_id_of
+
+logger = logging.getLogger("assetfiles.server")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+INTERNAL_MESSAGE = "internal error; the server log has the details under this request id"
+
+
+@dataclass(frozen=True)
+class Face:
+    name: str
+    #: (the request, the error, the request id) -> the face's answer
+    render: Callable[[Request, AssetfilesError, str], Response]
+    #: (the request id) -> the face's 500
+    unexpected: Callable[[str], Response]
+
+    def __call__(self, endpoint: Endpoint) -> Endpoint:
+        @functools.wraps(endpoint)
+        async def guarded(request: Request) -> Response:
+            request.state.face = self.name
+            request_id = request_id_of(request)
+            try:
+                return await endpoint(request)
+            except AssetfilesError as exc:
+                response = self.render(request, exc, request_id)
+            except Exception as exc:
+                logger.exception("%s request failed", self.name)
+                count_backend_error(exc)
+                response = self.unexpected(request_id)
+            if request.method in ("POST", "PUT"):
+                response.headers["Connection"] = "close"  # the rest of the body may be unread
+            return response
+
+        return guarded
+
+
+def remember_principal(request: Request, principal: Principal) -> None:
+    """Who made the request, for the access log (never their secret)."""
+    request.state.principal = principal
+
+
+# -- the REST dialect of the transfer and device endpoints -----------------------------------------
+
+
+def rest_error(request: Request, error: AssetfilesError, request_id: str) -> Response:
+    body: dict[str, Any] = {"code": error.code, "message": error.message, "requestId": request_id}
+    if error.field:
+        body["field"] = error.field
+    return JSONResponse({"error": body}, status_code=error.http_status)
+
+
+def rest_unexpected(request_id: str) -> Response:
+    body = {"code": "INTERNAL", "message": INTERNAL_MESSAGE, "requestId": request_id}
+    return JSONResponse({"error": body}, status_code=500)
+
+
+def device_error(request: Request, error: AssetfilesError, request_id: str) -> Response:
+    response = rest_error(request, error, request_id)
+    if error.http_status == 401:
+        response.headers["WWW-Authenticate"] = 'Device realm="assetfiles"'
+    return response
+
+
+TRANSFER = Face("transfer", rest_error, rest_unexpected)
+DEVICE = Face("device", device_error, rest_unexpected)

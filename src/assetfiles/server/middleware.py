@@ -1,0 +1,148 @@
+"""The outermost layer of every request: its id, its access-log line, its metrics.
+
+Pure ASGI (no per-request task or body buffering), so it costs little on the small-file path.
+The access line holds the method, the path **without** its query string (signed URLs carry
+their signature there, EnOS calls their parameters), the status, bytes in and out, the
+duration, the face, and who called (principal and organization, never a credential).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assetfiles.logs import REQUEST_ID
+from assetfiles.model import Principal
+from assetfiles.server.metrics import Metrics
+from assetfiles.server.request_id import HEADER, accepted_request_id, new_request_id
+
+access_logger = logging.getLogger("assetfiles.access")
+logger = logging.getLogger("assetfiles.server")
+
+_FALLBACK_500 = (
+    b'{"error": {"code": "INTERNAL", "message": "internal error; the server log has the details"}}'
+)
+
+
+@dataclass
+class _Outcome:
+    status: int = 500
+    sent: int = 0
+    received: int = 0
+    declared: int | None = None  # Content-Length, for the file fast path that sends no body messages
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, *, access_log: bool = True, metrics: Metrics | None = None) -> None:
+        self.app = app
+        self.access_log = access_log
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        request_id = accepted_request_id(sent_id.decode("latin-1") if sent_id else None) or new_request_id()
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        token = REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        outcome = _Outcome()
+
+        async def counting_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                outcome.received += len(message.get("body", b""))
+            return message
+
+        async def tagging_send(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.start":
+                outcome.status = message["status"]
+                headers = MutableHeaders(scope=message)
+                if HEADER not in headers:
+                    headers[HEADER] = request_id
+                length = headers.get("content-length")
+                outcome.declared = int(length) if length and length.isdigit() else None
+            elif kind == "http.response.body":
+                outcome.sent += len(message.get("body", b""))
+            await send(message)
+
+        response_started = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await tagging_send(message)
+
+        try:
+            await self.app(scope, counting_receive, watching_send)
+        except Exception:
+            # Faces catch their own failures; what reaches here escaped routing or a streamed body.
+            logger.exception("request failed outside any face")
+            if not response_started:
+                await tagging_send(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await tagging_send({"type": "http.response.body", "body": _FALLBACK_500})
+        finally:
+            REQUEST_ID.reset(token)
+            duration = time.perf_counter() - started
+            # The file fast path (pathsend) sends no body messages: its Content-Length says it.
+            out = 0 if scope["method"] == "HEAD" else outcome.sent or outcome.declared or 0
+            self._record(scope, state, outcome.status, outcome.received, out, duration, request_id)
+
+    def _record(
+        self,
+        scope: Scope,
+        state: dict[str, Any],
+        status: int,
+        received: int,
+        sent: int,
+        duration: float,
+        request_id: str,
+    ) -> None:
+        face = state.get("face") or "other"
+        principal = state.get("principal")
+        who = principal.name if isinstance(principal, Principal) else None
+        org = principal.org_id if isinstance(principal, Principal) else state.get("org")
+        if self.metrics is not None:
+            operation = state.get("operation") or "-"
+            self.metrics.observe_request(face, operation, scope["method"], status, duration, received, sent)
+        if not self.access_log:
+            return
+        path = scope["path"]
+        access_logger.info(
+            "%s %s %d %dB %.1fms face=%s principal=%s org=%s",
+            scope["method"],
+            path,
+            status,
+            sent,
+            duration * 1000,
+            face,
+            who or "-",
+            org or "-",
+            extra={
+                "request_id": request_id,
+                "method": scope["method"],
+                "path": path,
+                "status": status,
+                "bytes_out": sent,
+                "bytes_in": received,
+                "duration_ms": round(duration * 1000, 3),
+                "face": face,
+                "principal": who,
+                "org": org,
+            },
+        )
