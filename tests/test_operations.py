@@ -1,0 +1,182 @@
+"""What an operator sees: request ids, access logs free of secrets, metrics, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from tests.backends import BLOBS
+from tests.helpers import Server, encryption, seed_and_start
+
+TOKEN = "tok-ops-rw-0123456789abcdef"
+DEVICE_SECRET = "dev-ops-secret-0123456789"
+APP_KEY, APP_SECRET = "5d6e7f80-1a2b-4c3d-8e4f-5a6b7c8d9e0f", "6e7f8091-2b3c-4d4e-9f50-6b7c8d9e0f1a"
+
+
+def document() -> dict[str, Any]:
+    return {
+        "organizations": [
+            {
+                "id": "o-ops",
+                "tokens": [{"name": "ops", "secret": TOKEN, "permissions": ["read", "write"]}],
+                "applications": [{"app_key": APP_KEY, "app_secret": APP_SECRET, "policies": ["asset:read"]}],
+                "products": [{"id": "p1", "devices": [{"id": "d1", "secret": DEVICE_SECRET}]}],
+                "assets": [
+                    {
+                        "id": "a-ops",
+                        "name": "Ops",
+                        "signals": [{"id": "s", "channel": "p1.d1.data_in.x"}],
+                        "content": [{"path": "files/a.txt", "enos_category": "feature"}],
+                    }
+                ],
+            }
+        ]
+    }
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("ops")
+    running = seed_and_start(root, document(), {"files/a.txt": b"hello operators\n"})
+    yield running
+    running.stop()
+
+
+def log_lines(server: Server) -> list[dict[str, Any]]:
+    log = server.data_dir.parent / f"server-{server.data_dir.name}.log"
+    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+
+def test_request_ids_and_a_secret_free_access_log(server: Server) -> None:
+    listing = """{ assetContents(filters: {association: {type: "asset", id: "a-ops"}}) {
+                     assetContents { url enos { fileUri } } } }"""
+    answer = httpx.post(
+        server.graphql_url,
+        json={"query": listing},
+        headers={"Authorization": f"Automation {TOKEN}", "X-Request-Id": "trace-ops-1"},
+    )
+    assert answer.headers["x-request-id"] == "trace-ops-1"
+    item = answer.json()["data"]["assetContents"]["assetContents"][0]
+    signed = item["url"]
+    assert httpx.get(signed, follow_redirects=True).content == b"hello operators\n"
+    signature = httpx.URL(signed).params["sig"]
+    # an id we would not echo (spaces, too long) is replaced by our own
+    odd = httpx.get(f"{server.base_url}/healthz", headers={"X-Request-Id": "x y"})
+    assert odd.headers["x-request-id"] != "x y" and len(odd.headers["x-request-id"]) == 36
+    stamp = int(time.time() * 1000)
+    token = httpx.post(
+        f"{server.base_url}/apim-token-service/v2.0/token/get",
+        json={"appKey": APP_KEY, "encryption": encryption(APP_KEY, stamp, APP_SECRET), "timestamp": stamp},
+    ).json()["data"]["accessToken"]
+    info = httpx.get(
+        f"{server.base_url}/connect-service/v2.1/files",
+        params={"action": "getFileInfo", "orgId": "o-ops", "fileUri": item["enos"]["fileUri"],
+                "category": "feature", "assetId": "a-ops"},
+        headers={"apim-accesstoken": token},
+    )  # fmt: skip
+    assert info.json()["requestId"] == info.headers["x-request-id"]
+    upload = httpx.put(
+        f"{server.base_url}/api/devices/p1/d1/content?name=log.csv",
+        content=b"t,v\n",
+        headers={"Authorization": f"Device {DEVICE_SECRET}"},
+    )
+    assert upload.status_code == 201
+    refused = httpx.post(server.graphql_url, json={"query": "{ __typename }"},
+                         headers={"Authorization": "Automation not-a-token-at-all"})  # fmt: skip
+    assert refused.status_code == 401
+    time.sleep(0.3)  # the access line is written as the response completes
+    raw = (server.data_dir.parent / f"server-{server.data_dir.name}.log").read_text()
+    for secret in (TOKEN, DEVICE_SECRET, APP_SECRET, token, signature, "not-a-token-at-all"):
+        assert secret not in raw
+    lines = log_lines(server)
+    access = [line for line in lines if line["logger"] == "assetfiles.access"]
+    traced = [line for line in access if line["request_id"] == "trace-ops-1"]
+    assert len(traced) == 1
+    assert traced[0]["face"] == "graphql" and traced[0]["principal"] == "ops" and traced[0]["org"] == "o-ops"
+    assert traced[0]["status"] == 200 and traced[0]["path"] == "/api/graphql"
+    download = next(line for line in access if line["path"].startswith("/transfer/content/"))
+    assert download["org"] == "o-ops"
+    if BLOBS == "local":  # on S3 the answer is a redirect to the presigned URL
+        assert download["bytes_out"] == len(b"hello operators\n")
+    assert "?" not in download["path"]
+    enos = next(line for line in access if line["face"] == "enos")
+    assert enos["principal"] == APP_KEY and enos["request_id"] == info.headers["x-request-id"]
+    device = next(line for line in access if line["face"] == "device")
+    assert device["principal"] == "p1.d1" and device["bytes_in"] == 4
+    assert all(line["request_id"] != "-" for line in access)
+
+
+def test_metrics_count_requests_bytes_and_token_outcomes(server: Server) -> None:
+    stamp = int(time.time() * 1000)
+    httpx.post(f"{server.base_url}/apim-token-service/v2.0/token/get",
+               json={"appKey": APP_KEY, "encryption": "0" * 64, "timestamp": stamp})  # fmt: skip
+    httpx.post(
+        server.graphql_url,
+        json={"query": "{ assetsCount }"},
+        headers={"Authorization": f"Automation {TOKEN}"},
+    )
+    metrics = httpx.get(f"{server.base_url}/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    body = metrics.text
+    assert 'assetfiles_requests_total{face="graphql",method="POST",operation="query",status="200"}' in body
+    assert 'assetfiles_enos_token_requests_total{operation="get",outcome="1003"}' in body
+    assert "assetfiles_request_duration_seconds_bucket" in body
+    assert "assetfiles_uploads_in_flight" in body
+
+
+def test_readiness_reports_each_dependency(server: Server) -> None:
+    ready = httpx.get(f"{server.base_url}/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "checks": {"catalog": "ok", "migrations": "ok", "blobs": "ok"}}
+    assert httpx.get(f"{server.base_url}/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.skipif(BLOBS != "local", reason="breaks the local blob directory")
+def test_readiness_fails_when_blobs_or_catalog_fail(tmp_path: Path) -> None:
+    """In process: the blob directory stops being writable, the catalog's schema falls behind,
+    then the catalog file is no database at all."""
+    from starlette.applications import Starlette
+
+    from assetfiles.config import Settings
+    from assetfiles.server.app import create_app
+
+    async def scenario() -> None:
+        app = create_app(Settings(data_dir=tmp_path, secret_key="k" * 32, database_url=None))
+        inner = app.app
+        assert isinstance(inner, Starlette)
+        async with inner.router.lifespan_context(inner):
+            client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+            assert (await client.get("/readyz")).status_code == 200
+            tmp = tmp_path / "blobs" / "tmp"
+            shutil.rmtree(tmp)
+            tmp.write_text("not a directory")  # root ignores permissions; a file in the way does not
+            answer = await client.get("/readyz")
+            assert answer.status_code == 503 and answer.json()["checks"]["blobs"].startswith("not writable")
+            tmp.unlink()
+            tmp.mkdir()
+            services = inner.state.services
+            with services.catalog.engine.begin() as conn:
+                conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+            answer = await client.get("/readyz")
+            assert answer.status_code == 503
+            assert answer.json()["checks"]["migrations"].startswith("at 0003")
+            services.catalog.engine.dispose()
+            (tmp_path / "catalog.sqlite3").write_bytes(b"garbage" * 1000)
+            for suffix in ("-wal", "-shm"):
+                (tmp_path / f"catalog.sqlite3{suffix}").unlink(missing_ok=True)
+            answer = await client.get("/readyz")
+            assert answer.status_code == 503 and answer.json()["checks"]["catalog"].startswith(
+                "does not answer"
+            )
+            await client.aclose()
+
+    asyncio.run(scenario())
