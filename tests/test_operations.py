@@ -104,11 +104,10 @@ def test_request_ids_and_a_secret_free_access_log(server: Server) -> None:
     assert len(traced) == 1
     assert traced[0]["face"] == "graphql" and traced[0]["principal"] == "ops" and traced[0]["org"] == "o-ops"
     assert traced[0]["status"] == 200 and traced[0]["path"] == "/api/graphql"
-    download = next(line for line in access if line["path"].startswith("/transfer/content/"))
-    assert download["org"] == "o-ops"
-    if BLOBS == "local":  # on S3 the answer is a redirect to the presigned URL
-        assert download["bytes_out"] == len(b"hello operators\n")
-    assert "?" not in download["path"]
+    if BLOBS == "local":  # on S3 the URL is the object store's own
+        download = next(line for line in access if line["path"].startswith("/transfer/content/"))
+        assert download["org"] == "o-ops" and download["bytes_out"] == len(b"hello operators\n")
+        assert "?" not in download["path"]
     enos = next(line for line in access if line["face"] == "enos")
     assert enos["principal"] == APP_KEY and enos["request_id"] == info.headers["x-request-id"]
     device = next(line for line in access if line["face"] == "device")
