@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.backends import BLOBS
-from tests.helpers import Server, encryption, seed_and_start
+from tests.helpers import Server, encryption, run_cli, seed_and_start
 
 TOKEN = "tok-ops-rw-0123456789abcdef"
 DEVICE_SECRET = "dev-ops-secret-0123456789"
@@ -180,3 +183,85 @@ def test_readiness_fails_when_blobs_or_catalog_fail(tmp_path: Path) -> None:
             await client.aclose()
 
     asyncio.run(scenario())
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+
+def test_serve_reads_a_config_file_and_the_environment_overrides_it(tmp_path: Path) -> None:
+    from assetfiles.cli.background import free_port
+
+    port, other = free_port(), free_port()
+    config = tmp_path / "server.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\nport = {other}\nlog_format = "text"\naccess_log = false\n'
+    )
+    env = {**os.environ, "ASSETFILES_CONFIG": str(config), "ASSETFILES_PORT": str(port)}
+    env.pop("ASSETFILES_DATA_DIR", None)
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "assetfiles", "serve"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError((tmp_path / "serve.log").read_text())
+        assert (tmp_path / "data" / "catalog.sqlite3").exists()  # data_dir from the file
+        httpx.get(f"http://127.0.0.1:{port}/healthz")
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+    output = (tmp_path / "serve.log").read_text()
+    assert "assetfiles.access" not in output  # access_log = false from the file
+    assert not any(line.startswith("{") for line in output.splitlines())  # text, not JSON
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("port = \n", "not valid TOML"),
+        ("prot = 8000\nwrokers = 2\n", "unknown setting(s) 'prot', 'wrokers'"),
+        ("port = 99999\n", "port"),
+        ('log_format = "yaml"\n', "log_format"),
+        ("\xff\xfe", "not valid TOML"),
+    ],
+)
+def test_bad_config_files_are_refused_by_name(tmp_path: Path, content: str, fragment: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_bytes(content.encode("latin-1"))
+    for command in (["config", "show"], ["serve"], ["migrate"]):
+        result = run_cli(*command, "--config", str(config), "--data-dir", str(tmp_path / "d"))
+        assert result.returncode == 2 and fragment in result.stderr, (command, result.stderr)
+    missing = run_cli("config", "show", "--config", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_config_show_masks_secrets(tmp_path: Path) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text(
+        'secret_key = "very-secret-signing-key"\ndatabase_url = "postgresql://app:pw123@db/x"\n'
+    )
+    shown = run_cli("config", "show", "--config", str(config), "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert "very-secret-signing-key" not in shown.stdout and "pw123" not in shown.stdout
+    values = json.loads(shown.stdout)
+    assert values["secret_key"] == "********" and values["database_url"] == "postgresql://app:***@db/x"
+
+
+def test_migrate_command(tmp_path: Path) -> None:
+    result = run_cli("migrate", "--data-dir", str(tmp_path / "fresh"))
+    assert result.returncode == 0, result.stderr
+    assert "is at revision 0004" in result.stdout
+
+
+def test_the_settings_reference_in_the_docs_is_the_generated_one() -> None:
+    from assetfiles.cli.operations import settings_reference
+
+    docs = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
+    assert settings_reference() in docs, "regenerate with: assetfiles config reference"

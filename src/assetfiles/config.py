@@ -1,22 +1,40 @@
-"""Settings, read from arguments, ``ASSETFILES_*`` environment variables and defaults.
+"""Settings, read from arguments, ``ASSETFILES_*`` environment variables, a TOML file and defaults.
 
-One object carries every knob so that the server process (started by granian in a fresh
-interpreter) and the CLI agree: the CLI exports what it was told as environment variables and
-the server factory reads them back.
+Precedence, highest first: command-line options, the environment, the configuration file
+(``--config`` or ``ASSETFILES_CONFIG``), the defaults. One object carries every knob so that the
+server processes (started by granian in fresh interpreters) and the CLI agree: the CLI exports
+the effective settings as environment variables and the server factory reads them back.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import secrets
+import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEFAULT_DATA_DIR = Path("assetfiles-data")
+CONFIG_ENV = "ASSETFILES_CONFIG"
+#: Settings whose values are secrets: masked wherever settings are shown.
+SECRET_FIELDS = frozenset({"secret_key"})
+_FILE_VALUES: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "file_values", default=None
+)
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is wrong; the message names the file, key or field."""
 
 
 class Settings(BaseSettings):
@@ -72,6 +90,18 @@ class Settings(BaseSettings):
     )
     access_log: bool = Field(default=True, description="One log line per request (no query strings).")
     metrics: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then the configuration file being loaded."""
+        return init_settings, env_settings, InitSettingsSource(settings_cls, _FILE_VALUES.get() or {})
 
     @field_validator("public_url")
     @classmethod
@@ -131,3 +161,51 @@ class Settings(BaseSettings):
                 value = "true" if value else "false"
             env[f"ASSETFILES_{name.upper()}"] = str(value)
         return env
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A TOML file of settings (the same names as the fields); unknown keys are refused by name."""
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(values) - set(Settings.model_fields))
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise ConfigError(f"config: unknown setting(s) {names} in {path}")
+    return values
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """The effective settings: ``overrides`` (None means not given), environment, file, defaults."""
+    if config_file is None and os.environ.get(CONFIG_ENV):
+        config_file = Path(os.environ[CONFIG_ENV])
+    file_values = read_config_file(config_file) if config_file is not None else {}
+    token = _FILE_VALUES.set(file_values)
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        where = f" (from {config_file} and the environment)" if config_file else ""
+        raise ConfigError(f"invalid settings{where}: {problems}") from None
+    finally:
+        _FILE_VALUES.reset(token)
+
+
+def shown_settings(settings: Settings) -> dict[str, Any]:
+    """The effective settings for people to read: secrets masked, passwords out of URLs."""
+    from sqlalchemy.engine import make_url
+
+    shown: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if name in SECRET_FIELDS and value:
+            value = "********"
+        elif name == "database_url" and value:
+            value = make_url(value).render_as_string(hide_password=True)
+        elif isinstance(value, Path):
+            value = str(value)
+        shown[name] = value
+    return shown

@@ -29,6 +29,8 @@ COMMANDS = {
     "sync": ("assetfiles.cli.sync", "sync_command", "Mirror the content files of assets into a folder."),
     "enos": ("assetfiles.cli.enos", "enos_group", "Download EnOS files by URI (token service + files API)."),
     "demo": ("assetfiles.cli.demo", "demo_command", "Seed the demo, serve it, and sync the demo asset."),
+    "config": ("assetfiles.cli.operations", "config_group", "Show the effective settings, or all of them."),
+    "migrate": ("assetfiles.cli.operations", "migrate_command", "Bring the catalog schema up to date."),
 }
 
 

@@ -7,14 +7,30 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from pydantic import ValidationError
 
-from assetfiles.config import Settings
+from assetfiles.config import CONFIG_ENV, ConfigError, Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+CONFIG_META = "assetfiles.config"
+
+
+def _remember_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.meta[CONFIG_META] = value
+
+
 def data_dir_option(function: F) -> F:
+    """``--data-dir`` and ``--config``, for every command that works on the server's data."""
+    function = click.option(
+        "--config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        expose_value=False,
+        callback=_remember_config,
+        help=f"Settings file (TOML). Env: {CONFIG_ENV}.",
+    )(function)
     return click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
@@ -24,9 +40,10 @@ def data_dir_option(function: F) -> F:
 
 
 def build_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, with command-line values (when given) taking precedence."""
+    """Command-line values (when given) over the environment over the config file over defaults."""
+    context = click.get_current_context(silent=True)
+    config = context.meta.get(CONFIG_META) if context is not None else None
     try:
-        return Settings(**{key: value for key, value in overrides.items() if value is not None})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise click.UsageError(f"invalid settings: {problems}") from None
+        return load_settings(config, **overrides)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None

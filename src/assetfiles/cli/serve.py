@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import click
@@ -11,8 +12,10 @@ from assetfiles.cli.options import build_settings, data_dir_option
 from assetfiles.config import Settings
 from assetfiles.store.database import migrate
 
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-def run_server(settings: Settings, *, workers: int = 1, access_log: bool = False) -> None:
+
+def run_server(settings: Settings) -> None:
     """Blocking: serve until interrupted. The worker processes read the settings from the environment."""
     from granian import Granian
     from granian.constants import Interfaces
@@ -20,14 +23,20 @@ def run_server(settings: Settings, *, workers: int = 1, access_log: bool = False
     migrate(settings.catalog_url)
     _ = settings.signing_key  # create the key file once, before several workers race to
     os.environ.update(settings.to_environment())
+    if settings.metrics:
+        # Each worker writes its samples here and /metrics, answered by any of them, adds them up.
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ[MULTIPROCESS_ENV] = str(metrics_dir.resolve())
     Granian(
         "assetfiles.server.app:create_app",
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
-        workers=workers,
+        workers=settings.workers,
         factory=True,
-        log_access=access_log,
+        log_access=False,  # assetfiles writes its own access log, without query strings
     ).serve()
 
 
@@ -37,14 +46,23 @@ def run_server(settings: Settings, *, workers: int = 1, access_log: bool = False
 @click.option(
     "--port", type=int, default=None, help="Port to listen on. Env: ASSETFILES_PORT. Default: 8000."
 )
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
-@click.option("--access-log/--no-access-log", default=False, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes. Default: 1.")
+@click.option("--log-format", type=click.Choice(["auto", "text", "json"]), default=None,
+              help="Log lines as text or JSON. Default: auto (text on a terminal).")  # fmt: skip
+@click.option("--access-log/--no-access-log", default=None, help="One log line per request. Default: on.")
 def serve_command(
-    data_dir: Path | None, host: str | None, port: int | None, workers: int, access_log: bool
+    data_dir: Path | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    log_format: str | None,
+    access_log: bool | None,
 ) -> None:
     """Serve the GraphQL API, signed transfers and device uploads."""
-    settings = build_settings(data_dir=data_dir, host=host, port=port)
+    settings = build_settings(
+        data_dir=data_dir, host=host, port=port, workers=workers, log_format=log_format, access_log=access_log
+    )
     click.echo(
         f"assetfiles: data in {settings.data_dir.resolve()}, listening on http://{settings.host}:{settings.port}"
     )
-    run_server(settings, workers=workers, access_log=access_log)
+    run_server(settings)
