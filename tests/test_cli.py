@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +125,10 @@ def test_token_create_works_against_the_running_server(server: Server) -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--org", "o-nope", "--name", "x"], "does not exist"),
-        (["--org", "o-acme", "--name", "rw"], "already exists"),
+        (["--org", "o-nope", "--name", "x"], "organization 'o-nope' not found"),
+        (["--org", "o-acme", "--name", "rw"], "already has a token 'rw'"),
+        (["--org", "o-acme", "--name", "x", "--expires-in", "0"], "--expires-in"),
+        (["--org", "o-acme", "--name", "x" * 129], "--name"),
         (["--org", "bad org", "--name", "x"], "--org"),
         (["--org", "o-acme", "--name", "x", "--permission", "root"], "--permission"),
         (["--org", "o-acme", "--name", "x", "--secret", "short"], "at least 16"),
@@ -203,3 +207,38 @@ def test_demo_rejects_bad_options(workdir: Path) -> None:
     result = run_cli("demo", "--dir", str(workdir / "demo"), "--port", "70000")
     assert result.returncode == 2 and "--port" in result.stderr
     assert not (workdir / "demo").exists()
+
+
+def test_token_lifecycle_expiry_revocation_and_last_use(server: Server) -> None:
+    """An expired or revoked token answers exactly like one that never existed, on every face."""
+    data_dir = str(server.data_dir)
+    query = {"query": "{ assetsCount }"}
+
+    def ask(secret: str) -> httpx.Response:
+        return httpx.post(server.graphql_url, json=query, headers={"Authorization": f"Automation {secret}"})
+
+    unknown = ask("tok-never-existed-0123456789")
+    short = run_cli("token", "create", "--org", "o-acme", "--name", "short-lived", "--expires-in", "2",
+                    "--data-dir", data_dir)  # fmt: skip
+    assert short.returncode == 0, short.stderr
+    short_secret = short.stdout.strip().splitlines()[-1]
+    assert ask(short_secret).status_code == 200
+    kept = run_cli("token", "create", "--org", "o-acme", "--name", "to-revoke", "--data-dir", data_dir)
+    kept_secret = kept.stdout.strip().splitlines()[-1]
+    assert ask(kept_secret).status_code == 200
+    revoked = run_cli("token", "revoke", "--org", "o-acme", "--name", "to-revoke", "--data-dir", data_dir)
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    assert (ask(kept_secret).status_code, ask(kept_secret).json()) == (401, unknown.json())
+    again = run_cli("token", "revoke", "--org", "o-acme", "--name", "to-revoke", "--data-dir", data_dir)
+    assert again.returncode == 2 and "already revoked" in again.stderr
+    time.sleep(2.2)
+    assert (ask(short_secret).status_code, ask(short_secret).json()) == (401, unknown.json())
+    listed = run_cli("token", "list", "--org", "o-acme", "--json", "--data-dir", data_dir)
+    assert listed.returncode == 0, listed.stderr
+    tokens = {item["name"]: item for item in map(json.loads, listed.stdout.splitlines())}
+    assert tokens["to-revoke"]["state"] == "revoked" and tokens["to-revoke"]["lastUsedAt"]
+    assert tokens["short-lived"]["state"] == "expired" and tokens["short-lived"]["expiresAt"]
+    assert tokens["rw"]["state"] == "active"
+    assert kept_secret not in listed.stdout and short_secret not in listed.stdout
+    table = run_cli("token", "list", "--data-dir", data_dir)
+    assert "o-acme/to-revoke" in table.stdout and "revoked" in table.stdout

@@ -81,3 +81,10 @@ class BytesMissing(AssetfilesError):
 
     code = "INTERNAL"
     http_status = 500
+
+
+class Conflict(AssetfilesError):
+    """The request clashes with what exists (a name taken, a secret in use)."""
+
+    code = "CONFLICT"
+    http_status = 409

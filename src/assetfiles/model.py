@@ -192,6 +192,25 @@ class Asset:
 
 
 @dataclass(frozen=True)
+class TokenRecord:
+    """An API token as stored: never its secret."""
+
+    org_id: str
+    name: str
+    permissions: frozenset[Permission]
+    created_at: int
+    expires_at: int | None = None
+    revoked_at: int | None = None
+    last_used_at: int | None = None
+
+    def usable(self, now: int) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    def principal(self) -> Principal:
+        return Principal(org_id=self.org_id, name=self.name, permissions=self.permissions)
+
+
+@dataclass(frozen=True)
 class EnosFacet:
     """What the EnOS face knows of a file: its ``enos-connect://`` URI and category."""
 

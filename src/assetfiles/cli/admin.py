@@ -1,4 +1,4 @@
-"""Administration on the server machine: ``apply`` fixtures and ``token create``.
+"""Administration on the server machine: ``apply`` fixtures and ``token create|list|revoke``.
 
 These commands open the catalog directly (they are how the first credentials come to exist);
 everything else goes through the HTTP API.
@@ -7,7 +7,10 @@ everything else goes through the HTTP API.
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 import yaml
@@ -15,11 +18,11 @@ import yaml
 from assetfiles.cli.options import build_settings, data_dir_option
 from assetfiles.config import Settings
 from assetfiles.errors import AssetfilesError
-from assetfiles.model import OBJECT_ID, Permission, check_identifier
+from assetfiles.model import Permission, ms_to_iso, now_ms
 from assetfiles.service.context import Services
-from assetfiles.service.secrets import new_secret, token_hash
 from assetfiles.service.seeding import ApplyReport, Fixture, apply_fixture
-from assetfiles.store.catalog import Conflict
+
+T = TypeVar("T")
 
 
 def load_fixture(path: Path) -> Fixture:
@@ -74,21 +77,25 @@ def token_group() -> None:
     """Manage API ("Automation") tokens."""
 
 
-async def _create_token(
-    settings: Settings, org: str, name: str, secret: str, permissions: list[Permission]
-) -> None:
-    services = await Services.open(settings)
-    try:
-        if not await services.catalog.organization_exists(org):
-            raise click.BadParameter(f"organization {org!r} does not exist", param_hint="--org")
-        if await services.catalog.token_exists(org, name):
-            raise click.BadParameter(f"a token named {name!r} already exists in {org!r}", param_hint="--name")
+#: Which command option a provisioning rule's field is about.
+_HINTS = {"name": "--name", "token.name": "--name", "token.secret": "--secret", "token.org": "--org",
+          "token.permissions": "--permission", "expires_in": "--expires-in"}  # fmt: skip
+
+
+def _run(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Open the services, do one provisioning call, close; its refusals become usage errors."""
+
+    async def run() -> T:
+        services = await Services.open(settings)
         try:
-            await services.catalog.upsert_token(org, name, token_hash(secret), permissions)
-        except Conflict:
-            raise click.BadParameter("that secret is already in use", param_hint="--secret") from None
-    finally:
-        await services.close()
+            return await work(services)
+        finally:
+            await services.close()
+
+    try:
+        return asyncio.run(run())
+    except AssetfilesError as exc:
+        raise click.BadParameter(exc.message, param_hint=_HINTS.get(exc.field or "")) from None
 
 
 @token_group.command("create")
@@ -106,21 +113,64 @@ async def _create_token(
 @click.option(
     "--secret", default=None, help="Use this secret (at least 16 characters) instead of a generated one."
 )
+@click.option("--expires-in", type=int, default=None, help="Seconds until the token expires. Default: never.")
 @data_dir_option
 def token_create(
-    org: str, name: str, permissions: tuple[str, ...], secret: str | None, data_dir: Path | None
+    org: str,
+    name: str,
+    permissions: tuple[str, ...],
+    secret: str | None,
+    expires_in: int | None,
+    data_dir: Path | None,
 ) -> None:
     """Create an API token and print its secret (only its hash is stored)."""
-    try:
-        check_identifier(org, field="--org", pattern=OBJECT_ID)
-    except AssetfilesError as exc:
-        raise click.BadParameter(exc.message, param_hint="--org") from None
-    if not 1 <= len(name) <= 128:
-        raise click.BadParameter("must be 1-128 characters", param_hint="--name")
-    if secret is not None and len(secret) < 16:
-        raise click.BadParameter("must be at least 16 characters", param_hint="--secret")
-    settings = build_settings(data_dir=data_dir)
-    secret = secret or new_secret()
-    asyncio.run(_create_token(settings, org, name, secret, [Permission(p) for p in permissions]))
-    click.echo(f"token {org}/{name} created with {', '.join(sorted(permissions))}; secret (shown once):")
-    click.echo(secret)
+    chosen = [Permission(p) for p in permissions]
+    created = _run(
+        build_settings(data_dir=data_dir),
+        lambda services: services.provisioning.create_token(org, name, secret, chosen, expires_in=expires_in),
+    )
+    lifetime = f", expires in {expires_in} s" if expires_in else ""
+    click.echo(
+        f"token {org}/{name} created with {', '.join(sorted(permissions))}{lifetime}; secret (shown once):"
+    )
+    click.echo(created)
+
+
+@token_group.command("list")
+@click.option("--org", default=None, help="Only this organization's tokens.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@data_dir_option
+def token_list(org: str | None, as_json: bool, data_dir: Path | None) -> None:
+    """Every token with its permissions, expiry, revocation and last use (never a secret)."""
+    tokens = _run(build_settings(data_dir=data_dir), lambda services: services.provisioning.list_tokens(org))
+    now = now_ms()
+    for token in tokens:
+        state = "revoked" if token.revoked_at else "expired" if not token.usable(now) else "active"
+        names = sorted(p.value for p in token.permissions)
+        record = {
+            "org": token.org_id,
+            "name": token.name,
+            "permissions": names,
+            "state": state,
+            "createdAt": ms_to_iso(token.created_at),
+            "expiresAt": ms_to_iso(token.expires_at) if token.expires_at else None,
+            "revokedAt": ms_to_iso(token.revoked_at) if token.revoked_at else None,
+            "lastUsedAt": ms_to_iso(token.last_used_at) if token.last_used_at else None,
+        }
+        if as_json:
+            click.echo(json.dumps(record))
+        else:
+            click.echo(
+                f"{token.org_id}/{token.name}\t{','.join(names)}\t{state}\t"
+                f"expires {record['expiresAt'] or 'never'}\tlast used {record['lastUsedAt'] or 'never'}"
+            )
+
+
+@token_group.command("revoke")
+@click.option("--org", required=True, help="Organization id.")
+@click.option("--name", required=True, help="Token name.")
+@data_dir_option
+def token_revoke(org: str, name: str, data_dir: Path | None) -> None:
+    """Revoke a token at once, on every face (it then answers like an unknown token)."""
+    _run(build_settings(data_dir=data_dir), lambda services: services.provisioning.revoke_token(org, name))
+    click.echo(f"token {org}/{name} revoked")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from assetfiles.errors import Forbidden, Unauthenticated
-from assetfiles.model import CreatorKind, DeviceRef, Permission, Principal
+from assetfiles.model import CreatorKind, DeviceRef, Permission, Principal, now_ms
 from assetfiles.service.secrets import same_hash, token_hash, verify_device_secret
 from assetfiles.store.catalog import Catalog
+
+#: A token's last use is written at most this often, so authentication stays a read.
+LAST_USED_RESOLUTION_MS = 60_000
 
 
 class Access:
@@ -13,11 +16,16 @@ class Access:
         self.catalog = catalog
 
     async def token_principal(self, secret: str) -> Principal:
+        """The token's principal; unknown, revoked and expired tokens get the same answer."""
         digest = token_hash(secret)
         found = await self.catalog.find_token(digest)
-        if found is None or not same_hash(found[0], digest):
+        now = now_ms()
+        if found is None or not same_hash(found[0], digest) or not found[1].usable(now):
             raise Unauthenticated("the token is not valid")
-        return found[1]
+        token = found[1]
+        if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION_MS:
+            await self.catalog.token_used(token.org_id, token.name, now)
+        return token.principal()
 
     async def device_principal(self, device: DeviceRef, secret: str) -> Principal:
         """A device authenticates with its own credential; it may only upload as itself."""

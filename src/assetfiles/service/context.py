@@ -15,6 +15,7 @@ from assetfiles.service.enos_tokens import EnosTokenService
 from assetfiles.service.enos_uploads import EnosUploadService
 from assetfiles.service.health import Health
 from assetfiles.service.maintenance import Maintenance
+from assetfiles.service.provisioning import Provisioning
 from assetfiles.service.signing import UrlSigner
 from assetfiles.service.uploads import UploadService
 from assetfiles.store.blobs import BlobStore, LocalBlobStore
@@ -36,6 +37,7 @@ class Services:
     enos_uploads: EnosUploadService
     maintenance: Maintenance
     health: Health
+    provisioning: Provisioning
 
     @classmethod
     async def open(cls, settings: Settings, *, run_migrations: bool = True) -> Services:
@@ -66,6 +68,7 @@ class Services:
             enos_uploads=EnosUploadService(catalog, uploads, contents),
             maintenance=Maintenance(catalog, blobs),
             health=Health(catalog, blobs),
+            provisioning=Provisioning(catalog),
         )
 
     async def close(self) -> None:

@@ -32,10 +32,10 @@ from assetfiles.model import (
     now_ms,
 )
 from assetfiles.service.context import Services
-from assetfiles.service.secrets import hash_device_secret, new_secret, token_hash
+from assetfiles.service.provisioning import check_token_name, check_token_secret
+from assetfiles.service.secrets import hash_device_secret, new_secret
 from assetfiles.service.uploads import ContentSpec, check_spec, guess_content_type
 from assetfiles.store.blobs import StoredBlob
-from assetfiles.store.catalog import Conflict
 
 READ_CHUNK = 1024 * 1024
 
@@ -65,9 +65,13 @@ ChannelText = Annotated[str, AfterValidator(_as_value_error(lambda v: ChannelId.
 DeviceText = Annotated[str, AfterValidator(_as_value_error(lambda v: DeviceRef.parse(v, field="device")))]
 
 
+TokenName = Annotated[str, AfterValidator(_as_value_error(lambda v: check_token_name(v, field="name")))]
+TokenSecret = Annotated[str, AfterValidator(_as_value_error(lambda v: check_token_secret(v, field="secret")))]
+
+
 class TokenSpec(_Strict):
-    name: str = Field(min_length=1, max_length=128)
-    secret: str | None = Field(default=None, min_length=8)
+    name: TokenName
+    secret: TokenSecret | None = None
     permissions: list[Permission] = Field(default_factory=lambda: [Permission.READ], min_length=1)
 
 
@@ -181,20 +185,17 @@ async def apply_fixture(services: Services, fixture: Fixture, base_dir: Path) ->
     for org in fixture.organizations:
         await catalog.upsert_organization(org.id, org.name or org.id)
         for token in org.tokens:
-            secret = token.secret
-            exists = await catalog.token_exists(org.id, token.name)
-            if secret is None and not exists:
-                secret = new_secret()
-                report.generated_secrets.append((f"token {org.id}/{token.name}", secret))
-            try:
-                if await catalog.upsert_token(
-                    org.id, token.name, token_hash(secret) if secret else None, token.permissions
-                ):
-                    report.changes.append(f"token {org.id}/{token.name} created")
-            except Conflict:
-                raise BadInput(
-                    f"organizations[{org.id}].tokens[{token.name}].secret: already in use"
-                ) from None
+            put = await services.provisioning.put_token(
+                org.id,
+                token.name,
+                token.secret,
+                token.permissions,
+                field=f"organizations[{org.id}].tokens[{token.name}]",
+            )
+            if put.generated_secret is not None:
+                report.generated_secrets.append((f"token {org.id}/{token.name}", put.generated_secret))
+            if put.created:
+                report.changes.append(f"token {org.id}/{token.name} created")
         for application in org.applications:
             changed, generated = await services.enos_tokens.register(
                 org.id, application.app_key, application.app_secret, list(application.policies)

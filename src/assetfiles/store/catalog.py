@@ -49,9 +49,9 @@ from assetfiles.model import (
     EnosFacet,
     Page,
     Permission,
-    Principal,
     Signal,
     StoredFile,
+    TokenRecord,
     now_ms,
 )
 from assetfiles.store.schema import (
@@ -125,9 +125,17 @@ class Catalog:
 
     @in_thread
     def upsert_token(
-        self, org_id: str, name: str, secret_hash: str | None, permissions: Iterable[Permission]
+        self,
+        org_id: str,
+        name: str,
+        secret_hash: str | None,
+        permissions: Iterable[Permission],
+        expires_at: int | None = None,
     ) -> bool:
-        """Create or update a token; ``secret_hash=None`` keeps an existing secret. True if created."""
+        """Create or update a token; ``secret_hash=None`` keeps an existing secret. True if created.
+
+        A new secret (or a re-created token) clears a revocation.
+        """
         perms = ",".join(sorted(p.value for p in permissions))
         where = and_(api_tokens.c.org_id == org_id, api_tokens.c.name == name)
         try:
@@ -143,12 +151,13 @@ class Catalog:
                             secret_hash=secret_hash,
                             permissions=perms,
                             created_at=now_ms(),
+                            expires_at=expires_at,
                         )
                     )
                     return True
-                values: dict[str, Any] = {"permissions": perms}
+                values: dict[str, Any] = {"permissions": perms, "expires_at": expires_at}
                 if secret_hash is not None:
-                    values["secret_hash"] = secret_hash
+                    values.update(secret_hash=secret_hash, revoked_at=None)
                 conn.execute(update(api_tokens).where(where).values(**values))
                 return False
         except IntegrityError as exc:
@@ -161,14 +170,55 @@ class Catalog:
             return conn.scalar(query) is not None
 
     @in_thread
-    def find_token(self, secret_hash: str) -> tuple[str, Principal] | None:
+    def revoke_token(self, org_id: str, name: str, now: int) -> bool:
+        """Revoke a token that is not revoked yet; False when there is no such token to revoke."""
+        with self.engine.begin() as conn:
+            revoked = conn.execute(
+                update(api_tokens)
+                .where(
+                    api_tokens.c.org_id == org_id,
+                    api_tokens.c.name == name,
+                    api_tokens.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            )
+            return bool(revoked.rowcount)
+
+    @in_thread
+    def list_tokens(self, org_id: str | None) -> list[TokenRecord]:
+        query = select(api_tokens).order_by(api_tokens.c.org_id, api_tokens.c.name)
+        if org_id is not None:
+            query = query.where(api_tokens.c.org_id == org_id)
+        with self.engine.connect() as conn:
+            return [_token_record(row) for row in conn.execute(query)]
+
+    @in_thread
+    def find_token(self, secret_hash: str) -> tuple[str, TokenRecord] | None:
         """The token whose secret hashes to ``secret_hash``, and its stored hash for a constant-time check."""
         with self.engine.connect() as conn:
             row = conn.execute(select(api_tokens).where(api_tokens.c.secret_hash == secret_hash)).first()
         if row is None:
             return None
         permissions = frozenset(Permission(p) for p in row.permissions.split(",") if p)
-        return row.secret_hash, Principal(org_id=row.org_id, name=row.name, permissions=permissions)
+        record = TokenRecord(
+            row.org_id,
+            row.name,
+            permissions,
+            row.created_at,
+            row.expires_at,
+            row.revoked_at,
+            row.last_used_at,
+        )
+        return row.secret_hash, record
+
+    @in_thread
+    def token_used(self, org_id: str, name: str, now: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(api_tokens)
+                .where(api_tokens.c.org_id == org_id, api_tokens.c.name == name)
+                .values(last_used_at=now)
+            )
 
     @in_thread
     def upsert_product(self, org_id: str, product_id: str, name: str | None = None) -> None:
@@ -707,6 +757,13 @@ class Catalog:
                 return False
             self._insert_contents(conn, [content])
             return True
+
+
+def _token_record(row: Row[Any]) -> TokenRecord:
+    permissions = frozenset(Permission(p) for p in row.permissions.split(",") if p)
+    return TokenRecord(
+        row.org_id, row.name, permissions, row.created_at, row.expires_at, row.revoked_at, row.last_used_at
+    )
 
 
 def _asset_conditions(org_id: str, text: str | None, ids: Sequence[str] | None) -> list[Any]:

@@ -49,6 +49,11 @@ api_tokens = Table(
     Column("secret_hash", String(64), nullable=False, unique=True),
     Column("permissions", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # lifecycle: an expired or revoked token answers exactly like an unknown one
+    Column("expires_at", BigInteger),
+    Column("revoked_at", BigInteger),
+    # written at most once a minute per token (Access.token_principal), so cheap to keep
+    Column("last_used_at", BigInteger),
     UniqueConstraint("org_id", "name"),
 )
 

@@ -1,0 +1,120 @@
+"""Creating and retiring what callers authenticate as: organizations' API tokens, in one set of rules.
+
+The fixture loader (``assetfiles apply``), the CLI (``assetfiles token ...``) and the console all
+come through here, so a token made one way obeys the same rules as one made another: a name of
+1-128 characters, a secret of at least 16 characters (generated ones carry 256 bits), at least
+one permission, an expiry in the future. Secrets are stored only as hashes and shown once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from assetfiles.errors import BadInput, Conflict, NotFound
+from assetfiles.model import OBJECT_ID, Permission, TokenRecord, check_identifier, now_ms
+from assetfiles.service.secrets import new_secret, token_hash
+from assetfiles.store.catalog import Catalog
+from assetfiles.store.catalog import Conflict as CatalogConflict
+
+MIN_TOKEN_SECRET = 16
+MAX_TOKEN_NAME = 128
+#: Longest lifetime ``--expires-in`` accepts: ten years.
+MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class TokenPut:
+    created: bool
+    changed: bool
+    #: the secret when this call generated it (to be shown once), else None
+    generated_secret: str | None = None
+
+
+def check_token_name(name: str, *, field: str = "name") -> str:
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_TOKEN_NAME or not name.isprintable():
+        raise BadInput(f"{field}: must be 1-{MAX_TOKEN_NAME} printable characters", field=field)
+    return name
+
+
+def check_token_secret(secret: str, *, field: str = "secret") -> str:
+    if len(secret) < MIN_TOKEN_SECRET:
+        raise BadInput(f"{field}: must be at least {MIN_TOKEN_SECRET} characters", field=field)
+    if not secret.isprintable() or secret != secret.strip():
+        raise BadInput(f"{field}: printable characters without surrounding spaces", field=field)
+    return secret
+
+
+def check_permissions(permissions: Iterable[Permission], *, field: str = "permissions") -> list[Permission]:
+    chosen = sorted(set(permissions))
+    if not chosen:
+        raise BadInput(f"{field}: at least one permission", field=field)
+    return chosen
+
+
+def expiry_from(expires_in: int | None, *, now: int, field: str = "expires_in") -> int | None:
+    if expires_in is None:
+        return None
+    if not 1 <= expires_in <= MAX_EXPIRES_IN:
+        raise BadInput(f"{field}: must be 1 to {MAX_EXPIRES_IN} seconds", field=field)
+    return now + expires_in * 1000
+
+
+class Provisioning:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    async def put_token(
+        self,
+        org_id: str,
+        name: str,
+        secret: str | None,
+        permissions: Iterable[Permission],
+        *,
+        expires_at: int | None = None,
+        field: str = "token",
+    ) -> TokenPut:
+        """Create a token, or update an existing one's permissions, expiry and (when given) secret."""
+        check_identifier(org_id, field=f"{field}.org", pattern=OBJECT_ID)
+        check_token_name(name, field=f"{field}.name")
+        chosen = check_permissions(permissions, field=f"{field}.permissions")
+        if secret is not None:
+            check_token_secret(secret, field=f"{field}.secret")
+        if not await self.catalog.organization_exists(org_id):
+            raise NotFound(f"{field}.org: organization '{org_id}' not found", field=f"{field}.org")
+        generated = None
+        if secret is None and not await self.catalog.token_exists(org_id, name):
+            generated = secret = new_secret()
+        try:
+            created = await self.catalog.upsert_token(
+                org_id, name, token_hash(secret) if secret else None, chosen, expires_at
+            )
+        except CatalogConflict:
+            raise Conflict(
+                f"{field}.secret: already in use by another token", field=f"{field}.secret"
+            ) from None
+        return TokenPut(created=created, changed=created or secret is not None, generated_secret=generated)
+
+    async def create_token(
+        self,
+        org_id: str,
+        name: str,
+        secret: str | None,
+        permissions: Iterable[Permission],
+        *,
+        expires_in: int | None = None,
+    ) -> str:
+        """A new token (refused when the name is taken); returns its secret, to be shown once."""
+        if await self.catalog.token_exists(org_id, name):
+            raise Conflict(f"name: organization '{org_id}' already has a token '{name}'", field="name")
+        secret = secret or new_secret()
+        expires_at = expiry_from(expires_in, now=now_ms())
+        await self.put_token(org_id, name, secret, permissions, expires_at=expires_at, field="token")
+        return secret
+
+    async def revoke_token(self, org_id: str, name: str) -> None:
+        if not await self.catalog.revoke_token(org_id, name, now_ms()):
+            raise NotFound(f"token '{org_id}/{name}' not found or already revoked", field="name")
+
+    async def list_tokens(self, org_id: str | None = None) -> list[TokenRecord]:
+        return await self.catalog.list_tokens(org_id)
