@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -268,3 +269,74 @@ def test_the_settings_reference_in_the_docs_is_the_generated_one() -> None:
 
     docs = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
     assert settings_reference() in docs, "regenerate with: assetfiles config reference"
+
+
+# -- audit log ---------------------------------------------------------------------------------------
+
+
+def test_audit_log_records_who_changed_what_through_which_face(tmp_path: Path) -> None:
+    running = seed_and_start(tmp_path, document(), {"files/a.txt": b"hello operators\n"})
+    data_dir = str(running.data_dir)
+    try:
+        auth = {"Authorization": f"Automation {TOKEN}"}
+        data = b"audited bytes"
+        reserve = """mutation($input: ContentUploadInput!) {
+                       createContentUpload(input: $input) { id uploadUrl } }"""
+        upload = running.data(reserve, {"input": {"name": "r.bin", "length": len(data),
+                              "sha256": hashlib.sha256(data).hexdigest(),
+                              "associations": [{"type": "asset", "id": "a-ops"}]}}, token=TOKEN)  # fmt: skip
+        content_id = upload["createContentUpload"]["id"]
+        assert httpx.put(upload["createContentUpload"]["uploadUrl"], content=data).status_code == 201
+        tags = 'mutation($id: ID!) { setContentTags(id: $id, tags: [{name: "kind", value: "x"}]) { id } }'
+        running.data(tags, {"id": content_id}, token=TOKEN)
+        running.data("mutation($id: ID!) { deleteContent(id: $id) { id } }", {"id": content_id}, token=TOKEN)
+        device = httpx.put(f"{running.base_url}/api/devices/p1/d1/content?name=d.csv", content=b"x",
+                           headers={"Authorization": f"Device {DEVICE_SECRET}"})  # fmt: skip
+        assert device.status_code == 201
+        for _ in range(5):
+            httpx.post(running.graphql_url, json={"query": "{ assetsCount }"},
+                       headers={"Authorization": "Automation wrong-token-0123456789"})  # fmt: skip
+        for _ in range(2):
+            httpx.put(f"{running.base_url}/api/devices/p1/d1/content?name=e.csv", content=b"x",
+                      headers={"Authorization": "Device wrong-device-secret"})  # fmt: skip
+        assert (
+            httpx.post(running.graphql_url, json={"query": "{ assetsCount }"}, headers=auth).status_code
+            == 200
+        )
+    finally:
+        running.stop()  # shutting down writes the counted failures
+    created = run_cli("token", "create", "--org", "o-ops", "--name", "audited", "--data-dir", data_dir)
+    assert created.returncode == 0, created.stderr
+    assert (
+        run_cli("token", "revoke", "--org", "o-ops", "--name", "audited", "--data-dir", data_dir).returncode
+        == 0
+    )
+    result = run_cli("audit", "--org", "o-ops", "--json", "--data-dir", data_dir)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    seen = {(e["action"], e["face"], e["actor"], e["target"]) for e in events}
+    assert ("content.created", "transfer", "ops", content_id) in seen
+    assert ("content.tags_changed", "graphql", "ops", content_id) in seen
+    assert ("content.deleted", "graphql", "ops", content_id) in seen
+    assert any(
+        e["action"] == "content.created" and e["face"] == "device" and e["actor"] == "p1.d1" for e in events
+    )
+    assert any(e["action"] == "content.created" and e["face"] == "cli" for e in events)  # the fixture's file
+    assert ("token.created", "cli", None, "audited") in seen and (
+        "token.revoked",
+        "cli",
+        None,
+        "audited",
+    ) in seen
+    tags = next(e for e in events if e["action"] == "content.tags_changed")
+    assert tags["detail"] == {"tags": {"kind": "x"}}
+    everything = [
+        json.loads(line) for line in run_cli("audit", "--json", "--data-dir", data_dir).stdout.splitlines()
+    ]
+    failures = {e["face"]: e["count"] for e in everything if e["action"] == "auth.failed"}
+    assert failures == {"graphql": 5, "device": 2}  # counted: one row per face and minute
+    recent = run_cli("audit", "--since", "1h", "--data-dir", data_dir)
+    assert recent.returncode == 0 and "content.deleted" in recent.stdout
+    assert run_cli("audit", "--since", "2099-01-01T00:00:00Z", "--json", "--data-dir", data_dir).stdout == ""
+    bad = run_cli("audit", "--since", "last tuesday", "--data-dir", data_dir)
+    assert bad.returncode == 2 and "--since" in bad.stderr

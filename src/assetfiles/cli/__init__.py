@@ -31,6 +31,7 @@ COMMANDS = {
     "demo": ("assetfiles.cli.demo", "demo_command", "Seed the demo, serve it, and sync the demo asset."),
     "config": ("assetfiles.cli.operations", "config_group", "Show the effective settings, or all of them."),
     "migrate": ("assetfiles.cli.operations", "migrate_command", "Bring the catalog schema up to date."),
+    "audit": ("assetfiles.cli.audit", "audit_command", "Read the audit log."),
 }
 
 

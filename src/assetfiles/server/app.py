@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,9 @@ from assetfiles.server.graphql.endpoint import graphql_endpoint
 from assetfiles.server.middleware import RequestContext
 from assetfiles.server.transfer import download, upload
 from assetfiles.service.context import Services
+
+#: How often counted sign-in failures are written to the audit log.
+AUDIT_FLUSH_SECONDS = 10.0
 
 
 async def health(request: Request) -> Response:
@@ -72,10 +76,12 @@ def create_app(settings: Settings | None = None) -> RequestContext:
         # a listing's thousands of short-lived objects trigger from re-scanning it every time.
         gc.collect()
         gc.freeze()
+        flusher = asyncio.create_task(app.state.services.audit.flush_every(AUDIT_FLUSH_SECONDS))
         try:
             yield
         finally:
-            await app.state.services.close()
+            flusher.cancel()
+            await app.state.services.close()  # flushes the audit counters one last time
 
     routes = [
         Route("/healthz", health, methods=["GET"]),

@@ -22,6 +22,7 @@ from assetfiles.errors import AssetfilesError
 from assetfiles.model import Principal
 from assetfiles.server.metrics import count_backend_error
 from assetfiles.server.request_id import request_id_of
+from assetfiles.service.audit import CURRENT_FACE
 
 logger = logging.getLogger("assetfiles.server")
 
@@ -41,6 +42,7 @@ class Face:
         @functools.wraps(endpoint)
         async def guarded(request: Request) -> Response:
             request.state.face = self.name
+            CURRENT_FACE.set(self.name)  # the request's own context: audit events name the face
             request_id = request_id_of(request)
             try:
                 return await endpoint(request)

@@ -26,6 +26,7 @@ from assetfiles.model import (
     now_ms,
 )
 from assetfiles.service.access import require
+from assetfiles.service.audit import Audit
 from assetfiles.service.batching import BatchLoader
 from assetfiles.service.paging import check_pagination
 from assetfiles.service.signing import SignedUrl, UrlSigner
@@ -79,7 +80,10 @@ def check_association(kind: str, target: str, *, field: str) -> Association:
 
 
 class ContentService:
-    def __init__(self, catalog: Catalog, blobs: BlobStore, signer: UrlSigner) -> None:
+    def __init__(
+        self, catalog: Catalog, blobs: BlobStore, signer: UrlSigner, audit: Audit | None = None
+    ) -> None:
+        self.audit = audit
         self.catalog = catalog
         self.blobs = blobs
         self.signer = signer
@@ -256,6 +260,11 @@ class ContentService:
         check_tags(tags)
         if not await self.catalog.set_tags(principal.org_id, content_id, tags, now_ms()):
             raise NotFound(f"content '{content_id}' not found", field="id")
+        if self.audit is not None:
+            await self.audit.record(
+                "content.tags_changed", org_id=principal.org_id, actor=principal, target=content_id,
+                detail={"tags": tags},
+            )  # fmt: skip
         return await self.get(principal, content_id)
 
     async def delete(self, principal: Principal, content_id: str) -> None:
@@ -264,6 +273,10 @@ class ContentService:
         sha256 = await self.catalog.delete_content(principal.org_id, content_id)
         if sha256 is None:
             raise NotFound(f"content '{content_id}' not found", field="id")
+        if self.audit is not None:
+            await self.audit.record(
+                "content.deleted", org_id=principal.org_id, actor=principal, target=content_id
+            )
         await self.release_bytes(sha256)
 
     async def release_bytes(self, sha256: str) -> None:

@@ -9,6 +9,7 @@ import anyio.to_thread
 from assetfiles.config import Settings
 from assetfiles.service.access import Access
 from assetfiles.service.assets import AssetService
+from assetfiles.service.audit import Audit
 from assetfiles.service.contents import ContentService
 from assetfiles.service.enos_files import EnosFileService
 from assetfiles.service.enos_tokens import EnosTokenService
@@ -18,6 +19,7 @@ from assetfiles.service.maintenance import Maintenance
 from assetfiles.service.provisioning import Provisioning
 from assetfiles.service.signing import UrlSigner
 from assetfiles.service.uploads import UploadService
+from assetfiles.store.audit import AuditStore
 from assetfiles.store.blobs import BlobStore, LocalBlobStore
 from assetfiles.store.catalog import Catalog
 from assetfiles.store.database import create_engine, migrate
@@ -28,6 +30,7 @@ from assetfiles.store.enos import EnosStore
 class Services:
     settings: Settings
     catalog: Catalog
+    audit: Audit
     access: Access
     assets: AssetService
     contents: ContentService
@@ -48,30 +51,35 @@ class Services:
         blobs = open_blob_store(settings)
         await blobs.open()
         signer = UrlSigner(settings.signing_key, settings.url_ttl_seconds)
-        contents = ContentService(catalog, blobs, signer)
-        uploads = UploadService(catalog, blobs, signer, settings.max_upload_bytes)
+        audit = Audit(AuditStore(engine))
+        contents = ContentService(catalog, blobs, signer, audit)
+        uploads = UploadService(catalog, blobs, signer, settings.max_upload_bytes, audit)
+        enos_tokens = EnosTokenService(
+            EnosStore(engine),
+            settings.signing_key,
+            ttl_seconds=settings.enos_token_ttl_seconds,
+            window_seconds=settings.enos_timestamp_window_seconds,
+            refresh_grace_seconds=settings.enos_refresh_grace_seconds,
+        )
+        enos_tokens.audit = audit
         return cls(
             settings=settings,
             catalog=catalog,
-            access=Access(catalog),
+            audit=audit,
+            access=Access(catalog, audit),
             assets=AssetService(catalog),
             contents=contents,
             uploads=uploads,
-            enos_tokens=EnosTokenService(
-                EnosStore(engine),
-                settings.signing_key,
-                ttl_seconds=settings.enos_token_ttl_seconds,
-                window_seconds=settings.enos_timestamp_window_seconds,
-                refresh_grace_seconds=settings.enos_refresh_grace_seconds,
-            ),
+            enos_tokens=enos_tokens,
             enos_files=EnosFileService(catalog, blobs, contents),
             enos_uploads=EnosUploadService(catalog, uploads, contents),
             maintenance=Maintenance(catalog, blobs),
             health=Health(catalog, blobs),
-            provisioning=Provisioning(catalog),
+            provisioning=Provisioning(catalog, audit),
         )
 
     async def close(self) -> None:
+        await self.audit.flush()
         await self.contents.blobs.close()
         await self.catalog.close()
 

@@ -33,6 +33,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from assetfiles.errors import BadInput, TokenExpired, TokenRefused, Unauthenticated
 from assetfiles.model import CreatorKind, Permission, Principal, now_ms
+from assetfiles.service.audit import Audit
 from assetfiles.store.enos import Application, EnosStore, IssuedToken, SeenRequest
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -93,6 +94,7 @@ class EnosTokenService:
         self.ttl_ms = ttl_seconds * 1000
         self.window_ms = window_seconds * 1000
         self.grace_ms = refresh_grace_seconds * 1000
+        self.audit: Audit | None = None
 
     async def register(
         self, org_id: str, app_key: str, secret: str | None, policies: list[str]
@@ -221,11 +223,15 @@ class EnosTokenService:
                 field="timestamp",
             )
         application = await self.store.get_application(app_key)
+        if application is None and self.audit is not None:
+            self.audit.sign_in_failed()
         if application is None:
             raise _refused(UNKNOWN_APP, f"appKey: application '{app_key}' does not exist", field="appKey")
         secret = self.box.open(application.sealed_secret)
         expected = hashlib.sha256(f"{app_key}{timestamp}{secret}".encode()).hexdigest()
         if not hmac.compare_digest(expected, encryption):
+            if self.audit is not None:
+                self.audit.sign_in_failed()
             message = "encryption: does not match sha256(appKey + timestamp + appSecret)"
             raise _refused(BAD_ENCRYPTION, message, field="encryption")
         return application, now, stamp
@@ -237,11 +243,11 @@ class EnosTokenService:
         if not access_token:
             raise Unauthenticated("apim-accesstoken: the header is missing", field="apim-accesstoken")
         found = await self.store.find_token(_hash(access_token))
-        if found is None:
+        if found is None or not hmac.compare_digest(self._token_value(found[0]), access_token):
+            if self.audit is not None:
+                self.audit.sign_in_failed()
             raise Unauthenticated("apim-accesstoken: not a valid access token", field="apim-accesstoken")
         token, application = found
-        if not hmac.compare_digest(self._token_value(token), access_token):
-            raise Unauthenticated("apim-accesstoken: not a valid access token", field="apim-accesstoken")
         if token.expires_at <= now_ms():
             raise TokenExpired("apim-accesstoken: the access token has expired", field="apim-accesstoken")
         return principal_of(application)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from assetfiles.errors import BadInput, Conflict, NotFound
 from assetfiles.model import OBJECT_ID, Permission, TokenRecord, check_identifier, now_ms
+from assetfiles.service.audit import Audit
 from assetfiles.service.secrets import new_secret, token_hash
 from assetfiles.store.catalog import Catalog
 from assetfiles.store.catalog import Conflict as CatalogConflict
@@ -61,8 +62,9 @@ def expiry_from(expires_in: int | None, *, now: int, field: str = "expires_in") 
 
 
 class Provisioning:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, audit: Audit | None = None) -> None:
         self.catalog = catalog
+        self.audit = audit
 
     async def put_token(
         self,
@@ -93,6 +95,10 @@ class Provisioning:
             raise Conflict(
                 f"{field}.secret: already in use by another token", field=f"{field}.secret"
             ) from None
+        if self.audit is not None and (created or secret is not None):
+            action = "token.created" if created else "token.secret_replaced"
+            detail = {"permissions": [p.value for p in chosen], "expiresAt": expires_at}
+            await self.audit.record(action, org_id=org_id, target=name, detail=detail)
         return TokenPut(created=created, changed=created or secret is not None, generated_secret=generated)
 
     async def create_token(
@@ -115,6 +121,8 @@ class Provisioning:
     async def revoke_token(self, org_id: str, name: str) -> None:
         if not await self.catalog.revoke_token(org_id, name, now_ms()):
             raise NotFound(f"token '{org_id}/{name}' not found or already revoked", field="name")
+        if self.audit is not None:
+            await self.audit.record("token.revoked", org_id=org_id, target=name)
 
     async def list_tokens(self, org_id: str | None = None) -> list[TokenRecord]:
         return await self.catalog.list_tokens(org_id)

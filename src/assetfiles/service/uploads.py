@@ -26,6 +26,7 @@ from assetfiles.model import (
     now_ms,
 )
 from assetfiles.service.access import require
+from assetfiles.service.audit import Audit
 from assetfiles.service.contents import check_association, check_tags
 from assetfiles.service.signing import SignedUrl, UrlSigner
 from assetfiles.store.blobs import BlobStore
@@ -80,7 +81,15 @@ def check_spec(spec: ContentSpec, *, prefix: str = "") -> ContentSpec:
 
 
 class UploadService:
-    def __init__(self, catalog: Catalog, blobs: BlobStore, signer: UrlSigner, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        blobs: BlobStore,
+        signer: UrlSigner,
+        max_upload_bytes: int,
+        audit: Audit | None = None,
+    ) -> None:
+        self.audit = audit
         self.catalog = catalog
         self.blobs = blobs
         self.signer = signer
@@ -275,4 +284,9 @@ class UploadService:
             # A delete of identical bytes won the race (see LocalBlobStore.remove_unless).
             await self.catalog.delete_content(org_id, content.id)
             raise UploadRaced("the upload raced with a delete of identical content; retry it")
+        if self.audit is not None:
+            detail = {"name": content.name, "length": content.length, "sha256": content.sha256}
+            await self.audit.record(
+                "content.created", org_id=org_id, actor=creator, target=content.id, detail=detail
+            )
         return content

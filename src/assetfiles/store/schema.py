@@ -225,3 +225,22 @@ enos_token_requests = Table(
     Column("access_token_hash", String(64)),
     Column("expires_at", BigInteger, nullable=False, index=True),
 )
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    # None for events of no organization (a failed sign-in with an unknown credential)
+    Column("org_id", String(128)),
+    Column("action", String(64), nullable=False),
+    Column("face", String(32), nullable=False),
+    Column("actor_kind", String(16)),
+    Column("actor", String(256)),
+    Column("target", String(256)),
+    # failed sign-ins are counted per face and minute, not one row each
+    Column("count", Integer, nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ix_audit_events_org_id_at", "org_id", "at"),
+    Index("ix_audit_events_at", "at"),
+)
