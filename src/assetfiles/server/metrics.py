@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -53,6 +54,8 @@ class Metrics:
         self.token_requests = Counter(
             "assetfiles_enos_token_requests", "EnOS token service answers", ["operation", "outcome"]
         )
+        self._requests: dict[tuple[str, str, str, int], Any] = {}
+        self._per_face: dict[str, tuple[Any, Any, Any]] = {}
 
     @classmethod
     def get(cls) -> Metrics:
@@ -69,12 +72,25 @@ class Metrics:
     def observe_request(
         self, face: str, operation: str, method: str, status: int, duration: float, received: int, sent: int
     ) -> None:
-        self.requests.labels(face, operation, method, str(status)).inc()
-        self.duration.labels(face).observe(duration)
+        # Label lookups cost more than the increments: children are cached per label set
+        # (the sets are bounded, see the module's docstring).
+        key = (face, operation, method, status)
+        requests = self._requests.get(key)
+        if requests is None:
+            requests = self._requests[key] = self.requests.labels(face, operation, method, str(status))
+        requests.inc()
+        per_face = self._per_face.get(face)
+        if per_face is None:
+            per_face = self._per_face[face] = (
+                self.duration.labels(face),
+                self.bytes_sent.labels(face),
+                self.bytes_received.labels(face),
+            )
+        per_face[0].observe(duration)
         if sent:
-            self.bytes_sent.labels(face).inc(sent)
+            per_face[1].inc(sent)
         if received:
-            self.bytes_received.labels(face).inc(received)
+            per_face[2].inc(received)
 
 
 async def metrics_endpoint(request: Request) -> Response:
