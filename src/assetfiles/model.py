@@ -192,6 +192,23 @@ class Asset:
 
 
 @dataclass(frozen=True)
+class Quota:
+    """What one organization may store; None in a field means no limit there."""
+
+    max_total_bytes: int | None = None
+    max_file_bytes: int | None = None
+    #: media types ("application/pdf") or families ("image/*"); None means any
+    content_types: tuple[str, ...] | None = None
+
+    def allows_type(self, content_type: str) -> bool:
+        if self.content_types is None:
+            return True
+        base = content_type.split(";", 1)[0].strip().lower()
+        family = base.split("/", 1)[0] + "/*"
+        return any(allowed.lower() in (base, family) for allowed in self.content_types)
+
+
+@dataclass(frozen=True)
 class TokenRecord:
     """An API token as stored: never its secret."""
 

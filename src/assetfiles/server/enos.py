@@ -301,10 +301,13 @@ async def integration(request: Request) -> Response:
     lark = _flag(params.get("useLark"), "useLark")
     workdir = Path(tempfile.mkdtemp(prefix="enos-upload-", dir=_upload_dir(settings.data_dir)))
     try:
+        quota_limit = await services.quotas.file_limit(principal.org_id)
         parser = EnosMultipart(
             workdir,
             max_message=settings.enos_max_message_bytes,
-            max_file=settings.enos_max_file_bytes,
+            max_file=min(settings.enos_max_file_bytes, quota_limit)
+            if quota_limit is not None
+            else settings.enos_max_file_bytes,
             accept_files=not lark,
         )
         received = await parser.read(request.headers.get("content-type"), request_body(request))

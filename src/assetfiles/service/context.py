@@ -17,6 +17,7 @@ from assetfiles.service.enos_uploads import EnosUploadService
 from assetfiles.service.health import Health
 from assetfiles.service.maintenance import Maintenance
 from assetfiles.service.provisioning import Provisioning
+from assetfiles.service.quotas import Quotas
 from assetfiles.service.signing import UrlSigner
 from assetfiles.service.uploads import UploadService
 from assetfiles.store.audit import AuditStore
@@ -41,6 +42,7 @@ class Services:
     maintenance: Maintenance
     health: Health
     provisioning: Provisioning
+    quotas: Quotas
 
     @classmethod
     async def open(cls, settings: Settings, *, run_migrations: bool = True) -> Services:
@@ -53,7 +55,8 @@ class Services:
         signer = UrlSigner(settings.signing_key, settings.url_ttl_seconds)
         audit = Audit(AuditStore(engine))
         contents = ContentService(catalog, blobs, signer, audit)
-        uploads = UploadService(catalog, blobs, signer, settings.max_upload_bytes, audit)
+        quotas = Quotas(catalog)
+        uploads = UploadService(catalog, blobs, signer, settings.max_upload_bytes, audit, quotas)
         enos_tokens = EnosTokenService(
             EnosStore(engine),
             settings.signing_key,
@@ -76,6 +79,7 @@ class Services:
             maintenance=Maintenance(catalog, blobs),
             health=Health(catalog, blobs),
             provisioning=Provisioning(catalog, audit),
+            quotas=quotas,
         )
 
     async def close(self) -> None:

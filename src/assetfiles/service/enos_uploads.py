@@ -170,12 +170,14 @@ class EnosUploadService:
         for item in planned:
             where = f"enos-message.files.{item.filename}"
             entry = files[item.filename]
-            assert item.spec.enos is not None
+            assert item.spec.enos is not None and item.spec.content_type is not None
+            length = _file_length(entry, where, limit)
+            await self.uploads.quotas.admit(principal.org_id, item.spec.content_type, length)
             _, url = await self.uploads.reserve(
                 principal.org_id,
                 item.spec,
                 item.creator,
-                length=_file_length(entry, where, limit),
+                length=length,
                 md5=entry["md5"].lower() if entry.get("md5") else None,
             )
             reserved.append(UploadUrl(item.filename, item.spec.enos.file_uri, url))

@@ -26,6 +26,7 @@ from assetfiles.model import (
     DeviceRef,
     EnosFacet,
     Permission,
+    Quota,
     Signal,
     check_identifier,
     mint_enos_uri,
@@ -129,9 +130,21 @@ class AssetSpec(_Strict):
     content: list[ContentEntry] = Field(default_factory=list)
 
 
+class QuotaSpec(_Strict):
+    max_total_bytes: int | None = Field(default=None, ge=0)
+    max_file_bytes: int | None = Field(default=None, ge=0)
+    content_types: list[str] | None = None
+
+    def quota(self) -> Quota:
+        types = tuple(self.content_types) if self.content_types is not None else None
+        return Quota(self.max_total_bytes, self.max_file_bytes, types)
+
+
 class OrganizationSpec(_Strict):
     id: ObjectId
     name: str | None = None
+    #: absent: the quota is left as it is; null: no quota
+    quota: QuotaSpec | None = None
     tokens: list[TokenSpec] = Field(default_factory=list)
     applications: list[ApplicationSpec] = Field(default_factory=list)
     products: list[ProductSpec] = Field(default_factory=list)
@@ -184,6 +197,8 @@ async def apply_fixture(services: Services, fixture: Fixture, base_dir: Path) ->
     catalog = services.catalog
     for org in fixture.organizations:
         await catalog.upsert_organization(org.id, org.name or org.id)
+        if "quota" in org.model_fields_set:
+            await services.quotas.set(org.id, org.quota.quota() if org.quota else None)
         for token in org.tokens:
             put = await services.provisioning.put_token(
                 org.id,

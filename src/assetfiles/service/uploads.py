@@ -28,9 +28,10 @@ from assetfiles.model import (
 from assetfiles.service.access import require
 from assetfiles.service.audit import Audit
 from assetfiles.service.contents import check_association, check_tags
+from assetfiles.service.quotas import Quotas, storage_full
 from assetfiles.service.signing import SignedUrl, UrlSigner
 from assetfiles.store.blobs import BlobStore
-from assetfiles.store.catalog import Catalog
+from assetfiles.store.catalog import Catalog, OverQuota
 
 MAX_CONTENT_TYPE = 255
 
@@ -88,8 +89,10 @@ class UploadService:
         signer: UrlSigner,
         max_upload_bytes: int,
         audit: Audit | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self.audit = audit
+        self.quotas = quotas or Quotas(catalog)
         self.catalog = catalog
         self.blobs = blobs
         self.signer = signer
@@ -137,6 +140,8 @@ class UploadService:
         if not isinstance(sha256, str) or not SHA256_HEX.fullmatch(sha256.lower()):
             raise BadInput("input.sha256: must be 64 hexadecimal characters", field="input.sha256")
         await self._check_targets(principal.org_id, spec.associations, "input.")
+        assert spec.content_type is not None
+        await self.quotas.admit(principal.org_id, spec.content_type, length)  # refused before any byte
         creator = Creator(principal.kind, principal.name)
         return await self.reserve(
             principal.org_id, spec, creator, length=length, sha256=sha256.lower(), ttl_seconds=ttl_seconds
@@ -251,13 +256,24 @@ class UploadService:
         upload_id: str | None = None,
     ) -> Content:
         spec = check_spec(spec)
-        blob = await self.blobs.write(
-            body,
-            max_length=self.max_upload_bytes,
-            expected_length=expected_length,
-            expected_sha256=expected_sha256,
-            expected_md5=expected_md5,
-        )
+        assert spec.content_type is not None
+        admission = await self.quotas.admit(org_id, spec.content_type, expected_length)
+        limit = self.max_upload_bytes
+        quota_binds = admission.stream_limit is not None and admission.stream_limit < limit
+        if admission.stream_limit is not None and quota_binds:
+            limit = admission.stream_limit
+        try:
+            blob = await self.blobs.write(
+                body,
+                max_length=limit,
+                expected_length=expected_length,
+                expected_sha256=expected_sha256,
+                expected_md5=expected_md5,
+            )
+        except PayloadTooLarge:
+            if quota_binds:
+                raise admission.too_large() from None
+            raise
         now = now_ms()
         content = Content(
             id=content_id or str(uuid.uuid4()),
@@ -275,11 +291,18 @@ class UploadService:
             associations=tuple(spec.associations),
             enos=spec.enos,
         )
-        if upload_id is not None:
-            if not await self.catalog.complete_upload(upload_id, content):
-                raise NotFound(f"upload '{upload_id}' not found or already completed")
-        else:
-            await self.catalog.insert_content(content)
+        max_total = admission.quota.max_total_bytes if admission.quota else None
+        try:
+            if upload_id is not None:
+                if not await self.catalog.complete_upload(upload_id, content, max_total):
+                    raise NotFound(f"upload '{upload_id}' not found or already completed")
+            else:
+                await self.catalog.insert_content(content, max_total)
+        except OverQuota:
+            # Another upload took the room while these bytes arrived: nothing is kept.
+            await self.blobs.remove_unless(blob.sha256, lambda: self.catalog.blob_in_use(blob.sha256))
+            assert admission.quota is not None
+            raise storage_full(org_id, admission.quota) from None
         if not await self.blobs.exists(blob.sha256):
             # A delete of identical bytes won the race (see LocalBlobStore.remove_unless).
             await self.catalog.delete_content(org_id, content.id)

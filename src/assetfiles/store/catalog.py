@@ -49,6 +49,7 @@ from assetfiles.model import (
     EnosFacet,
     Page,
     Permission,
+    Quota,
     Signal,
     StoredFile,
     TokenRecord,
@@ -62,6 +63,8 @@ from assetfiles.store.schema import (
     content_tags,
     contents,
     devices,
+    org_quotas,
+    org_usage,
     organizations,
     products,
     signals,
@@ -83,6 +86,10 @@ def in_thread(
 
     functools.update_wrapper(run, method)
     return run
+
+
+class OverQuota(Exception):
+    """Inserting would take an organization past its stored-bytes quota; nothing was written."""
 
 
 class Conflict(Exception):
@@ -397,9 +404,11 @@ class Catalog:
     # -- contents ----------------------------------------------------------------------------
 
     @in_thread
-    def insert_content(self, content: Content) -> None:
+    def insert_content(self, content: Content, max_total_bytes: int | None = None) -> None:
+        """Insert one content; with ``max_total_bytes``, only if the organization stays within it
+        (checked and charged in the same transaction, so concurrent uploads cannot overshoot)."""
         with self.engine.begin() as conn:
-            self._insert_contents(conn, [content])
+            self._insert_contents(conn, [content], max_total_bytes)
 
     @in_thread
     def insert_contents(self, batch: Sequence[Content]) -> None:
@@ -407,9 +416,18 @@ class Catalog:
         with self.engine.begin() as conn:
             self._insert_contents(conn, batch)
 
-    def _insert_contents(self, conn: Connection, batch: Sequence[Content]) -> None:
+    def _insert_contents(
+        self, conn: Connection, batch: Sequence[Content], max_total_bytes: int | None = None
+    ) -> None:
         if not batch:
             return
+        usage: dict[str, list[int]] = {}
+        for content in batch:
+            charged = usage.setdefault(content.org_id, [0, 0])
+            charged[0] += content.length
+            charged[1] += 1
+        for org_id, (size, count) in usage.items():
+            self._charge(conn, org_id, size, count, max_total_bytes)
         conn.execute(insert(contents), [_content_values(content) for content in batch])
         ids = [content.id for content in batch]
         pks: dict[str, int] = {}
@@ -446,6 +464,24 @@ class Catalog:
             for link in link_rows:
                 added[(link["org_id"], link["type"], link["target_id"])] += 1
             self._bump_counts(conn, added)
+
+    @staticmethod
+    def _charge(conn: Connection, org_id: str, size: int, count: int, limit: int | None) -> None:
+        """Add to the organization's usage; with ``limit``, refuse (OverQuota) past it."""
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(
+            dialect.insert(org_usage).values(org_id=org_id, bytes=0, contents=0).on_conflict_do_nothing()
+        )
+        condition = org_usage.c.org_id == org_id
+        if limit is not None and size > 0:
+            condition = and_(condition, org_usage.c.bytes + size <= limit)
+        charged = conn.execute(
+            update(org_usage)
+            .where(condition)
+            .values(bytes=org_usage.c.bytes + size, contents=org_usage.c.contents + count)
+        )
+        if charged.rowcount == 0:
+            raise OverQuota(f"organization '{org_id}' would hold more than {limit} bytes")
 
     @staticmethod
     def _bump_counts(conn: Connection, deltas: Counter[tuple[str, str, str]]) -> None:
@@ -528,12 +564,13 @@ class Catalog:
         """Delete a content row; returns its sha256, or None if there was no such content."""
         with self.engine.begin() as conn:
             row = conn.execute(
-                select(contents.c.pk, contents.c.sha256).where(
+                select(contents.c.pk, contents.c.sha256, contents.c.length).where(
                     contents.c.org_id == org_id, contents.c.id == content_id
                 )
             ).first()
             if row is None:
                 return None
+            self._charge(conn, org_id, -row.length, -1, None)
             conn.execute(delete(content_tags).where(content_tags.c.content_pk == row.pk))
             links = conn.execute(
                 delete(content_associations)
@@ -749,14 +786,54 @@ class Catalog:
         return json.loads(spec) if spec is not None else None
 
     @in_thread
-    def complete_upload(self, upload_id: str, content: Content) -> bool:
+    def complete_upload(self, upload_id: str, content: Content, max_total_bytes: int | None = None) -> bool:
         """Insert the uploaded content and retire its upload record; False if already completed."""
         with self.engine.begin() as conn:
             removed = conn.execute(delete(uploads).where(uploads.c.id == upload_id))
             if removed.rowcount == 0:
                 return False
-            self._insert_contents(conn, [content])
+            self._insert_contents(conn, [content], max_total_bytes)
             return True
+
+    # -- quotas and usage ----------------------------------------------------------------------
+
+    @in_thread
+    def get_quota(self, org_id: str) -> Quota | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(org_quotas).where(org_quotas.c.org_id == org_id)).first()
+        if row is None:
+            return None
+        types = tuple(json.loads(row.content_types)) if row.content_types is not None else None
+        return Quota(row.max_total_bytes, row.max_file_bytes, types)
+
+    @in_thread
+    def set_quota(self, org_id: str, quota: Quota | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(org_quotas).where(org_quotas.c.org_id == org_id))
+            if quota is not None:
+                types = json.dumps(list(quota.content_types)) if quota.content_types is not None else None
+                conn.execute(
+                    insert(org_quotas).values(
+                        org_id=org_id,
+                        max_total_bytes=quota.max_total_bytes,
+                        max_file_bytes=quota.max_file_bytes,
+                        content_types=types,
+                    )
+                )
+
+    @in_thread
+    def usage(self, org_id: str | None = None) -> dict[str, tuple[int, int]]:
+        """org -> (bytes, contents): one organization's, or every organization's."""
+        query = select(organizations.c.id, org_usage.c.bytes, org_usage.c.contents).outerjoin(
+            org_usage, org_usage.c.org_id == organizations.c.id
+        )
+        if org_id is not None:
+            query = query.where(organizations.c.id == org_id)
+        with self.engine.connect() as conn:
+            return {
+                row.id: (row.bytes or 0, row.contents or 0)
+                for row in conn.execute(query.order_by(organizations.c.id))
+            }
 
 
 def _token_record(row: Row[Any]) -> TokenRecord:

@@ -244,3 +244,23 @@ audit_events = Table(
     Index("ix_audit_events_org_id_at", "org_id", "at"),
     Index("ix_audit_events_at", "at"),
 )
+
+org_usage = Table(
+    "org_usage",
+    metadata,
+    # Bytes and contents an organization holds (logical: identical bytes in two contents count
+    # twice), kept with every content insert and delete; quotas are checked against it.
+    Column("org_id", String(128), primary_key=True),
+    Column("bytes", BigInteger, nullable=False),
+    Column("contents", BigInteger, nullable=False),
+)
+
+org_quotas = Table(
+    "org_quotas",
+    metadata,
+    Column("org_id", String(128), ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True),
+    Column("max_total_bytes", BigInteger),
+    Column("max_file_bytes", BigInteger),
+    # JSON list of media types or "type/*" patterns; None means any
+    Column("content_types", Text),
+)

@@ -9,7 +9,8 @@ from ariadne import MutationType, ObjectType, QueryType, UnionType
 from graphql import GraphQLResolveInfo
 
 from assetfiles.errors import BadInput
-from assetfiles.model import Association, Content, CreatorKind, Principal, Signal
+from assetfiles.model import Association, Content, CreatorKind, Permission, Principal, Signal
+from assetfiles.service.access import require
 from assetfiles.service.batching import BatchLoader
 from assetfiles.service.contents import ListingFilters
 from assetfiles.service.context import Services
@@ -104,6 +105,25 @@ async def resolve_assets(
         limit=pagination.get("limit"),
         offset=pagination.get("offset"),
     )
+
+
+@query.field("organizationUsage")
+async def resolve_organization_usage(_obj: None, info: Info) -> dict[str, Any]:
+    ctx = info.context
+    require(ctx.principal, Permission.READ)
+    usage = (await ctx.services.quotas.usage(ctx.principal.org_id))[0]
+    quota = usage.quota
+    return {
+        "storedBytes": usage.stored_bytes,
+        "contentCount": usage.contents,
+        "quota": None
+        if quota is None
+        else {
+            "maxTotalBytes": quota.max_total_bytes,
+            "maxFileBytes": quota.max_file_bytes,
+            "contentTypes": list(quota.content_types) if quota.content_types is not None else None,
+        },
+    }
 
 
 @query.field("assetsCount")
