@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.backends import BLOBS
-from tests.helpers import Server, encryption, run_cli, seed_and_start
+from tests.backends import BACKEND, BLOBS
+from tests.helpers import Server, encryption, run_cli, seed_and_start, start_server
 
 TOKEN = "tok-ops-rw-0123456789abcdef"
 DEVICE_SECRET = "dev-ops-secret-0123456789"
@@ -340,3 +341,73 @@ def test_audit_log_records_who_changed_what_through_which_face(tmp_path: Path) -
     assert run_cli("audit", "--since", "2099-01-01T00:00:00Z", "--json", "--data-dir", data_dir).stdout == ""
     bad = run_cli("audit", "--since", "last tuesday", "--data-dir", data_dir)
     assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+# -- backup and restore --------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(BLOBS != "local" or BACKEND != "sqlite", reason="backs up the embedded default only")
+def test_backup_while_serving_then_restore_and_fsck(tmp_path: Path) -> None:
+    running = seed_and_start(tmp_path / "live", document(), {"files/a.txt": b"hello operators\n"})
+    backup_dir = tmp_path / "backup"
+    try:
+        # uploads keep going while the backup runs
+        def upload_many() -> None:
+            for index in range(40):
+                httpx.put(
+                    f"{running.base_url}/api/devices/p1/d1/content?name=b-{index}.csv",
+                    content=f"row {index}\n".encode(),
+                    headers={"Authorization": f"Device {DEVICE_SECRET}"},
+                )
+
+        uploader = threading.Thread(target=upload_many)
+        uploader.start()
+        result = run_cli("backup", str(backup_dir), "--data-dir", str(running.data_dir))
+        uploader.join()
+        assert result.returncode == 0, result.stderr
+        refused = run_cli("backup", str(backup_dir), "--data-dir", str(running.data_dir))
+        assert refused.returncode == 2 and "not empty" in refused.stderr
+    finally:
+        running.stop()
+    assert oct(backup_dir.stat().st_mode & 0o777) == "0o700"
+    assert not (backup_dir / "secret.key").exists()  # the tests' key comes from the environment
+    fsck = run_cli("fsck", "--verify", "--data-dir", str(backup_dir))
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    restored = start_server(backup_dir)
+    try:
+        query = """{ assetContents(filters: {association: {type: "asset", id: "a-ops"}},
+                                   devices: [{product_id: "p1", device_id: "d1"}], pagination: {limit: 100}) {
+                       totalCount assetContents { name url } } }"""
+        listing = restored.data(query, token=TOKEN)["assetContents"]
+        assert 0 <= listing["totalCount"] <= 40  # the snapshot's moment; every file in it is whole
+        for item in listing["assetContents"]:
+            assert httpx.get(item["url"]).content == f"row {item['name'][2:-4]}\n".encode()
+        stamp = int(time.time() * 1000)
+        token = httpx.post(f"{restored.base_url}/apim-token-service/v2.0/token/get",
+                           json={"appKey": APP_KEY, "encryption": encryption(APP_KEY, stamp, APP_SECRET),
+                                 "timestamp": stamp})  # fmt: skip
+        assert token.json()["status"] == 0  # the application secret opens with the restored key
+    finally:
+        restored.stop()
+
+
+def test_backup_refuses_other_backends_and_missing_catalogs(tmp_path: Path) -> None:
+    empty = run_cli("backup", str(tmp_path / "b"), "--data-dir", str(tmp_path / "nothing"),
+                    env={"ASSETFILES_DATABASE_URL": "", "ASSETFILES_BLOB_URL": ""})  # fmt: skip
+    assert empty.returncode == 2 and "no catalog" in empty.stderr
+    elsewhere = run_cli("backup", str(tmp_path / "c"), env={"ASSETFILES_DATABASE_URL": "postgresql://x@h/db"})
+    assert elsewhere.returncode == 2 and "pg_dump" in elsewhere.stderr
+
+
+@pytest.mark.skipif(BLOBS != "local" or BACKEND != "sqlite", reason="backs up the embedded default only")
+def test_backup_copies_a_generated_server_key(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    assert run_cli("migrate", "--data-dir", str(data_dir), env={"ASSETFILES_SECRET_KEY": ""}).returncode == 0
+    (data_dir / "secret.key").write_text("k" * 64)
+    os.chmod(data_dir / "secret.key", 0o600)
+    result = run_cli(
+        "backup", str(tmp_path / "b"), "--data-dir", str(data_dir), env={"ASSETFILES_SECRET_KEY": ""}
+    )
+    assert result.returncode == 0 and "server key" in result.stdout, result.stderr
+    copied = tmp_path / "b" / "secret.key"
+    assert copied.read_text() == "k" * 64 and oct(copied.stat().st_mode & 0o777) == "0o600"

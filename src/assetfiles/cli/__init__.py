@@ -32,6 +32,7 @@ COMMANDS = {
     "config": ("assetfiles.cli.operations", "config_group", "Show the effective settings, or all of them."),
     "migrate": ("assetfiles.cli.operations", "migrate_command", "Bring the catalog schema up to date."),
     "audit": ("assetfiles.cli.audit", "audit_command", "Read the audit log."),
+    "backup": ("assetfiles.cli.operations", "backup_command", "Back up the embedded catalog and blobs."),
     "quota": ("assetfiles.cli.quota", "quota_group", "Set or clear an organization's storage quota."),
     "usage": ("assetfiles.cli.quota", "usage_command", "What each organization stores, against its quota."),
 }

@@ -70,3 +70,24 @@ def migrate_command(data_dir: Path | None) -> None:
         engine.dispose()
     where = make_url(settings.catalog_url).render_as_string(hide_password=True)
     click.echo(f"catalog {where} is at revision {current}")
+
+
+@click.command("backup")
+@data_dir_option
+@click.argument("destination", type=click.Path(file_okay=False, path_type=Path))
+def backup_command(data_dir: Path | None, destination: Path) -> None:
+    """Copy the catalog (online, while serving), the blobs and the server key into DESTINATION.
+
+    Restore by using DESTINATION as the data directory; check it with ``assetfiles fsck --verify``.
+    """
+    from assetfiles.errors import AssetfilesError
+    from assetfiles.service.backup import backup
+
+    settings = build_settings(data_dir=data_dir)
+    try:
+        report = backup(settings, destination)
+    except AssetfilesError as exc:
+        raise click.UsageError(exc.message) from None
+    blobs = f"{report.blobs} blobs ({report.blob_bytes} bytes)"
+    key = "server key" if report.key_copied else "(the server key is in your settings: keep it with them)"
+    click.echo(f"backup in {report.destination}: catalog, {blobs}, {key}")
