@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     )
     access_log: bool = Field(default=True, description="One log line per request (no query strings).")
     metrics: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+    retention_interval_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="How often serve applies retention policies (one process at a time); 0: never.",
+    )
 
     @classmethod
     def settings_customise_sources(

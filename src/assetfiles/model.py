@@ -191,6 +191,13 @@ class Asset:
         return frozenset(signal.channel.device for signal in self.signals)
 
 
+def media_type_matches(content_type: str, patterns: tuple[str, ...] | list[str]) -> bool:
+    """Whether a media type (parameters ignored) is one of ``patterns``: exact, or ``type/*``."""
+    base = content_type.split(";", 1)[0].strip().lower()
+    family = base.split("/", 1)[0] + "/*"
+    return any(pattern.lower() in (base, family) for pattern in patterns)
+
+
 @dataclass(frozen=True)
 class Quota:
     """What one organization may store; None in a field means no limit there."""
@@ -201,11 +208,7 @@ class Quota:
     content_types: tuple[str, ...] | None = None
 
     def allows_type(self, content_type: str) -> bool:
-        if self.content_types is None:
-            return True
-        base = content_type.split(";", 1)[0].strip().lower()
-        family = base.split("/", 1)[0] + "/*"
-        return any(allowed.lower() in (base, family) for allowed in self.content_types)
+        return self.content_types is None or media_type_matches(content_type, self.content_types)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ COMMANDS = {
     "audit": ("assetfiles.cli.audit", "audit_command", "Read the audit log."),
     "backup": ("assetfiles.cli.operations", "backup_command", "Back up the embedded catalog and blobs."),
     "quota": ("assetfiles.cli.quota", "quota_group", "Set or clear an organization's storage quota."),
+    "retention": ("assetfiles.cli.retention", "retention_group", "Show or apply retention policies."),
     "usage": ("assetfiles.cli.quota", "usage_command", "What each organization stores, against its quota."),
 }
 

@@ -76,11 +76,17 @@ def create_app(settings: Settings | None = None) -> RequestContext:
         # a listing's thousands of short-lived objects trigger from re-scanning it every time.
         gc.collect()
         gc.freeze()
-        flusher = asyncio.create_task(app.state.services.audit.flush_every(AUDIT_FLUSH_SECONDS))
+        services = app.state.services
+        background = [asyncio.create_task(services.audit.flush_every(AUDIT_FLUSH_SECONDS))]
+        if settings.retention_interval_seconds:
+            background.append(
+                asyncio.create_task(services.retention.run_every(settings.retention_interval_seconds))
+            )
         try:
             yield
         finally:
-            flusher.cancel()
+            for task in background:
+                task.cancel()
             await app.state.services.close()  # flushes the audit counters one last time
 
     routes = [

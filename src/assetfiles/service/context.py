@@ -18,6 +18,7 @@ from assetfiles.service.health import Health
 from assetfiles.service.maintenance import Maintenance
 from assetfiles.service.provisioning import Provisioning
 from assetfiles.service.quotas import Quotas
+from assetfiles.service.retention import Retention
 from assetfiles.service.signing import UrlSigner
 from assetfiles.service.uploads import UploadService
 from assetfiles.store.audit import AuditStore
@@ -25,6 +26,7 @@ from assetfiles.store.blobs import BlobStore, LocalBlobStore
 from assetfiles.store.catalog import Catalog
 from assetfiles.store.database import create_engine, migrate
 from assetfiles.store.enos import EnosStore
+from assetfiles.store.retention import RetentionStore
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Services:
     health: Health
     provisioning: Provisioning
     quotas: Quotas
+    retention: Retention
 
     @classmethod
     async def open(cls, settings: Settings, *, run_migrations: bool = True) -> Services:
@@ -80,6 +83,7 @@ class Services:
             health=Health(catalog, blobs),
             provisioning=Provisioning(catalog, audit),
             quotas=quotas,
+            retention=Retention(RetentionStore(engine), catalog, contents),
         )
 
     async def close(self) -> None:

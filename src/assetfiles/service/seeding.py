@@ -37,6 +37,7 @@ from assetfiles.service.provisioning import check_token_name, check_token_secret
 from assetfiles.service.secrets import hash_device_secret, new_secret
 from assetfiles.service.uploads import ContentSpec, check_spec, guess_content_type
 from assetfiles.store.blobs import StoredBlob
+from assetfiles.store.retention import RetentionPolicy
 
 READ_CHUNK = 1024 * 1024
 
@@ -140,11 +141,31 @@ class QuotaSpec(_Strict):
         return Quota(self.max_total_bytes, self.max_file_bytes, types)
 
 
+class RetentionSpec(_Strict):
+    asset: ObjectId | None = None
+    content_type: str | None = None
+    name_prefix: str | None = Field(default=None, min_length=1, max_length=255)
+    delete_after_days: int | None = Field(default=None, ge=0)
+    keep_per_asset: int | None = Field(default=None, ge=0)
+
+    def policy(self, org_id: str) -> RetentionPolicy:
+        return RetentionPolicy(
+            org_id,
+            self.asset,
+            self.content_type,
+            self.name_prefix,
+            self.delete_after_days,
+            self.keep_per_asset,
+        )
+
+
 class OrganizationSpec(_Strict):
     id: ObjectId
     name: str | None = None
     #: absent: the quota is left as it is; null: no quota
     quota: QuotaSpec | None = None
+    #: absent: the policies are left as they are; a list (empty too) replaces them
+    retention: list[RetentionSpec] | None = None
     tokens: list[TokenSpec] = Field(default_factory=list)
     applications: list[ApplicationSpec] = Field(default_factory=list)
     products: list[ProductSpec] = Field(default_factory=list)
@@ -199,6 +220,10 @@ async def apply_fixture(services: Services, fixture: Fixture, base_dir: Path) ->
         await catalog.upsert_organization(org.id, org.name or org.id)
         if "quota" in org.model_fields_set:
             await services.quotas.set(org.id, org.quota.quota() if org.quota else None)
+        if org.retention is not None:
+            policies = [spec.policy(org.id) for spec in org.retention]
+            if await services.retention.set_policies(org.id, policies):
+                report.changes.append(f"retention policies of {org.id} set")
         for token in org.tokens:
             put = await services.provisioning.put_token(
                 org.id,

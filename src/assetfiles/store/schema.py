@@ -264,3 +264,26 @@ org_quotas = Table(
     # JSON list of media types or "type/*" patterns; None means any
     Column("content_types", Text),
 )
+
+retention_policies = Table(
+    "retention_policies",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("org_id", String(128), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    # each narrows which contents the policy covers; None means any
+    Column("asset_id", String(128)),
+    Column("content_type", String(255)),
+    Column("name_prefix", String(255)),
+    # what it does: delete after N days without modification, keep the newest N per target
+    Column("delete_after_days", Integer),
+    Column("keep_per_target", Integer),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    # a named job that one process at a time may run (retention), until expires_at
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)

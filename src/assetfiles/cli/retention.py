@@ -1,0 +1,73 @@
+"""``assetfiles retention show|apply``: the policies, and deleting what they say to (or listing it)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import click
+
+from assetfiles.cli.options import build_settings, data_dir_option
+from assetfiles.model import now_ms
+from assetfiles.service.context import Services
+from assetfiles.service.retention import Doomed
+from assetfiles.store.retention import RetentionPolicy
+
+
+@click.group("retention")
+def retention_group() -> None:
+    """Retention policies (set in fixtures): show them, or apply them now."""
+
+
+@retention_group.command("show")
+@click.option("--org", default=None, help="Only this organization's policies.")
+@data_dir_option
+def show_command(org: str | None, data_dir: Path | None) -> None:
+    """Every retention policy, one JSON object per line."""
+    settings = build_settings(data_dir=data_dir)
+
+    async def read() -> list[RetentionPolicy]:
+        services = await Services.open(settings)
+        try:
+            return await services.retention.policies(org)
+        finally:
+            await services.close()
+
+    for policy in asyncio.run(read()):
+        click.echo(json.dumps({
+            "org": policy.org_id, "asset": policy.asset_id, "contentType": policy.content_type,
+            "namePrefix": policy.name_prefix, "deleteAfterDays": policy.delete_after_days,
+            "keepPerAsset": policy.keep_per_target,
+        }))  # fmt: skip
+
+
+@retention_group.command("apply")
+@click.option("--org", default=None, help="Only this organization's policies.")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines.")
+@data_dir_option
+def apply_command(org: str | None, dry_run: bool, as_json: bool, data_dir: Path | None) -> None:
+    """Delete every content a policy says has been kept long enough (each deletion audited)."""
+    settings = build_settings(data_dir=data_dir)
+
+    async def run() -> list[Doomed]:
+        services = await Services.open(settings)
+        try:
+            now = now_ms()
+            return await (
+                services.retention.plan(now, org) if dry_run else services.retention.apply(now, org)
+            )
+        finally:
+            await services.close()
+
+    done = asyncio.run(run())
+    verb = "would delete" if dry_run else "deleted"
+    for item in done:
+        if as_json:
+            click.echo(json.dumps({"org": item.org_id, "id": item.content_id, "name": item.name,
+                                   "reason": item.reason, "deleted": not dry_run}))  # fmt: skip
+        else:
+            click.echo(f"{verb} {item.org_id}/{item.content_id} {item.name!r}: {item.reason}")
+    if not as_json:
+        click.echo(f"{len(done)} content(s) {verb}")
