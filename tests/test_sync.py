@@ -488,3 +488,33 @@ def test_a_second_run_on_the_same_folder_is_refused_while_the_first_holds_it(
         assert result.returncode == 2 and "another assetfiles run" in result.stderr
         assert not (tmp_path / "a-mirror").exists()
     assert sync(server.base_url, "a-mirror", str(tmp_path))[0] == 0  # released: the next run proceeds
+
+
+#: What only the server needs: `pip install assetfiles` (the client) comes without these.
+SERVER_ONLY = ("sqlalchemy", "starlette", "alembic", "ariadne", "graphql", "granian", "pydantic",
+               "pydantic_settings", "cryptography", "prometheus_client", "python_multipart", "multipart",
+               "yaml", "psycopg", "aiobotocore", "botocore")  # fmt: skip
+CLIENT_ONLY = f"""
+import sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {SERVER_ONLY!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, Refuse())
+from assetfiles.cli import main
+main()
+"""
+
+
+def test_the_client_runs_without_the_server_extra(server: Server, tmp_path: Path) -> None:
+    """`pip install assetfiles` (no [server]): sync works, server commands say what to install."""
+    env = {**os.environ, "ASSETFILES_TOKEN": TOKEN}
+    command = [sys.executable, "-c", CLIENT_ONLY, "sync", "--url", server.base_url, "--quiet", "a-mirror",
+               str(tmp_path)]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "a-mirror" / "user").is_dir()
+    serve = subprocess.run(
+        [sys.executable, "-c", CLIENT_ONLY, "serve"], capture_output=True, text=True, timeout=60
+    )
+    assert serve.returncode == 2 and "pip install 'assetfiles[server]'" in serve.stderr, serve.stderr

@@ -47,7 +47,14 @@ class LazyGroup(click.Group):
         if cmd_name not in COMMANDS:
             return None
         module, attribute, _ = COMMANDS[cmd_name]
-        command: click.Command = getattr(importlib.import_module(module), attribute)
+        try:
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+        except ModuleNotFoundError as exc:
+            # `pip install assetfiles` is the client alone; the server is the [server] extra.
+            raise click.UsageError(
+                f"'assetfiles {cmd_name}' needs {exc.name}, which comes with the server: "
+                "pip install 'assetfiles[server]'"
+            ) from None
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

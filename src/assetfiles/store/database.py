@@ -45,7 +45,12 @@ def create_engine(url: str) -> Engine:
         engine = sqlalchemy_engine(url, pool_size=8, max_overflow=32)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sqlalchemy_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
+    try:
+        return sqlalchemy_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise RuntimeError(
+            f"{parsed.get_backend_name()} needs {exc.name}: pip install 'assetfiles[postgres]'"
+        ) from None
 
 
 def alembic_config(url: str) -> Config:
