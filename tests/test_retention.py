@@ -67,7 +67,7 @@ def test_dry_run_lists_exactly_what_the_real_run_deletes(tmp_path: Path) -> None
     assert [(i["id"], i["reason"]) for i in ran] == [(i["id"], i["reason"]) for i in planned]
     assert all(item["deleted"] for item in ran)
     after = lines(run_cli("usage", "--org", "o-r", "--json", "--data-dir", data_dir).stdout)[0]
-    assert after["contents"] == before["contents"] - 6
+    assert after["contentCount"] == before["contentCount"] - 6
     assert run_cli("retention", "apply", "--dry-run", "--json", "--data-dir", data_dir).stdout == ""
     audit = lines(run_cli("audit", "--org", "o-r", "--json", "--data-dir", data_dir).stdout)
     deletions = [e for e in audit if e["action"] == "content.deleted"]

@@ -15,7 +15,7 @@ from typing import TypeVar
 import click
 import yaml
 
-from assetfiles.cli.options import build_settings, data_dir_option
+from assetfiles.cli.options import build_settings, data_dir_option, with_services
 from assetfiles.config import Settings
 from assetfiles.errors import AssetfilesError
 from assetfiles.model import Permission, ms_to_iso, now_ms
@@ -83,19 +83,7 @@ _HINTS = {"name": "--name", "token.name": "--name", "token.secret": "--secret", 
 
 
 def _run(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
-    """Open the services, do one provisioning call, close; its refusals become usage errors."""
-
-    async def run() -> T:
-        services = await Services.open(settings)
-        try:
-            return await work(services)
-        finally:
-            await services.close()
-
-    try:
-        return asyncio.run(run())
-    except AssetfilesError as exc:
-        raise click.BadParameter(exc.message, param_hint=_HINTS.get(exc.field or "")) from None
+    return with_services(settings, work, _HINTS)
 
 
 @token_group.command("create")

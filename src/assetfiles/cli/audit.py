@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import click
 
-from assetfiles.cli.options import build_settings, data_dir_option
+from assetfiles.cli.options import build_settings, data_dir_option, with_services
 from assetfiles.errors import BadInput
 from assetfiles.model import iso_to_ms, ms_to_iso, now_ms
-from assetfiles.service.context import Services
-from assetfiles.store.audit import AuditEvent
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -43,14 +40,8 @@ def audit_command(
     start = parse_since(since) if since else None
     settings = build_settings(data_dir=data_dir)
 
-    async def read() -> list[AuditEvent]:
-        services = await Services.open(settings)
-        try:
-            return await services.audit.read(org, start, limit)
-        finally:
-            await services.close()
-
-    for event in asyncio.run(read()):
+    events = with_services(settings, lambda services: services.audit.read(org, start, limit))
+    for event in events:
         record = {
             "at": ms_to_iso(event.at), "org": event.org_id, "action": event.action, "face": event.face,
             "actorKind": event.actor_kind, "actor": event.actor, "target": event.target,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from assetfiles.config import CONFIG_ENV, ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from assetfiles.service.context import Services
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,3 +51,32 @@ def build_settings(**overrides: Any) -> Settings:
         return load_settings(config, **overrides)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+T = TypeVar("T")
+
+
+def with_services(
+    settings: Settings,
+    work: Callable[[Services], Awaitable[T]],
+    hints: dict[str, str] | None = None,
+) -> T:
+    """Open the services, run one piece of work, close them; a refusal becomes a usage error
+    naming the option it is about (``hints`` maps a service field to that option)."""
+    from assetfiles.errors import AssetfilesError
+    from assetfiles.service.context import Services
+
+    async def run() -> T:
+        services = await Services.open(settings)
+        try:
+            return await work(services)
+        finally:
+            await services.close()
+
+    try:
+        return asyncio.run(run())
+    except AssetfilesError as exc:
+        hint = (hints or {}).get(exc.field or "")
+        if hint is not None:
+            raise click.BadParameter(exc.message, param_hint=hint) from None
+        raise click.UsageError(exc.message) from None

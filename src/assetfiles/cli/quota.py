@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 import click
 
-from assetfiles.cli.options import build_settings, data_dir_option
-from assetfiles.config import Settings
-from assetfiles.errors import AssetfilesError
+from assetfiles.cli.options import build_settings, data_dir_option, with_services
 from assetfiles.model import Quota
-from assetfiles.service.context import Services
-from assetfiles.service.quotas import Usage
 
 T = TypeVar("T")
-
-
-def _run(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
-    async def run() -> T:
-        services = await Services.open(settings)
-        try:
-            return await work(services)
-        finally:
-            await services.close()
-
-    try:
-        return asyncio.run(run())
-    except AssetfilesError as exc:
-        raise click.UsageError(exc.message) from None
 
 
 @click.group("quota")
@@ -57,7 +37,7 @@ def quota_set(
 ) -> None:
     """Replace the organization's quota with these limits (an option left out: no limit there)."""
     quota = Quota(max_total_bytes, max_file_bytes, content_types or None)
-    _run(build_settings(data_dir=data_dir), lambda services: services.quotas.set(org, quota))
+    with_services(build_settings(data_dir=data_dir), lambda services: services.quotas.set(org, quota))
     click.echo(f"quota of {org} set")
 
 
@@ -66,24 +46,8 @@ def quota_set(
 @data_dir_option
 def quota_clear(org: str, data_dir: Path | None) -> None:
     """Remove the organization's quota."""
-    _run(build_settings(data_dir=data_dir), lambda services: services.quotas.set(org, None))
+    with_services(build_settings(data_dir=data_dir), lambda services: services.quotas.set(org, None))
     click.echo(f"quota of {org} cleared")
-
-
-def usage_record(usage: Usage) -> dict[str, object]:
-    quota = usage.quota
-    return {
-        "org": usage.org_id,
-        "storedBytes": usage.stored_bytes,
-        "contents": usage.contents,
-        "quota": None
-        if quota is None
-        else {
-            "maxTotalBytes": quota.max_total_bytes,
-            "maxFileBytes": quota.max_file_bytes,
-            "contentTypes": list(quota.content_types) if quota.content_types is not None else None,
-        },
-    }
 
 
 @click.command("usage")
@@ -92,8 +56,10 @@ def usage_record(usage: Usage) -> dict[str, object]:
 @data_dir_option
 def usage_command(org: str | None, as_json: bool, data_dir: Path | None) -> None:
     """Bytes and contents each organization stores, against its quota."""
-    for usage in _run(build_settings(data_dir=data_dir), lambda services: services.quotas.usage(org)):
-        record = usage_record(usage)
+    for usage in with_services(
+        build_settings(data_dir=data_dir), lambda services: services.quotas.usage(org)
+    ):
+        record = usage.as_json()
         if as_json:
             click.echo(json.dumps(record))
             continue

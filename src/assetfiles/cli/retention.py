@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Awaitable
 from pathlib import Path
 
 import click
 
-from assetfiles.cli.options import build_settings, data_dir_option
+from assetfiles.cli.options import build_settings, data_dir_option, with_services
 from assetfiles.model import now_ms
 from assetfiles.service.context import Services
 from assetfiles.service.retention import Doomed
-from assetfiles.store.retention import RetentionPolicy
 
 
 @click.group("retention")
@@ -27,14 +26,7 @@ def show_command(org: str | None, data_dir: Path | None) -> None:
     """Every retention policy, one JSON object per line."""
     settings = build_settings(data_dir=data_dir)
 
-    async def read() -> list[RetentionPolicy]:
-        services = await Services.open(settings)
-        try:
-            return await services.retention.policies(org)
-        finally:
-            await services.close()
-
-    for policy in asyncio.run(read()):
+    for policy in with_services(settings, lambda services: services.retention.policies(org)):
         click.echo(json.dumps({
             "org": policy.org_id, "asset": policy.asset_id, "contentType": policy.content_type,
             "namePrefix": policy.name_prefix, "deleteAfterDays": policy.delete_after_days,
@@ -51,17 +43,12 @@ def apply_command(org: str | None, dry_run: bool, as_json: bool, data_dir: Path 
     """Delete every content a policy says has been kept long enough (each deletion audited)."""
     settings = build_settings(data_dir=data_dir)
 
-    async def run() -> list[Doomed]:
-        services = await Services.open(settings)
-        try:
-            now = now_ms()
-            return await (
-                services.retention.plan(now, org) if dry_run else services.retention.apply(now, org)
-            )
-        finally:
-            await services.close()
+    now = now_ms()
 
-    done = asyncio.run(run())
+    def work(services: Services) -> Awaitable[list[Doomed]]:
+        return services.retention.plan(now, org) if dry_run else services.retention.apply(now, org)
+
+    done = with_services(settings, work)
     verb = "would delete" if dry_run else "deleted"
     for item in done:
         if as_json:

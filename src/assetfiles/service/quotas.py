@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from assetfiles.errors import AssetfilesError, BadInput
 from assetfiles.model import OBJECT_ID, Quota, check_identifier
@@ -36,6 +37,22 @@ class Usage:
     stored_bytes: int
     contents: int
     quota: Quota | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The shape both ``assetfiles usage --json`` and GraphQL's ``organizationUsage`` show."""
+        quota = self.quota
+        return {
+            "org": self.org_id,
+            "storedBytes": self.stored_bytes,
+            "contentCount": self.contents,
+            "quota": None
+            if quota is None
+            else {
+                "maxTotalBytes": quota.max_total_bytes,
+                "maxFileBytes": quota.max_file_bytes,
+                "contentTypes": list(quota.content_types) if quota.content_types is not None else None,
+            },
+        }
 
 
 @dataclass(frozen=True)

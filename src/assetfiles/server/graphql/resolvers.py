@@ -112,18 +112,7 @@ async def resolve_organization_usage(_obj: None, info: Info) -> dict[str, Any]:
     ctx = info.context
     require(ctx.principal, Permission.READ)
     usage = (await ctx.services.quotas.usage(ctx.principal.org_id))[0]
-    quota = usage.quota
-    return {
-        "storedBytes": usage.stored_bytes,
-        "contentCount": usage.contents,
-        "quota": None
-        if quota is None
-        else {
-            "maxTotalBytes": quota.max_total_bytes,
-            "maxFileBytes": quota.max_file_bytes,
-            "contentTypes": list(quota.content_types) if quota.content_types is not None else None,
-        },
-    }
+    return usage.as_json()
 
 
 @query.field("assetsCount")
