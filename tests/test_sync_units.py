@@ -143,3 +143,18 @@ def test_header_parsing() -> None:
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert channel_device("p1.d1.data_in.temp") == "p1.d1"
     assert channel_device("nonsense") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("fdp\u202eexe.pdf", "fdp_exe.pdf"),  # right-to-left override: shows as "fdpfdp.exe"-like spoofs
+        ("report\u2066.pdf\u2069.exe", "report_.pdf_.exe"),  # isolates
+        ("a\u200bb.txt", "a_b.txt"),  # zero-width space
+        ("\ufeffbom.csv", "_bom.csv"),  # byte-order mark
+        ("join\u200d\u200c.txt", "join__.txt"),  # zero-width joiners
+        ("résumé.pdf", "résumé.pdf"),  # ordinary non-ASCII stays
+    ],
+)
+def test_invisible_and_direction_characters_are_mapped(name: str, expected: str) -> None:
+    assert safe_component(name) == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -11,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.backends import stored_objects
-from tests.conftest import MAX_UPLOAD, RO
+from tests.backends import stored_blobs, stored_objects
+from tests.conftest import MAX_UPLOAD, RO, RW
 from tests.helpers import Server
 
 CREATE = """mutation($i: ContentUploadInput!, $ttl: Int) {
@@ -335,3 +336,46 @@ def test_total_count_follows_uploads_and_deletes(server: Server) -> None:
 def test_upload_url_lifetime_is_bounded(server: Server, untouched: None, ttl: int) -> None:
     error = server.error(CREATE, {"i": upload_input(b"abc"), "ttl": ttl})
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "expiresIn"}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "fragment"),
+    [
+        ("text/pl\u00e9in", "printable ASCII"),
+        ("text/plain\u0007", "printable ASCII"),
+        ("/plain", "media type"),
+    ],
+)
+def test_media_types_a_header_cannot_carry_are_refused(
+    server: Server, content_type: str, fragment: str
+) -> None:
+    mutation = """mutation($input: ContentUploadInput!) { createContentUpload(input: $input) { id } }"""
+    variables = {"input": {"name": "m.txt", "contentType": content_type, "length": 1, "sha256": "0" * 64,
+                           "associations": [{"type": "asset", "id": "a-pump-7"}]}}  # fmt: skip
+    error = server.error(mutation, variables)
+    assert error["extensions"]["field"] == "input.contentType" and fragment in error["message"]
+
+
+def test_a_device_upload_with_a_non_ascii_media_type_stores_nothing(server: Server) -> None:
+    before = stored_blobs(server.data_dir)
+    answer = httpx.put(
+        f"{server.base_url}/api/devices/p7k2q9/pump-007/content?name=x.txt",
+        content=b"x",
+        headers={
+            "Authorization": "Device dev-pump-007-secret",
+            "Content-Type": "text/\xe9t\xe9".encode("latin-1"),
+        },
+    )
+    assert answer.status_code == 400 and answer.json()["error"]["field"] == "contentType"
+    assert stored_blobs(server.data_dir) == before
+
+
+def test_names_with_lone_surrogates_are_refused(server: Server) -> None:
+    """JSON can carry an unpaired surrogate escape; it is not text any store or disk can hold."""
+    mutation = "mutation($input: ContentUploadInput!) { createContentUpload(input: $input) { id } }"
+    variables = {"input": {"name": "bad\ud800.txt", "length": 1, "sha256": "0" * 64,
+                           "associations": [{"type": "asset", "id": "a-pump-7"}]}}  # fmt: skip
+    body = json.dumps({"query": mutation, "variables": variables}).encode()  # "\\ud800" on the wire
+    headers = {"Authorization": f"Automation {RW}", "Content-Type": "application/json"}
+    error = httpx.post(server.graphql_url, content=body, headers=headers).json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "surrogate" in error["message"]

@@ -86,6 +86,8 @@ def check_content_name(value: str, *, field: str = "name") -> str:
         raise BadInput(f"{field}: longer than {MAX_NAME_LENGTH} characters", field=field)
     if any(ord(char) < 32 or ord(char) == 127 for char in value):
         raise BadInput(f"{field}: must not contain control characters", field=field)
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in value):
+        raise BadInput(f"{field}: must not contain lone surrogates (not valid Unicode text)", field=field)
     return value
 
 

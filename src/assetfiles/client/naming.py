@@ -18,8 +18,10 @@ from pathlib import PurePosixPath
 from assetfiles.client.remote import Origin, RemoteFile
 
 MAX_COMPONENT_BYTES = 255
-#: Characters Windows refuses in names, path separators, and control characters.
-UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
+#: Characters Windows refuses in names, path separators, control characters, and the invisible
+#: ones that make a name look like another: bidirectional overrides and isolates (``exe.pdf``
+#: shown for ``fdp.exe``), zero-width characters and the byte-order mark.
+UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]')
 RESERVED = {
     "CON",
     "PRN",

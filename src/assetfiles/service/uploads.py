@@ -60,9 +60,18 @@ def guess_content_type(name: str) -> str:
 
 
 def check_media_type(value: str, *, field: str) -> str:
-    """A media type as a header can carry it: bounded, with a slash, no line breaks."""
-    if len(value) > MAX_CONTENT_TYPE or "/" not in value or any(c in value for c in "\r\n"):
-        raise BadInput(f"{field}: {value!r} is not a media type", field=field)
+    """A media type as a header can carry it: bounded, with a slash, printable ASCII only.
+
+    Anything else would be stored and then break every download of the content (a header
+    cannot carry it), so it is refused at upload, on every path.
+    """
+    if (
+        len(value) > MAX_CONTENT_TYPE
+        or "/" not in value
+        or any(not " " <= char <= "~" for char in value)
+        or not value.split("/", 1)[0].strip()
+    ):
+        raise BadInput(f"{field}: {value!r} is not a media type (printable ASCII, type/subtype)", field=field)
     return value
 
 
