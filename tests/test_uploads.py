@@ -361,10 +361,7 @@ def test_a_device_upload_with_a_non_ascii_media_type_stores_nothing(server: Serv
     answer = httpx.put(
         f"{server.base_url}/api/devices/p7k2q9/pump-007/content?name=x.txt",
         content=b"x",
-        headers={
-            "Authorization": "Device dev-pump-007-secret",
-            "Content-Type": "text/\xe9t\xe9".encode("latin-1"),
-        },
+        headers={b"Authorization": b"Device dev-pump-007-secret", b"Content-Type": b"text/\xe9t\xe9"},
     )
     assert answer.status_code == 400 and answer.json()["error"]["field"] == "contentType"
     assert stored_blobs(server.data_dir) == before
