@@ -411,3 +411,53 @@ def test_backup_copies_a_generated_server_key(tmp_path: Path) -> None:
     assert result.returncode == 0 and "server key" in result.stdout, result.stderr
     copied = tmp_path / "b" / "secret.key"
     assert copied.read_text() == "k" * 64 and oct(copied.stat().st_mode & 0o777) == "0o600"
+
+
+# -- the Host header -----------------------------------------------------------------------------
+
+
+def test_hostile_host_headers_never_reach_signed_urls(server: Server, tmp_path: Path) -> None:
+    listing = (
+        '{ assetContents(filters: {association: {type: "asset", id: "a-ops"}}) { assetContents { url } } }'
+    )
+    auth = {"Authorization": f"Automation {TOKEN}"}
+
+    def ask(base: str, host: str) -> httpx.Response:
+        return httpx.post(f"{base}/api/graphql", json={"query": listing}, headers={**auth, "Host": host})
+
+    hostile = ask(server.base_url, "evil.example/x?y=")
+    assert hostile.status_code == 400 and hostile.json()["errors"][0]["extensions"]["field"] == "Host"
+    plain = ask(server.base_url, "files.example.com:8443")
+    assert (
+        plain.json()["data"]["assetContents"]["assetContents"][0]["url"].startswith(
+            "http://files.example.com:8443/transfer/"
+        )
+        or BLOBS != "local"
+    )
+    stamp = int(time.time() * 1000)
+    token = httpx.post(
+        f"{server.base_url}/apim-token-service/v2.0/token/get",
+        json={"appKey": APP_KEY, "encryption": encryption(APP_KEY, stamp, APP_SECRET), "timestamp": stamp},
+    ).json()["data"]["accessToken"]
+    enos_listing = listing.replace("{ url }", "{ enos { fileUri } }")
+    uri = server.data(enos_listing, token=TOKEN)["assetContents"]["assetContents"][0]["enos"]["fileUri"]
+    enos = httpx.get(
+        f"{server.base_url}/connect-service/v2.1/files",
+        params={
+            "action": "getDownloadUrl",
+            "orgId": "o-ops",
+            "fileUri": uri,
+            "category": "feature",
+            "assetId": "a-ops",
+        },
+        headers={"apim-accesstoken": token, "Host": "evil.example/x?y="},
+    )
+    assert enos.status_code == 400 and "Host" in enos.json()["msg"]
+    # with an allow-list, only those hosts
+    strict = start_server(server.data_dir, {"ASSETFILES_ALLOWED_HOSTS": '["files.example.com"]'})
+    try:
+        assert ask(strict.base_url, "other.example").status_code == 400
+        assert ask(strict.base_url, "files.example.com:8443").status_code == 200
+        assert ask(strict.base_url, "FILES.example.com").status_code == 200
+    finally:
+        strict.stop()

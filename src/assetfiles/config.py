@@ -9,6 +9,7 @@ the effective settings as environment variables and the server factory reads the
 from __future__ import annotations
 
 import contextvars
+import json
 import os
 import secrets
 import tomllib
@@ -81,6 +82,12 @@ class Settings(BaseSettings):
         description="When set (e.g. /_blobs/), downloads are authenticated here and then handed to nginx "
         "with X-Accel-Redirect: <prefix><aa>/<bb>/<sha256>; see docs/nginx.md.",
     )
+    allowed_hosts: list[str] | None = Field(
+        default=None,
+        description="Host names (or host:port) the server answers for, when public_url is not set; "
+        "signed URLs are built from the request's Host only if it is one of these. Default: any "
+        "well-formed host.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")
@@ -107,6 +114,11 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Arguments, then the environment, then the configuration file being loaded."""
         return init_settings, env_settings, InitSettingsSource(settings_cls, _FILE_VALUES.get() or {})
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _lower_hosts(cls, value: list[str] | None) -> list[str] | None:
+        return [host.lower() for host in value] if value is not None else None
 
     @field_validator("public_url")
     @classmethod
@@ -164,6 +176,8 @@ class Settings(BaseSettings):
                 value = value.resolve()
             elif isinstance(value, bool):
                 value = "true" if value else "false"
+            elif isinstance(value, list):
+                value = json.dumps(value)
             env[f"ASSETFILES_{name.upper()}"] = str(value)
         return env
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.requests import Request
 
-from assetfiles.errors import Unauthenticated
+from assetfiles.config import Settings
+from assetfiles.errors import BadInput, Unauthenticated
 
 
 def bearer_secret(request: Request, schemes: tuple[str, ...]) -> str:
@@ -21,9 +24,23 @@ def bearer_secret(request: Request, schemes: tuple[str, ...]) -> str:
     return secret.strip()
 
 
-def public_base_url(request: Request, configured: str | None) -> str:
-    """Where clients reach this server: the configured public URL, else what the request used."""
-    if configured:
-        return configured
+#: A Host header as RFC 9110 allows it: a name or IPv4 address, or a bracketed IPv6 address,
+#: and an optional port. Anything else (``evil.example/x?y=``) would end up inside signed URLs.
+_HOST = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$"
+)
+
+
+def public_base_url(request: Request, settings: Settings) -> str:
+    """Where clients reach this server: the configured public URL, else the request's Host header,
+    when it is a well-formed host and (if ``allowed_hosts`` is set) one of those."""
+    if settings.public_url:
+        return settings.public_url
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    if not _HOST.fullmatch(host):
+        raise BadInput("Host: not a host name, address or port", field="Host")
+    if settings.allowed_hosts is not None:
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if host.lower() not in settings.allowed_hosts and name.lower() not in settings.allowed_hosts:
+            raise BadInput(f"Host: {host!r} is not one of this server's hosts", field="Host")
     return f"{request.url.scheme}://{host}"

@@ -162,7 +162,7 @@ async def files(request: Request) -> Response:
         return await _download(request, services, content, request_id)
     if action == "getDownloadUrl":
         # The SDKs' FileDownloadResponse declares requestId an int (see docs/enos.md).
-        url = enos.download_url(content).absolute(public_base_url(request, services.settings.public_url))
+        url = enos.download_url(content).absolute(public_base_url(request, services.settings))
         return envelope(url, numeric_request_id(request_id))
     return envelope(
         {
@@ -313,7 +313,7 @@ async def integration(request: Request) -> Response:
         received = await parser.read(request.headers.get("content-type"), request_body(request))
         message = await parse_message(received.message)
         if lark:
-            base = public_base_url(request, settings.public_url)
+            base = public_base_url(request, settings)
             reserved = await uploads.reserve(principal, action, message)
             return envelope(
                 {

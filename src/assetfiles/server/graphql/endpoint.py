@@ -160,7 +160,7 @@ async def graphql_endpoint(request: Request) -> Response:
     except _RequestError as exc:
         return _errors(400, exc.errors)
     request.state.operation = _operation_type(document, operation)
-    context = RequestContext(services, principal, public_base_url(request, services.settings.public_url))
+    context = RequestContext(services, principal, public_base_url(request, services.settings))
     result = execute(
         SCHEMA, document, variable_values=variables, operation_name=operation, context_value=context
     )
