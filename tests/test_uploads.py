@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import os
+import statistics
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -376,3 +379,43 @@ def test_names_with_lone_surrogates_are_refused(server: Server) -> None:
     headers = {"Authorization": f"Automation {RW}", "Content-Type": "application/json"}
     error = httpx.post(server.graphql_url, content=body, headers=headers).json()["errors"][0]
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and "surrogate" in error["message"]
+
+
+def test_bad_device_credentials_neither_stall_the_server_nor_tell_devices_apart(server: Server) -> None:
+    """scrypt off the event loop: a flood of wrong secrets leaves other requests answered at once;
+    an unknown device costs what a known one with a wrong secret does."""
+
+    async def flood() -> list[float]:
+        async with httpx.AsyncClient(timeout=60) as client:
+
+            async def wrong(index: int) -> None:
+                device = "pump-007" if index % 2 else f"nobody-{index}"
+                url = f"{server.base_url}/api/devices/p7k2q9/{device}/content?name=x.txt"
+                await client.put(url, content=b"x", headers={"Authorization": "Device wrong-secret-0123"})
+
+            async def probe() -> list[float]:
+                latencies = []
+                for _ in range(25):
+                    started = time.perf_counter()
+                    await client.get(f"{server.base_url}/healthz")
+                    latencies.append(time.perf_counter() - started)
+                    await asyncio.sleep(0.02)
+                return latencies
+
+            probed, *_ = await asyncio.gather(probe(), *(wrong(i) for i in range(40)))
+            return probed
+
+    latencies = asyncio.run(flood())
+    # 40 verifications hold ~2.4 s of CPU; on the loop, each probe would wait for a good share of it
+    assert max(latencies) < 0.3, sorted(latencies)[-5:]
+
+    def timed(device: str) -> float:
+        started = time.perf_counter()
+        answer = httpx.put(f"{server.base_url}/api/devices/p7k2q9/{device}/content?name=x.txt", content=b"x",
+                           headers={"Authorization": "Device wrong-secret-0123"})  # fmt: skip
+        assert answer.status_code == 401
+        return time.perf_counter() - started
+
+    known = statistics.median(timed("pump-007") for _ in range(7))
+    unknown = statistics.median(timed("nobody") for _ in range(7))
+    assert 0.5 < unknown / known < 2, (known, unknown)
