@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.backends import BACKEND, BLOBS
-from tests.helpers import Server, encryption, run_cli, seed_and_start, start_server
+from tests.helpers import Server, encryption, run_cli, seed_and_start, start_server, write_fixture
 
 TOKEN = "tok-ops-rw-0123456789abcdef"
 DEVICE_SECRET = "dev-ops-secret-0123456789"
@@ -461,3 +461,36 @@ def test_hostile_host_headers_never_reach_signed_urls(server: Server, tmp_path: 
         assert ask(strict.base_url, "FILES.example.com").status_code == 200
     finally:
         strict.stop()
+
+
+# -- at rest -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(BLOBS != "local" or BACKEND != "sqlite", reason="the embedded default's files")
+def test_data_directory_catalog_and_blobs_are_owner_only(server: Server, tmp_path: Path) -> None:
+    def mode(path: Path) -> int:
+        return path.stat().st_mode & 0o777
+
+    assert mode(server.data_dir) == 0o700
+    catalogs = list(server.data_dir.glob("catalog.sqlite3*"))
+    assert catalogs and all(mode(path) == 0o600 for path in catalogs), [
+        (p.name, oct(mode(p))) for p in catalogs
+    ]
+    blobs = list((server.data_dir / "blobs").rglob("*"))
+    assert any(path.is_file() for path in blobs)
+    exposed = [(str(p), oct(mode(p))) for p in blobs if mode(p) & 0o077]
+    assert exposed == []
+    # for nginx offload, group-readable on request
+    shared = start_server(tmp_path / "shared", {"ASSETFILES_BLOB_GROUP_READ": "true"})
+    try:
+        fixture = write_fixture(tmp_path, document(), {"files/a.txt": b"group\n"})
+        shared_env = {"ASSETFILES_BLOB_GROUP_READ": "true"}
+        run_cli("apply", str(fixture), "--data-dir", str(tmp_path / "shared"), env=shared_env)
+        device = httpx.put(f"{shared.base_url}/api/devices/p1/d1/content?name=g.csv", content=b"g\n",
+                           headers={"Authorization": f"Device {DEVICE_SECRET}"})  # fmt: skip
+        assert device.status_code == 201, device.text
+        root = tmp_path / "shared" / "blobs"
+        stored = [p for p in root.rglob("*") if p.is_file() and p.relative_to(root).parts[0] != "tmp"]
+        assert stored and all(mode(p) == 0o640 for p in stored), [oct(mode(p)) for p in stored]
+    finally:
+        shared.stop()

@@ -34,6 +34,13 @@ _FILE_VALUES: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Contex
 )
 
 
+def make_private_dir(path: Path) -> None:
+    """Create a data directory owner-only (0700); an existing one is left as its owner set it."""
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+        os.chmod(path, 0o700)
+
+
 class ConfigError(ValueError):
     """A configuration file or value is wrong; the message names the file, key or field."""
 
@@ -87,6 +94,11 @@ class Settings(BaseSettings):
         description="Host names (or host:port) the server answers for, when public_url is not set; "
         "signed URLs are built from the request's Host only if it is one of these. Default: any "
         "well-formed host.",
+    )
+    blob_group_read: bool = Field(
+        default=False,
+        description="Blob files group-readable (0640, directories 0750) instead of owner-only, for an "
+        "nginx that serves them (X-Accel-Redirect) as another user of the group.",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -159,7 +171,7 @@ class Settings(BaseSettings):
             return self.secret_key.encode()
         key_file = self.data_dir / "secret.key"
         if not key_file.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.data_dir)
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as out:
                 out.write(secrets.token_hex(32))

@@ -102,4 +102,4 @@ def open_blob_store(settings: Settings) -> BlobStore:
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
         )
-    return LocalBlobStore(settings.blob_path)
+    return LocalBlobStore(settings.blob_path, group_read=settings.blob_group_read)

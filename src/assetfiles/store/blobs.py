@@ -130,9 +130,10 @@ class BlobStore(Protocol):
 class _PendingFile:
     """A temporary file being filled and hashed; its blocking calls run in worker threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, mode: int = 0o600) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        os.fchmod(self.fd, mode)  # whatever the umask
         self.sha256 = hashlib.sha256()
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.length = 0
@@ -161,10 +162,25 @@ class _PendingFile:
 class LocalBlobStore:
     """Blobs under ``root/<aa>/<bb>/<sha256>``; temporary files under ``root/tmp``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, group_read: bool = False) -> None:
+        """Directories and files are created owner-only; ``group_read`` lets the group read them
+        too (for nginx offload, whose workers read the blob files: docs/nginx.md)."""
         self.root = root
+        self.dir_mode = 0o750 if group_read else 0o700
+        self.file_mode = 0o640 if group_read else 0o600
         self.tmp = root / "tmp"
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        self._mkdir(self.tmp)
+
+    def _mkdir(self, path: Path) -> None:
+        """Create ``path`` and its missing parents with this store's mode (umask aside)."""
+        missing = []
+        while not path.exists():
+            missing.append(path)
+            path = path.parent
+        for directory in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                directory.mkdir(mode=self.dir_mode)
+                os.chmod(directory, self.dir_mode)
 
     def local_path(self, sha256: str) -> Path:
         return self.root / blob_path(sha256)
@@ -215,7 +231,7 @@ class LocalBlobStore:
         expected_md5: str | None = None,
     ) -> StoredBlob:
         checks = WriteChecks(max_length, expected_length, expected_sha256, expected_md5)
-        pending = _PendingFile(self.tmp / f"{uuid.uuid4().hex}.part")
+        pending = _PendingFile(self.tmp / f"{uuid.uuid4().hex}.part", self.file_mode)
         buffer = bytearray()
         try:
             async for chunk in chunks:
@@ -292,7 +308,7 @@ class LocalBlobStore:
         final = self.local_path(sha256)
         if final.exists():
             return  # the same bytes are already stored; the temporary file is discarded
-        final.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdir(final.parent)
         os.replace(temporary, final)
         directory = os.open(final.parent, os.O_RDONLY)
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as sqlalchemy_engine
 from sqlalchemy.engine import make_url
+
+from assetfiles.config import make_private_dir
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -22,6 +26,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the catalog file owner-only before SQLite does (its -wal and -shm files follow the
+    database file's permissions), in an owner-only data directory."""
+    make_private_dir(path.parent)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def normalize_url(url: str) -> str:
@@ -39,7 +52,7 @@ def create_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(parsed.database))
         # File databases get a QueuePool with check_same_thread off: a connection may serve
         # different worker threads, one at a time.
         engine = sqlalchemy_engine(url, pool_size=8, max_overflow=32)
@@ -66,7 +79,7 @@ def migrate(url: str) -> None:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        _private_sqlite_file(Path(parsed.database))
     command.upgrade(alembic_config(url), "head")
 
 
