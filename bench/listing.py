@@ -45,7 +45,7 @@ OTHER_ASSETS = 900
 async def populate(settings: Settings, rows: int, asset_rows: int) -> None:
     catalog = Catalog(create_engine(settings.catalog_url))
     await catalog.upsert_organization("o-bench", "Bench")
-    await catalog.upsert_token("o-bench", "bench", token_hash(TOKEN), [Permission.READ])
+    await catalog.upsert_token("o-bench", "bench", token_hash(TOKEN, settings.signing_key), [Permission.READ])
     await catalog.upsert_asset(Asset("o-bench", "a-bench", "Bench asset"))
     for index in range(OTHER_ASSETS):
         await catalog.upsert_asset(Asset("o-bench", f"a-other-{index}", f"Other {index}"))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -240,3 +243,40 @@ def test_no_secret_is_stored_in_clear(server: Server) -> None:
     assert "o-acme" in stored  # the dump did read the catalog
     for secret in ("tok-acme-rw-0123456789", "tok-acme-ro-0123456789", "dev-pump-007-secret", OTHER):
         assert secret not in stored
+
+
+def test_token_hashes_are_keyed_with_the_server_key(server: Server) -> None:
+    """A stolen catalog alone does not let anyone test guesses: no plain SHA-256 of a secret."""
+    stored = catalog_text(server.data_dir)
+    for secret in ("tok-acme-rw-0123456789", "tok-acme-ro-0123456789"):
+        assert hashlib.sha256(secret.encode()).hexdigest() not in stored
+
+
+def test_an_unkeyed_hash_from_before_is_accepted_once_and_upgraded(tmp_path: Path) -> None:
+    from starlette.applications import Starlette
+
+    from assetfiles.config import Settings
+    from assetfiles.model import Permission
+    from assetfiles.server.app import create_app
+    from assetfiles.service.secrets import legacy_token_hash, token_hash
+
+    secret = "tok-from-an-older-version-0123"
+    settings = Settings(data_dir=tmp_path, secret_key="k" * 32)
+
+    async def scenario() -> None:
+        app = create_app(settings)
+        inner = app.app
+        assert isinstance(inner, Starlette)
+        async with inner.router.lifespan_context(inner):
+            catalog = inner.state.services.catalog
+            await catalog.upsert_organization("o-old", "Old")
+            await catalog.upsert_token("o-old", "old", legacy_token_hash(secret), [Permission.READ])
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                answer = await client.post("/api/graphql", json={"query": "{ assetsCount }"},
+                                           headers={"Authorization": f"Automation {secret}"})  # fmt: skip
+                assert answer.status_code == 200, answer.text
+            assert await catalog.find_token(legacy_token_hash(secret)) is None
+            assert await catalog.find_token(token_hash(secret, settings.signing_key)) is not None
+
+    asyncio.run(scenario())

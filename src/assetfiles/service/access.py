@@ -12,7 +12,13 @@ import anyio.to_thread
 from assetfiles.errors import Forbidden, Unauthenticated
 from assetfiles.model import CreatorKind, DeviceRef, Permission, Principal, now_ms
 from assetfiles.service.audit import Audit
-from assetfiles.service.secrets import hash_device_secret, same_hash, token_hash, verify_device_secret
+from assetfiles.service.secrets import (
+    hash_device_secret,
+    legacy_token_hash,
+    same_hash,
+    token_hash,
+    verify_device_secret,
+)
 from assetfiles.store.catalog import Catalog
 
 #: Concurrent scrypt verifications: one per core; more would only queue inside the CPU.
@@ -30,9 +36,10 @@ LAST_USED_RESOLUTION_MS = 60_000
 
 
 class Access:
-    def __init__(self, catalog: Catalog, audit: Audit | None = None) -> None:
+    def __init__(self, catalog: Catalog, audit: Audit | None = None, *, key: bytes) -> None:
         self.catalog = catalog
         self.audit = audit
+        self.key = key
 
     def _refused(self) -> Unauthenticated:
         if self.audit is not None:
@@ -41,8 +48,14 @@ class Access:
 
     async def token_principal(self, secret: str) -> Principal:
         """The token's principal; unknown, revoked and expired tokens get the same answer."""
-        digest = token_hash(secret)
+        digest = token_hash(secret, self.key)
         found = await self.catalog.find_token(digest)
+        if found is None:  # stored before hashes were keyed: accepted once, then upgraded
+            legacy = legacy_token_hash(secret)
+            old = await self.catalog.find_token(legacy)
+            if old is not None and same_hash(old[0], legacy):
+                await self.catalog.rehash_token(legacy, digest)
+                found = digest, old[1]
         now = now_ms()
         if found is None or not same_hash(found[0], digest) or not found[1].usable(now):
             raise self._refused()

@@ -72,7 +72,7 @@ class Services:
             settings=settings,
             catalog=catalog,
             audit=audit,
-            access=Access(catalog, audit),
+            access=Access(catalog, audit, key=settings.signing_key),
             assets=AssetService(catalog),
             contents=contents,
             uploads=uploads,
@@ -81,7 +81,7 @@ class Services:
             enos_uploads=EnosUploadService(catalog, uploads, contents),
             maintenance=Maintenance(catalog, blobs),
             health=Health(catalog, blobs),
-            provisioning=Provisioning(catalog, audit),
+            provisioning=Provisioning(catalog, audit, key=settings.signing_key),
             quotas=quotas,
             retention=Retention(RetentionStore(engine), catalog, contents),
         )

@@ -62,9 +62,10 @@ def expiry_from(expires_in: int | None, *, now: int, field: str = "expires_in") 
 
 
 class Provisioning:
-    def __init__(self, catalog: Catalog, audit: Audit | None = None) -> None:
+    def __init__(self, catalog: Catalog, audit: Audit | None = None, *, key: bytes) -> None:
         self.catalog = catalog
         self.audit = audit
+        self.key = key
 
     async def put_token(
         self,
@@ -89,7 +90,7 @@ class Provisioning:
             generated = secret = new_secret()
         try:
             created = await self.catalog.upsert_token(
-                org_id, name, token_hash(secret) if secret else None, chosen, expires_at
+                org_id, name, token_hash(secret, self.key) if secret else None, chosen, expires_at
             )
         except CatalogConflict:
             raise Conflict(

@@ -1,8 +1,9 @@
 """Hashing and checking of the secrets callers present.
 
-API tokens are looked up by the SHA-256 of the secret (they are long random strings, so a fast
-hash is enough and an index can find them); device credentials may be short, so they get a
-salted scrypt. Every comparison is constant-time.
+API tokens are looked up by an HMAC-SHA256 of the secret under the server key: an index can
+find them, and a stolen catalog alone does not let anyone test guesses (a plain SHA-256, used
+before, did; such hashes are upgraded on their next use). Device credentials may be short, so
+they get a salted scrypt. Every comparison is constant-time.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def token_hash(secret: str) -> str:
+def token_hash(secret: str, key: bytes) -> str:
+    return hmac.new(key, b"assetfiles:api-token:" + secret.encode(), hashlib.sha256).hexdigest()
+
+
+def legacy_token_hash(secret: str) -> str:
+    """How token secrets were hashed before they were keyed; still accepted, then upgraded."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 

@@ -219,6 +219,13 @@ class Catalog:
         return row.secret_hash, record
 
     @in_thread
+    def rehash_token(self, old_hash: str, new_hash: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(api_tokens).where(api_tokens.c.secret_hash == old_hash).values(secret_hash=new_hash)
+            )
+
+    @in_thread
     def token_used(self, org_id: str, name: str, now: int) -> None:
         with self.engine.begin() as conn:
             conn.execute(
