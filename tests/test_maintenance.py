@@ -88,3 +88,26 @@ def test_gc_and_fsck_bad_input(tmp_path: Path) -> None:
     assert negative.returncode == 2 and "'--grace': -1.0 is not in the range" in negative.stderr
     unknown = run_cli("fsck", "--bogus")
     assert unknown.returncode == 2 and "No such option '--bogus'" in unknown.stderr
+
+
+def test_gc_removes_abandoned_enos_upload_spools(tmp_path: Path) -> None:
+    """A killed server leaves the multipart bodies it was spooling; gc takes the old ones."""
+    data_dir = seeded(tmp_path)
+    spool_root = data_dir / "tmp"
+    spool_root.mkdir(exist_ok=True)
+    abandoned = spool_root / "enos-upload-abandoned"
+    abandoned.mkdir()
+    (abandoned / "part-1").write_bytes(b"x" * 4096)
+    os.utime(abandoned, (time.time() - 7200, time.time() - 7200))
+    in_flight = spool_root / "enos-upload-inflight"
+    in_flight.mkdir()
+    unrelated = spool_root / "keep-me"
+    unrelated.mkdir()
+    os.utime(unrelated, (time.time() - 7200, time.time() - 7200))
+    dry = run_cli("gc", "--data-dir", str(data_dir), "--dry-run")
+    assert dry.returncode == 0 and abandoned.exists()
+    result = run_cli("gc", "--data-dir", str(data_dir))
+    assert result.returncode == 0 and "1 abandoned EnOS upload spool(s) removed" in result.stdout, (
+        result.stdout
+    )
+    assert not abandoned.exists() and in_flight.exists() and unrelated.exists()

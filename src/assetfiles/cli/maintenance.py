@@ -52,7 +52,8 @@ def gc_command(data_dir: Path | None, grace: float, dry_run: bool) -> None:
     click.echo(
         f"{report.blobs} blob(s) examined, {report.removed} removed ({report.removed_bytes:,} bytes), "
         f"{report.too_recent} unreferenced but younger than {grace:g} s, "
-        f"{report.temporaries} stale temporary file(s) removed"
+        f"{report.temporaries} stale temporary file(s) removed, "
+        f"{report.spool_dirs} abandoned EnOS upload spool(s) removed"
     )
 
 

@@ -35,6 +35,7 @@ from assetfiles.server.transfer import accel_path, file_response, request_body
 from assetfiles.service.context import Services
 from assetfiles.service.enos_files import check_category, check_file_uri, check_org, check_owner, required
 from assetfiles.service.enos_tokens import BAD_PARAMETER
+from assetfiles.service.maintenance import SPOOL_PREFIX
 
 BUSINESS = "apim-token-service"
 MAX_TOKEN_BODY = 16 * 1024
@@ -299,7 +300,7 @@ async def integration(request: Request) -> Response:
     request.state.operation = action
     check_org(principal, params.get("orgId"))
     lark = _flag(params.get("useLark"), "useLark")
-    workdir = Path(tempfile.mkdtemp(prefix="enos-upload-", dir=_upload_dir(settings.data_dir)))
+    workdir = Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX, dir=_upload_dir(settings.data_dir)))
     try:
         quota_limit = await services.quotas.file_limit(principal.org_id)
         parser = EnosMultipart(

@@ -79,7 +79,7 @@ class Services:
             enos_tokens=enos_tokens,
             enos_files=EnosFileService(catalog, blobs, contents),
             enos_uploads=EnosUploadService(catalog, uploads, contents),
-            maintenance=Maintenance(catalog, blobs),
+            maintenance=Maintenance(catalog, blobs, settings.data_dir / "tmp"),
             health=Health(catalog, blobs),
             provisioning=Provisioning(catalog, audit, key=settings.signing_key),
             quotas=quotas,

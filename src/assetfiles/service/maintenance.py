@@ -11,8 +11,12 @@ of the same bytes keeps them.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio.to_thread
 
 from assetfiles.model import StoredFile
 from assetfiles.store.blobs import BlobInfo, BlobStore
@@ -28,6 +32,8 @@ class GcReport:
     removed_bytes: int = 0
     too_recent: int = 0
     temporaries: int = 0
+    #: EnOS multipart bodies spooled by requests that never finished (a crash, a kill)
+    spool_dirs: int = 0
     would_remove: list[str] = field(default_factory=list)
 
 
@@ -46,10 +52,28 @@ class FsckReport:
     problems: list[Problem] = field(default_factory=list)
 
 
+#: Where the EnOS face spools multipart bodies (server/enos.py), one directory per request.
+SPOOL_PREFIX = "enos-upload-"
+
+
+def _remove_stale_spools(root: Path, cutoff: float) -> int:
+    """Remove spool directories last touched before ``cutoff`` (requests long gone); blocking."""
+    removed = 0
+    for directory in root.glob(f"{SPOOL_PREFIX}*"):
+        try:
+            if directory.is_dir() and directory.stat().st_mtime < cutoff:
+                shutil.rmtree(directory)
+                removed += 1
+        except FileNotFoundError:
+            continue  # its request finished and removed it meanwhile
+    return removed
+
+
 class Maintenance:
-    def __init__(self, catalog: Catalog, blobs: BlobStore) -> None:
+    def __init__(self, catalog: Catalog, blobs: BlobStore, spool_root: Path | None = None) -> None:
         self.catalog = catalog
         self.blobs = blobs
+        self.spool_root = spool_root
 
     async def gc(self, *, grace_seconds: float, dry_run: bool = False) -> GcReport:
         report = GcReport()
@@ -63,6 +87,10 @@ class Maintenance:
         await self._collect(batch, report, cutoff, dry_run)
         if not dry_run:
             report.temporaries = await self.blobs.remove_stale_temporaries(cutoff)
+            if self.spool_root is not None:
+                report.spool_dirs = await anyio.to_thread.run_sync(
+                    _remove_stale_spools, self.spool_root, cutoff
+                )
         return report
 
     async def _collect(self, batch: list[BlobInfo], report: GcReport, cutoff: float, dry_run: bool) -> None:
