@@ -22,11 +22,13 @@ SECRET_KEY = "test-signing-key-0123456789abcdef"
 def run_cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m assetfiles ARGS``; a ``--data-dir`` (or ``demo --dir``) gets the catalog backend."""
-    backend: dict[str, str] = {}
+    """``python -m assetfiles ARGS``; a ``--data-dir`` (or ``demo --dir``) gets the catalog backend,
+    and the servers' key (it keys token hashes: a command must use the server's, as it would in a
+    deployment sharing one config)."""
+    backend: dict[str, str] = {"ASSETFILES_SECRET_KEY": SECRET_KEY}
     for flag, suffix in (("--data-dir", ""), ("--dir", "server")):
         if flag in args and args.index(flag) + 1 < len(args):
-            backend = backend_env(Path(args[args.index(flag) + 1]) / suffix)
+            backend.update(backend_env(Path(args[args.index(flag) + 1]) / suffix))
     return subprocess.run(
         [sys.executable, "-m", "assetfiles", *args],
         capture_output=True,
