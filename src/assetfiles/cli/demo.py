@@ -49,6 +49,7 @@ def demo_command(base: Path, serve: bool, port: int, progress: bool | None) -> N
     click.echo(f"demo data in {settings.data_dir.resolve()}")
     print_report(report)
     mirror = base / "mirror"
+    base.mkdir(parents=True, exist_ok=True)
     log = base / "server.log"
     with BackgroundServer(settings.data_dir, log=log, port=port if serve else None) as server:
         click.echo(f"server on {server.base_url} (log: {log})")
