@@ -31,6 +31,7 @@ _FALLBACK_500 = (
 
 @dataclass
 class _Outcome:
+    started: bool = False
     status: int = 500
     sent: int = 0
     received: int = 0
@@ -64,6 +65,7 @@ class RequestContext:
         async def tagging_send(message: Message) -> None:
             kind = message["type"]
             if kind == "http.response.start":
+                outcome.started = True
                 outcome.status = message["status"]
                 headers = MutableHeaders(scope=message)
                 if HEADER not in headers:
@@ -74,20 +76,12 @@ class RequestContext:
                 outcome.sent += len(message.get("body", b""))
             await send(message)
 
-        response_started = False
-
-        async def watching_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await tagging_send(message)
-
         try:
-            await self.app(scope, counting_receive, watching_send)
+            await self.app(scope, counting_receive, tagging_send)
         except Exception:
             # Faces catch their own failures; what reaches here escaped routing or a streamed body.
             logger.exception("request failed outside any face")
-            if not response_started:
+            if not outcome.started:
                 await tagging_send(
                     {
                         "type": "http.response.start",
