@@ -115,10 +115,7 @@ class Quotas:
 
     async def usage(self, org_id: str | None = None) -> list[Usage]:
         found = await self.catalog.usage(org_id)
-        return [
-            Usage(org, stored, count, await self.catalog.get_quota(org))
-            for org, (stored, count) in found.items()
-        ]
+        return [Usage(org, stored, count, quota) for org, (stored, count, quota) in found.items()]
 
     async def file_limit(self, org_id: str) -> int | None:
         """The largest file the organization may store, for limits applied while spooling."""
@@ -127,7 +124,7 @@ class Quotas:
 
     async def admit(self, org_id: str, content_type: str, length: int | None) -> Admission:
         """Refuse what the quota forbids already (type, a declared length); else the stream limit."""
-        quota = await self.catalog.get_quota(org_id)
+        stored, _, quota = (await self.catalog.usage(org_id)).get(org_id, (0, 0, None))
         if quota is None:
             return Admission(org_id, None, None)
         if not quota.allows_type(content_type):
@@ -143,7 +140,6 @@ class Quotas:
                 raise _file_too_large(org_id, quota.max_file_bytes)
             limits.append(quota.max_file_bytes)
         if quota.max_total_bytes is not None:
-            stored = (await self.catalog.usage(org_id)).get(org_id, (0, 0))[0]
             remaining = max(0, quota.max_total_bytes - stored)
             if length is not None and length > remaining:
                 raise storage_full(org_id, quota)

@@ -808,10 +808,7 @@ class Catalog:
     def get_quota(self, org_id: str) -> Quota | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(org_quotas).where(org_quotas.c.org_id == org_id)).first()
-        if row is None:
-            return None
-        types = tuple(json.loads(row.content_types)) if row.content_types is not None else None
-        return Quota(row.max_total_bytes, row.max_file_bytes, types)
+        return None if row is None else _quota(row)
 
     @in_thread
     def set_quota(self, org_id: str, quota: Quota | None) -> None:
@@ -829,18 +826,34 @@ class Catalog:
                 )
 
     @in_thread
-    def usage(self, org_id: str | None = None) -> dict[str, tuple[int, int]]:
-        """org -> (bytes, contents): one organization's, or every organization's."""
-        query = select(organizations.c.id, org_usage.c.bytes, org_usage.c.contents).outerjoin(
-            org_usage, org_usage.c.org_id == organizations.c.id
+    def usage(self, org_id: str | None = None) -> dict[str, tuple[int, int, Quota | None]]:
+        """org -> (bytes, contents, quota): one organization's, or every organization's, in one query."""
+        query = (
+            select(
+                organizations.c.id,
+                org_usage.c.bytes,
+                org_usage.c.contents,
+                org_quotas.c.org_id.label("quota_org"),
+                org_quotas.c.max_total_bytes,
+                org_quotas.c.max_file_bytes,
+                org_quotas.c.content_types,
+            )
+            .outerjoin(org_usage, org_usage.c.org_id == organizations.c.id)
+            .outerjoin(org_quotas, org_quotas.c.org_id == organizations.c.id)
         )
         if org_id is not None:
             query = query.where(organizations.c.id == org_id)
         with self.engine.connect() as conn:
             return {
-                row.id: (row.bytes or 0, row.contents or 0)
+                row.id: (row.bytes or 0, row.contents or 0, _quota(row) if row.quota_org else None)
                 for row in conn.execute(query.order_by(organizations.c.id))
             }
+
+
+def _quota(row: Any) -> Quota:
+    """A quota from a row that has the org_quotas columns (the table's own, or a join's)."""
+    types = tuple(json.loads(row.content_types)) if row.content_types is not None else None
+    return Quota(row.max_total_bytes, row.max_file_bytes, types)
 
 
 def _token_record(row: Row[Any]) -> TokenRecord:
