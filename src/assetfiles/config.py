@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     )
     access_log: bool = Field(default=True, description="One log line per request (no query strings).")
     metrics: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+    console: bool = Field(default=True, description="Serve the web console at /console.")
     retention_interval_seconds: int = Field(
         default=3600,
         ge=0,

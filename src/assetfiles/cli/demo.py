@@ -78,7 +78,10 @@ To keep the server up and sync by hand (a second sync fetches nothing):
   assetfiles sync {DEMO_ASSET} {mirror} --url {url} --token {DEMO_TOKEN}
 
 The documented GraphQL workflow answers on {url}/api/graphql with
-the header 'Authorization: Automation {DEMO_TOKEN}'."""
+the header 'Authorization: Automation {DEMO_TOKEN}'.
+
+The web console is on {url}/console: sign in with {DEMO_TOKEN}
+(or tok-acme-demo-read-only, which sees no write controls)."""
         )
         if serve:
             click.echo("serving until Ctrl-C")

@@ -58,11 +58,13 @@ def serve_command(
     log_format: str | None,
     access_log: bool | None,
 ) -> None:
-    """Serve the GraphQL API, signed transfers and device uploads."""
+    """Serve the GraphQL API, the EnOS file API, signed transfers, device uploads and the console."""
     settings = build_settings(
         data_dir=data_dir, host=host, port=port, workers=workers, log_format=log_format, access_log=access_log
     )
     click.echo(
         f"assetfiles: data in {settings.data_dir.resolve()}, listening on http://{settings.host}:{settings.port}"
     )
+    if settings.console:
+        click.echo(f"assetfiles: web console on http://{settings.host}:{settings.port}/console")
     run_server(settings)

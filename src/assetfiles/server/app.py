@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from assetfiles.config import Settings
 from assetfiles.logs import configure_logging
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
                 task.cancel()
             await app.state.services.close()  # flushes the audit counters one last time
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", health, methods=["GET"]),
         Route("/readyz", ready, methods=["GET"]),
         Route("/api/graphql", graphql_endpoint, methods=["POST"]),
@@ -103,6 +103,10 @@ def create_app(settings: Settings | None = None) -> RequestContext:
         Route("/connect-service/v2.1/integration", enos.integration, methods=["POST"]),
         Route("/openapi.json", enos.openapi, methods=["GET"]),
     ]
+    if settings.console:
+        from assetfiles.server.console import console_routes
+
+        routes.extend(console_routes(settings))
     metrics = None
     if settings.metrics:
         from assetfiles.server.metrics import Metrics, metrics_endpoint

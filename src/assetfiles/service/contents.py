@@ -36,6 +36,12 @@ from assetfiles.store.catalog import Catalog
 ASSOCIATION_TYPES = ("asset", "device")
 MAX_TAG_NAME = 255
 MAX_TAG_VALUE = 1024
+MAX_CONTENT_TYPE = 255
+#: Bounds on a listing's filters: each becomes a term of one SQL expression, and databases cap
+#: those (SQLite's expression depth, PostgreSQL's stack), so thousands of them would end in a 500.
+MAX_FILTER_CONTENT_TYPES = 100
+MAX_FILTER_TAGS = 50
+MAX_NAME_GLOB = 1024
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,22 @@ class ListingFilters:
     devices: Sequence[tuple[str, str] | None] | None = None
     limit: int | None = None
     offset: int | None = None
+
+
+def check_media_type(value: str, *, field: str) -> str:
+    """A media type as a header can carry it: bounded, with a slash, printable ASCII only.
+
+    Anything else would be stored and then break every download of the content (a header
+    cannot carry it), so it is refused at upload, on every path.
+    """
+    if (
+        len(value) > MAX_CONTENT_TYPE
+        or "/" not in value
+        or any(not " " <= char <= "~" for char in value)
+        or not value.split("/", 1)[0].strip()
+    ):
+        raise BadInput(f"{field}: {value!r} is not a media type (printable ASCII, type/subtype)", field=field)
+    return value
 
 
 def check_tags(tags: dict[str, str], *, field: str = "tags") -> dict[str, str]:
@@ -149,6 +171,18 @@ class ContentService:
                     )
                 )
             devices = tuple(dict.fromkeys(parsed))
+        content_types = [t for t in filters.content_types or () if t]
+        if len(content_types) > MAX_FILTER_CONTENT_TYPES:
+            raise BadInput(
+                f"filters.contentTypes: at most {MAX_FILTER_CONTENT_TYPES} media types",
+                field="filters.contentTypes",
+            )
+        for index, content_type in enumerate(content_types):
+            check_media_type(content_type, field=f"filters.contentTypes[{index}]")
+        if len(filters.tags) > MAX_FILTER_TAGS:
+            raise BadInput(f"filters.tags: at most {MAX_FILTER_TAGS} tags", field="filters.tags")
+        if filters.name is not None and len(filters.name) > MAX_NAME_GLOB:
+            raise BadInput(f"filters.name: at most {MAX_NAME_GLOB} characters", field="filters.name")
         for index, tag in enumerate(filters.tags):
             if not tag[0]:
                 raise BadInput(
@@ -161,7 +195,7 @@ class ContentService:
             association=association,
             devices=devices,
             ids=tuple(filters.ids) if filters.ids is not None else None,
-            content_types=tuple(t for t in filters.content_types or () if t),
+            content_types=tuple(content_types),
             tags=tuple(filters.tags),
             name_glob=filters.name,
             modified_since=(

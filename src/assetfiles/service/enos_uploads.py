@@ -41,10 +41,10 @@ from assetfiles.model import (
     mint_enos_uri,
 )
 from assetfiles.service.access import require
-from assetfiles.service.contents import ContentService
+from assetfiles.service.contents import ContentService, check_media_type
 from assetfiles.service.enos_files import Owner, check_owner
 from assetfiles.service.signing import SignedUrl
-from assetfiles.service.uploads import ContentSpec, UploadService, check_media_type, guess_content_type
+from assetfiles.service.uploads import ContentSpec, UploadService, guess_content_type
 from assetfiles.store.catalog import Catalog
 
 #: action -> (feature type, the key of the value map in each params entry)

@@ -27,13 +27,11 @@ from assetfiles.model import (
 )
 from assetfiles.service.access import require
 from assetfiles.service.audit import Audit
-from assetfiles.service.contents import check_association, check_tags
+from assetfiles.service.contents import check_association, check_media_type, check_tags
 from assetfiles.service.quotas import Quotas, storage_full
 from assetfiles.service.signing import SignedUrl, UrlSigner
 from assetfiles.store.blobs import BlobStore
 from assetfiles.store.catalog import Catalog, OverQuota
-
-MAX_CONTENT_TYPE = 255
 
 
 class UploadRaced(AssetfilesError):
@@ -57,22 +55,6 @@ class ContentSpec:
 
 def guess_content_type(name: str) -> str:
     return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
-
-
-def check_media_type(value: str, *, field: str) -> str:
-    """A media type as a header can carry it: bounded, with a slash, printable ASCII only.
-
-    Anything else would be stored and then break every download of the content (a header
-    cannot carry it), so it is refused at upload, on every path.
-    """
-    if (
-        len(value) > MAX_CONTENT_TYPE
-        or "/" not in value
-        or any(not " " <= char <= "~" for char in value)
-        or not value.split("/", 1)[0].strip()
-    ):
-        raise BadInput(f"{field}: {value!r} is not a media type (printable ASCII, type/subtype)", field=field)
-    return value
 
 
 def check_spec(spec: ContentSpec, *, prefix: str = "") -> ContentSpec:

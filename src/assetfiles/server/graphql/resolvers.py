@@ -107,6 +107,17 @@ async def resolve_assets(
     )
 
 
+@query.field("currentToken")
+async def resolve_current_token(_obj: None, info: Info) -> dict[str, Any]:
+    principal = info.context.principal
+    return {
+        "name": principal.name,
+        "organizationId": principal.org_id,
+        "permissions": sorted(permission.value for permission in principal.permissions),
+        "canWrite": principal.can(Permission.WRITE),
+    }
+
+
 @query.field("organizationUsage")
 async def resolve_organization_usage(_obj: None, info: Info) -> dict[str, Any]:
     ctx = info.context
