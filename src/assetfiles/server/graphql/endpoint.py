@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import lru_cache
 from importlib.resources import files
 from inspect import isawaitable
 from typing import Any
 
+import anyio
 from ariadne import make_executable_schema
 from graphql import (
     DocumentNode,
@@ -31,7 +31,16 @@ from starlette.responses import JSONResponse, Response
 from assetfiles.errors import AssetfilesError, PayloadTooLarge
 from assetfiles.server.auth import bearer_secret, public_base_url
 from assetfiles.server.faces import INTERNAL_MESSAGE, Face, remember_principal
-from assetfiles.server.graphql.limits import MAX_REQUEST_BYTES, RootFieldLimit
+from assetfiles.server.graphql.limits import (
+    MAX_COST,
+    MAX_QUERY_CHARS,
+    MAX_REQUEST_BYTES,
+    MAX_TOKENS,
+    DepthLimit,
+    DocumentCache,
+    RootFieldLimit,
+    query_cost,
+)
 from assetfiles.server.graphql.resolvers import BINDABLES, RequestContext
 from assetfiles.server.graphql.scalars import SCALARS
 from assetfiles.service.context import Services
@@ -46,7 +55,7 @@ def build_schema() -> GraphQLSchema:
 
 
 SCHEMA = build_schema()
-RULES = (*specified_rules, RootFieldLimit)
+RULES = (*specified_rules, RootFieldLimit, DepthLimit)
 
 
 class _RequestError(Exception):
@@ -64,16 +73,38 @@ def _operation_type(document: DocumentNode, name: str | None) -> str:
     return "-"
 
 
-@lru_cache(maxsize=512)
-def _document(query: str) -> DocumentNode:
-    """Parsed and validated documents, cached: clients repeat the same few queries."""
+_DOCUMENTS = DocumentCache()
+#: Parsing and validating new documents: at most this many at once, each on a worker thread.
+_CHECKING = anyio.CapacityLimiter(2)
+
+
+def _parse_and_validate(query: str) -> DocumentNode:
     try:
-        document = parse(query)
+        document = parse(query, max_tokens=MAX_TOKENS)
     except GraphQLError as exc:
         raise _RequestError([_format(exc)]) from None
     problems = validate(SCHEMA, document, rules=RULES)
     if problems:
         raise _RequestError([_format(error) for error in problems])
+    return document
+
+
+async def _document(query: str) -> DocumentNode:
+    """The parsed, validated document: from the cache (clients repeat the same few queries), or
+    checked on a worker thread so that a pathological document never holds the event loop."""
+    if len(query) > MAX_QUERY_CHARS:
+        raise _RequestError(
+            [
+                {
+                    "message": f"query: at most {MAX_QUERY_CHARS} characters, this one has {len(query)}",
+                    "extensions": {"code": "BAD_USER_INPUT", "field": "query"},
+                }
+            ]
+        )
+    document = _DOCUMENTS.get(query)
+    if document is None:
+        document = await anyio.to_thread.run_sync(_parse_and_validate, query, limiter=_CHECKING)
+        _DOCUMENTS.put(query, document)
     return document
 
 
@@ -146,6 +177,8 @@ async def graphql_endpoint(request: Request) -> Response:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return _request_error("the request body must be a JSON object")
+    except RecursionError:
+        return _request_error("the request body is nested too deeply")
     if not isinstance(body, dict):
         return _request_error("the request body must be a JSON object")
     query, variables, operation = body.get("query"), body.get("variables"), body.get("operationName")
@@ -156,9 +189,15 @@ async def graphql_endpoint(request: Request) -> Response:
     if operation is not None and not isinstance(operation, str):
         return _request_error("operationName: must be a string or null")
     try:
-        document = _document(query)
+        document = await _document(query)
     except _RequestError as exc:
         return _errors(400, exc.errors)
+    cost = query_cost(document, operation, variables or {})
+    if cost > MAX_COST:
+        return _request_error(
+            f"this operation costs more than {MAX_COST} (each field counts once per item of the lists "
+            f"it is in, a page counting its pagination.limit); ask for fewer fields or smaller pages"
+        )
     request.state.operation = _operation_type(document, operation)
     context = RequestContext(services, principal, public_base_url(request, services.settings))
     result = execute(
