@@ -87,8 +87,22 @@ class Server:
         self.background.stop()
 
 
+#: The suite makes thousands of requests, and hundreds of deliberately failed sign-ins, from one
+#: address within minutes: its servers run without rate limits unless a test sets them.
+NO_RATE_LIMITS = {
+    "ASSETFILES_RATE_LIMIT_AUTH_FAILURES": "",
+    "ASSETFILES_RATE_LIMIT_PER_CREDENTIAL": "",
+    "ASSETFILES_MAX_REQUESTS_PER_ADDRESS": "0",
+}
+
+
 def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
-    env = {"ASSETFILES_SECRET_KEY": SECRET_KEY, **backend_env(data_dir), **(extra_env or {})}
+    env = {
+        "ASSETFILES_SECRET_KEY": SECRET_KEY,
+        **NO_RATE_LIMITS,
+        **backend_env(data_dir),
+        **(extra_env or {}),
+    }
     background = BackgroundServer(data_dir, env=env, log=data_dir.parent / f"server-{data_dir.name}.log")
     background.start(timeout=30)
     return Server(background.base_url, data_dir, background)

@@ -100,6 +100,34 @@ class Settings(BaseSettings):
         description="Blob files group-readable (0640, directories 0750) instead of owner-only, for an "
         "nginx that serves them (X-Accel-Redirect) as another user of the group.",
     )
+    rate_limit_auth_failures: str | None = Field(
+        default="30/minute",
+        description="Failed sign-ins allowed per client address (e.g. 30/minute); past it the address "
+        "gets 429 with Retry-After on every face. Empty: no limit. Per worker process.",
+    )
+    rate_limit_per_credential: str | None = Field(
+        default="3000/minute",
+        description="Requests allowed per API token, EnOS application or device (e.g. 3000/minute); "
+        "429 with Retry-After past it. Empty: no limit. Per worker process.",
+    )
+    max_requests_per_address: int = Field(
+        default=256,
+        ge=0,
+        description="Requests in flight at once from one client address (0: no cap). Behind a proxy, "
+        "raise it or set 0 and limit per client in the proxy.",
+    )
+    body_idle_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="A request body that sends nothing for this long is refused (408).",
+    )
+    body_min_bytes_per_second: int = Field(
+        default=1024,
+        ge=0,
+        description="After body_idle_timeout_seconds, a body arriving slower than this on average is "
+        "refused (408). 0: no minimum.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")
@@ -127,6 +155,19 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Arguments, then the environment, then the configuration file being loaded."""
         return init_settings, env_settings, InitSettingsSource(settings_cls, _FILE_VALUES.get() or {})
+
+    @field_validator("rate_limit_auth_failures", "rate_limit_per_credential")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate such as 30/minute or 10/second") from None
+        return value
 
     @field_validator("allowed_hosts")
     @classmethod

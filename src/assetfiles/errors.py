@@ -88,3 +88,28 @@ class Conflict(AssetfilesError):
 
     code = "CONFLICT"
     http_status = 409
+
+
+class RateLimited(AssetfilesError):
+    """Too many requests (or failed sign-ins) from one credential or address; retry later."""
+
+    code = "RATE_LIMITED"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RequestTimeout(AssetfilesError):
+    """The client sent its body too slowly, or stopped sending it."""
+
+    code = "REQUEST_TIMEOUT"
+    http_status = 408
+
+
+class ClientGone(AssetfilesError):
+    """The client closed the connection before its body was complete; nothing was stored."""
+
+    code = "CLIENT_DISCONNECTED"
+    http_status = 400

@@ -19,6 +19,7 @@ from assetfiles.server import enos
 from assetfiles.server.devices import device_upload
 from assetfiles.server.graphql.endpoint import graphql_endpoint
 from assetfiles.server.middleware import RequestContext
+from assetfiles.server.throttle import Throttle
 from assetfiles.server.transfer import download, upload
 from assetfiles.service.context import Services
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.services = await Services.open(settings)
+        app.state.throttle = Throttle(settings)
         # Everything allocated so far (schema, SQL metadata, compiled statements) lives as long as
         # the process: moving it out of the collector's reach keeps the frequent collections that
         # a listing's thousands of short-lived objects trigger from re-scanning it every time.

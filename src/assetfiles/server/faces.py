@@ -18,10 +18,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from assetfiles.errors import AssetfilesError
+from assetfiles.errors import AssetfilesError, RateLimited
 from assetfiles.model import Principal
 from assetfiles.server.metrics import count_backend_error
 from assetfiles.server.request_id import request_id_of
+from assetfiles.server.throttle import Throttle, client_address
 from assetfiles.service.audit import CURRENT_FACE
 
 logger = logging.getLogger("assetfiles.server")
@@ -44,10 +45,20 @@ class Face:
             request.state.face = self.name
             CURRENT_FACE.set(self.name)  # the request's own context: audit events name the face
             request_id = request_id_of(request)
+            throttle: Throttle | None = getattr(request.app.state, "throttle", None)
+            address = client_address(request)
             try:
-                return await endpoint(request)
+                if throttle is None:
+                    return await endpoint(request)
+                throttle.check_address(address)
+                with throttle.slot(address):
+                    return await endpoint(request)
             except AssetfilesError as exc:
+                if exc.http_status == 401 and throttle is not None:
+                    throttle.failed_sign_in(address)
                 response = self.render(request, exc, request_id)
+                if isinstance(exc, RateLimited):
+                    response.headers["Retry-After"] = str(exc.retry_after)
             except Exception as exc:
                 logger.exception("%s request failed", self.name)
                 count_backend_error(exc)
@@ -60,8 +71,12 @@ class Face:
 
 
 def remember_principal(request: Request, principal: Principal) -> None:
-    """Who made the request, for the access log (never their secret)."""
+    """Who made the request, for the access log (never their secret); one request of that
+    credential for its rate limit."""
     request.state.principal = principal
+    throttle: Throttle | None = getattr(request.app.state, "throttle", None)
+    if throttle is not None:
+        throttle.credential_used(f"{principal.org_id}/{principal.kind}/{principal.name}")
 
 
 # -- the REST dialect of the transfer and device endpoints -----------------------------------------

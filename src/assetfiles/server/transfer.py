@@ -17,6 +17,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 
 from assetfiles.errors import BadInput, BytesMissing, PayloadTooLarge
 from assetfiles.model import Content, StoredFile, content_disposition
+from assetfiles.server.bodies import body_chunks
 from assetfiles.server.faces import TRANSFER
 from assetfiles.server.metrics import upload_in_flight
 from assetfiles.server.rendering import content_json
@@ -105,9 +106,8 @@ def _as_stored(response: Response, content: StoredFile | Content) -> Response:
 
 
 async def request_body(request: Request) -> AsyncIterator[bytes]:
-    async for chunk in request.stream():
-        if chunk:
-            yield chunk
+    async for chunk in body_chunks(request):
+        yield chunk
 
 
 def check_declared_length(request: Request, limit: int) -> None:

@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 
 from assetfiles.errors import AssetfilesError, PayloadTooLarge
 from assetfiles.server.auth import bearer_secret, public_base_url
+from assetfiles.server.bodies import body_chunks
 from assetfiles.server.faces import INTERNAL_MESSAGE, Face, remember_principal
 from assetfiles.server.graphql.limits import (
     MAX_COST,
@@ -158,7 +159,7 @@ async def _read_limited(request: Request) -> bytes | None:
     if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
         return None
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in body_chunks(request):
         body += chunk
         if len(body) > MAX_REQUEST_BYTES:
             return None
