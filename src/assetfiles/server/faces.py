@@ -45,16 +45,14 @@ class Face:
             request.state.face = self.name
             CURRENT_FACE.set(self.name)  # the request's own context: audit events name the face
             request_id = request_id_of(request)
-            throttle: Throttle | None = getattr(request.app.state, "throttle", None)
+            throttle: Throttle = request.app.state.throttle
             address = client_address(request)
             try:
-                if throttle is None:
-                    return await endpoint(request)
                 throttle.check_address(address)
                 with throttle.slot(address):
                     return await endpoint(request)
             except AssetfilesError as exc:
-                if exc.http_status == 401 and throttle is not None:
+                if exc.http_status == 401:
                     throttle.failed_sign_in(address)
                 response = self.render(request, exc, request_id)
                 if isinstance(exc, RateLimited):
@@ -74,9 +72,8 @@ def remember_principal(request: Request, principal: Principal) -> None:
     """Who made the request, for the access log (never their secret); one request of that
     credential for its rate limit."""
     request.state.principal = principal
-    throttle: Throttle | None = getattr(request.app.state, "throttle", None)
-    if throttle is not None:
-        throttle.credential_used(f"{principal.org_id}/{principal.kind}/{principal.name}")
+    throttle: Throttle = request.app.state.throttle
+    throttle.credential_used(f"{principal.org_id}/{principal.kind}/{principal.name}")
 
 
 # -- the REST dialect of the transfer and device endpoints -----------------------------------------
