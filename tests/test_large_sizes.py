@@ -18,21 +18,23 @@ async def _insert_row(server: Server, content_id: str) -> None:
     """A catalog row for a 5 GiB file (bytes absent: only listing is under test here)."""
     catalog = Catalog(create_engine(catalog_url(server.data_dir)))
     now = now_ms()
-    await catalog.insert_content(
-        Content(
-            id=content_id,
-            org_id="o-acme",
-            name="huge.raw",
-            content_type="application/octet-stream",
-            type="file",
-            length=FIVE_GIB,
-            sha256="0" * 64,
-            md5="0" * 32,
-            creator=Creator(CreatorKind.USER, "test"),
-            created_at=now,
-            updated_at=now,
-            associations=(Association("asset", "a-empty"),),
-        )
+    await catalog.insert_contents(
+        [
+            Content(
+                id=content_id,
+                org_id="o-acme",
+                name="huge.raw",
+                content_type="application/octet-stream",
+                type="file",
+                length=FIVE_GIB,
+                sha256="0" * 64,
+                md5="0" * 32,
+                creator=Creator(CreatorKind.USER, "test"),
+                created_at=now,
+                updated_at=now,
+                associations=(Association("asset", "a-empty"),),
+            )
+        ]
     )
     await catalog.close()
 

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import RO, RW, world_document, world_files
 from tests.helpers import Server, seed_and_start
+from tests.test_enos import APPS, enos_document, enos_files, token_request
 
 LIMITS = {
     "ASSETFILES_RATE_LIMIT_AUTH_FAILURES": "5/minute",
@@ -73,41 +74,78 @@ def _headers_without_body(server: Server, length: int = 1000) -> bytes:
     ).encode()
 
 
-def test_an_idle_body_is_refused_and_the_connection_closed(tmp_path: Path) -> None:
-    running = seed_and_start(tmp_path, world_document(), world_files(), NO_CAP)
-    try:
-        connection = _connect(running)
-        connection.sendall(_headers_without_body(running))
-        started = time.monotonic()
-        answer = connection.recv(65536).decode()
-        assert answer.startswith("HTTP/1.1 408"), answer
-        assert '"REQUEST_TIMEOUT"' in answer
-        assert 0.9 <= time.monotonic() - started < 5
-        connection.close()
-    finally:
-        running.stop()
+@pytest.fixture(scope="module")
+def body_bounds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Body time bounds of 1 s idle and 2,000 B/s; no cap on requests in flight."""
+    running = seed_and_start(tmp_path_factory.mktemp("bodies"), world_document(), world_files(), NO_CAP)
+    yield running
+    running.stop()
 
 
-def test_a_trickling_body_is_refused(tmp_path: Path) -> None:
-    running = seed_and_start(tmp_path, world_document(), world_files(), NO_CAP)
-    try:
-        connection = _connect(running)
-        connection.sendall(_headers_without_body(running, 100_000))
-        connection.settimeout(0.2)
-        answer = b""
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not answer:
-            try:
-                connection.sendall(b" " * 100)  # 100 bytes every 0.2 s: 500 B/s, under 2,000
-                answer = connection.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-        assert answer.startswith(b"HTTP/1.1 408"), answer
-        assert b"under the minimum" in answer
-    finally:
-        running.stop()
+def test_an_idle_body_is_refused_and_the_connection_closed(body_bounds: Server) -> None:
+    connection = _connect(body_bounds)
+    connection.sendall(_headers_without_body(body_bounds))
+    started = time.monotonic()
+    answer = connection.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 408"), answer
+    assert '"REQUEST_TIMEOUT"' in answer
+    assert 0.9 <= time.monotonic() - started < 5
+    connection.close()
+
+
+def test_a_trickling_body_is_refused(body_bounds: Server) -> None:
+    connection = _connect(body_bounds)
+    connection.sendall(_headers_without_body(body_bounds, 100_000))
+    connection.settimeout(0.2)
+    answer = b""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not answer:
+        try:
+            connection.sendall(b" " * 100)  # 100 bytes every 0.2 s: 500 B/s, under 2,000
+            answer = connection.recv(65536)
+        except TimeoutError:
+            continue
+        except OSError:
+            break
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b"under the minimum" in answer
+
+
+@pytest.mark.parametrize(
+    ("path", "auth"),
+    [("/api/graphql", f"Automation {RW}"), ("/api/devices/p7k2q9/pump-007/content?name=x.bin",
+                                            "Device dev-pump-007-secret")],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "chunk_size", [b"f" * 32, b"-5", b"zz", b"1" * 5000, b"10;" + b"x" * 70_000], ids=str
+)
+def test_malformed_chunked_framing_is_a_400_and_stores_nothing(
+    body_bounds: Server, path: str, auth: str, chunk_size: bytes
+) -> None:
+    """Chunk sizes that overflow, are negative, not hexadecimal, or drown in extensions."""
+    connection = _connect(body_bounds)
+    connection.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        + chunk_size
+        + b'\r\n{"query": "{ currentToken { name } }"}\r\n0\r\n\r\n'
+    )
+    answer = connection.recv(65536).decode(errors="replace")
+    connection.close()
+    assert answer.startswith("HTTP/1.1 400"), answer
+    assert '"CLIENT_DISCONNECTED"' in answer or "Bad Request" in answer
+    assert not [p for p in (body_bounds.data_dir / "blobs" / "tmp").glob("*") if p.is_file()]
+
+
+def test_a_huge_chunk_that_never_comes_is_408(body_bounds: Server) -> None:
+    connection = _connect(body_bounds)
+    connection.sendall(
+        f"POST /api/graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Automation {RW}\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n7fffffffffffffff\r\n{}".encode()
+    )
+    answer = connection.recv(65536).decode()
+    connection.close()
+    assert answer.startswith("HTTP/1.1 408"), answer
 
 
 def test_requests_in_flight_per_address_are_capped(tmp_path: Path) -> None:
@@ -139,3 +177,18 @@ def _hold_all_slots(limited: Server) -> None:
     while limited.gql(QUERY, token=RO).status_code == 429 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert limited.gql(QUERY, token=RO).status_code == 200
+
+
+def test_failed_token_service_sign_ins_count_too(tmp_path: Path) -> None:
+    """Wrong application signatures on the EnOS token service are failed sign-ins like any other:
+    past the limit even the right signature gets 429, in the token service's envelope."""
+    running = seed_and_start(tmp_path, enos_document(), enos_files(), LIMITS)
+    try:
+        for _ in range(5):
+            wrong = token_request(running, "ak-rw", "not-the-secret")
+            assert wrong.json()["status"] == 1003, wrong.text
+        refused = token_request(running, "ak-rw", APPS["ak-rw"][0])
+        assert refused.status_code == 429 and refused.headers["retry-after"]
+        assert refused.json()["status"] == 429 and refused.json()["business"] == "apim-token-service"
+    finally:
+        running.stop()

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     )
     url_ttl_seconds: int = Field(default=600, ge=1, le=7 * 24 * 3600)
     max_upload_bytes: int = Field(default=10 * 1024**3, ge=1)
+    max_pending_uploads_per_org: int = Field(
+        default=10_000,
+        ge=1,
+        description="Upload URLs an organization may hold unused at once (createContentUpload, EnOS "
+        "upload-URL mode); past it, 429 with Retry-After until one is used or expires.",
+    )
     public_url: str | None = Field(
         default=None, description="Base URL put in signed URLs; default: taken from the request."
     )

@@ -6,6 +6,8 @@ service never knows which face called it.
 
 from __future__ import annotations
 
+import errno
+
 
 class AssetfilesError(Exception):
     """Base of every error a caller may see; ``message`` is safe to show to that caller."""
@@ -113,3 +115,33 @@ class ClientGone(AssetfilesError):
 
     code = "CLIENT_DISCONNECTED"
     http_status = 400
+
+
+class InsufficientStorage(AssetfilesError):
+    """The server's disk (blobs, spool or catalog) is full; the request stored nothing."""
+
+    code = "INSUFFICIENT_STORAGE"
+    http_status = 507
+
+
+#: errno values of a full file system or an exhausted disk quota
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+#: how the catalog's engines say the same: SQLite's result code, PostgreSQL's SQLSTATE disk_full
+_DATABASE_FULL = {"SQLITE_FULL", "53100"}
+
+
+def classify(exc: BaseException) -> AssetfilesError | None:
+    """The typed error a failure of the machine stands for, or None when it is a real bug.
+
+    A full disk is the operator's to fix, not the client's fault and not a bug: every face
+    answers it 507 in its own format instead of a 500 with a traceback.
+    """
+    if isinstance(exc, AssetfilesError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+        return InsufficientStorage("storage: the server's disk is full; nothing was stored")
+    driver_error = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's
+    for code in (getattr(driver_error, "sqlite_errorname", None), getattr(driver_error, "sqlstate", None)):
+        if code in _DATABASE_FULL:
+            return InsufficientStorage("storage: the catalog's disk is full; nothing was stored")
+    return None

@@ -38,7 +38,8 @@ async def body_chunks(request: Request) -> AsyncIterator[bytes]:
             raise RequestTimeout(f"body: nothing received for {idle:g} s", field="body") from None
         except ClientDisconnect:
             raise ClientGone(
-                "body: the client disconnected before the body was complete", field="body"
+                "body: ended early (the client disconnected, or its chunked framing was malformed)",
+                field="body",
             ) from None
         if not chunk:
             continue

@@ -18,7 +18,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from assetfiles.errors import AssetfilesError, RateLimited
+from assetfiles.errors import AssetfilesError, RateLimited, classify
 from assetfiles.model import Principal
 from assetfiles.server.metrics import count_backend_error
 from assetfiles.server.request_id import request_id_of
@@ -51,16 +51,20 @@ class Face:
                 throttle.check_address(address)
                 with throttle.slot(address):
                     return await endpoint(request)
-            except AssetfilesError as exc:
-                if exc.http_status == 401:
-                    throttle.failed_sign_in(address)
-                response = self.render(request, exc, request_id)
-                if isinstance(exc, RateLimited):
-                    response.headers["Retry-After"] = str(exc.retry_after)
             except Exception as exc:
-                logger.exception("%s request failed", self.name)
-                count_backend_error(exc)
-                response = self.unexpected(request_id)
+                error = classify(exc)
+                if error is None:
+                    logger.exception("%s request failed", self.name)
+                    count_backend_error(exc)
+                    response = self.unexpected(request_id)
+                else:
+                    if error.http_status == 401:
+                        throttle.failed_sign_in(address)
+                    if error is not exc:
+                        logger.error("%s request refused: %s", self.name, exc)
+                    response = self.render(request, error, request_id)
+                    if isinstance(error, RateLimited):
+                        response.headers["Retry-After"] = str(error.retry_after)
             if request.method in ("POST", "PUT"):
                 response.headers["Connection"] = "close"  # the rest of the body may be unread
             return response

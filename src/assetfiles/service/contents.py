@@ -36,6 +36,8 @@ from assetfiles.store.catalog import Catalog
 ASSOCIATION_TYPES = ("asset", "device")
 MAX_TAG_NAME = 255
 MAX_TAG_VALUE = 1024
+#: Tags one content may carry.
+MAX_TAGS_PER_CONTENT = 100
 MAX_CONTENT_TYPE = 255
 #: Bounds on a listing's filters: each becomes a term of one SQL expression, and databases cap
 #: those (SQLite's expression depth, PostgreSQL's stack), so thousands of them would end in a 500.
@@ -78,6 +80,8 @@ def check_media_type(value: str, *, field: str) -> str:
 
 
 def check_tags(tags: dict[str, str], *, field: str = "tags") -> dict[str, str]:
+    if len(tags) > MAX_TAGS_PER_CONTENT:
+        raise BadInput(f"{field}: at most {MAX_TAGS_PER_CONTENT} tags per content", field=field)
     for name, value in tags.items():
         if not isinstance(name, str) or not name or len(name) > MAX_TAG_NAME:
             raise BadInput(f"{field}: tag names must be 1-{MAX_TAG_NAME} characters", field=field)

@@ -59,7 +59,15 @@ class Services:
         audit = Audit(AuditStore(engine))
         contents = ContentService(catalog, blobs, signer, audit)
         quotas = Quotas(catalog)
-        uploads = UploadService(catalog, blobs, signer, settings.max_upload_bytes, audit, quotas)
+        uploads = UploadService(
+            catalog,
+            blobs,
+            signer,
+            settings.max_upload_bytes,
+            audit,
+            quotas,
+            max_pending_uploads=settings.max_pending_uploads_per_org,
+        )
         enos_tokens = EnosTokenService(
             EnosStore(engine),
             settings.signing_key,

@@ -7,7 +7,8 @@ Two modes, as EnOS's SDKs use them:
   is stored: the ``files`` map against the parts, each file's owner (``assetId``, or
   ``productKey`` + ``deviceKey``), its ``md5`` when given, and every ``local://`` reference in
   ``params``. Then each file becomes content with category ``feature`` and a new
-  ``enos-connect://`` URI; if storing one fails, the ones stored before it are deleted again.
+  ``enos-connect://`` URI, all of them in one catalog transaction: a request's files appear
+  together or not at all, even across a crash.
 - **upload URLs** (``useLark=true``; the SDKs call it Lark): the message lists the files
   (``fileLength`` and ``md5`` included) and no part carries bytes. Each file is reserved with a
   new ``enos-lark://`` URI and a signed URL that accepts a PUT of exactly those bytes; the file
@@ -30,7 +31,6 @@ import anyio
 from assetfiles.errors import BadInput, NotFound, PayloadTooLarge
 from assetfiles.model import (
     Association,
-    Content,
     Creator,
     CreatorKind,
     DeviceRef,
@@ -44,7 +44,12 @@ from assetfiles.service.access import require
 from assetfiles.service.contents import ContentService, check_media_type
 from assetfiles.service.enos_files import Owner, check_owner
 from assetfiles.service.signing import SignedUrl
-from assetfiles.service.uploads import ContentSpec, UploadService, guess_content_type
+from assetfiles.service.uploads import (
+    MAX_RESERVATIONS_PER_REQUEST,
+    ContentSpec,
+    UploadService,
+    guess_content_type,
+)
 from assetfiles.store.catalog import Catalog
 
 #: action -> (feature type, the key of the value map in each params entry)
@@ -55,8 +60,6 @@ ACTIONS = {
 }
 MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
 LOCAL = "local://"
-#: Files one message may list in upload-URL mode (each becomes a pending reservation).
-MAX_RESERVED_FILES = 100
 
 
 @dataclass(frozen=True)
@@ -136,32 +139,29 @@ class EnosUploadService:
                 f"enos-file: no part for {', '.join(missing)} (listed in enos-message.files)",
                 field="enos-file",
             )
-        stored: list[Content] = []
-        try:
-            for item, part in zip(planned, parts, strict=True):
-                stored.append(
-                    await self.uploads.store(
-                        principal.org_id,
-                        item.spec,
-                        item.creator,
-                        _chunks(part.path),
-                        expected_length=part.length,
-                        expected_sha256=part.sha256,
-                    )
-                )
-        except BaseException:
-            for content in stored:  # all or nothing
-                await self.contents.delete(principal, content.id)
-            raise
+        # Every file's bytes are made durable first, then one catalog transaction lists them all:
+        # a crash or an error at any point shows none of them (orphan blobs are left for gc).
+        written = [
+            await self.uploads.write(
+                principal.org_id,
+                item.spec,
+                item.creator,
+                _chunks(part.path),
+                expected_length=part.length,
+                expected_sha256=part.sha256,
+            )
+            for item, part in zip(planned, parts, strict=True)
+        ]
+        stored = await self.uploads.commit(principal.org_id, written)
         pairs = zip(planned, stored, strict=True)
         return {item.filename: content.enos.file_uri for item, content in pairs if content.enos}
 
     async def reserve(self, principal: Principal, action: str, message: Any) -> list[UploadUrl]:
         """Upload-URL mode: reserve each listed file and sign the URL its bytes are PUT to."""
         files = self._check_message(principal, action, message)
-        if len(files) > MAX_RESERVED_FILES:
+        if len(files) > MAX_RESERVATIONS_PER_REQUEST:
             raise PayloadTooLarge(
-                f"enos-message.files: at most {MAX_RESERVED_FILES} files per request",
+                f"enos-message.files: at most {MAX_RESERVATIONS_PER_REQUEST} files per request",
                 field="enos-message.files",
             )
         planned = [await self._plan(principal, action, files, name, None) for name in files]

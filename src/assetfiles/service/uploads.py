@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import mimetypes
 import uuid
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from assetfiles.errors import AssetfilesError, BadInput, NotFound, PayloadTooLarge
+from assetfiles.errors import AssetfilesError, BadInput, NotFound, PayloadTooLarge, RateLimited
 from assetfiles.model import (
     SHA256_HEX,
     Association,
@@ -28,10 +28,17 @@ from assetfiles.model import (
 from assetfiles.service.access import require
 from assetfiles.service.audit import Audit
 from assetfiles.service.contents import check_association, check_media_type, check_tags
-from assetfiles.service.quotas import Quotas, storage_full
+from assetfiles.service.quotas import Admission, Quotas, storage_full
 from assetfiles.service.signing import SignedUrl, UrlSigner
 from assetfiles.store.blobs import BlobStore
-from assetfiles.store.catalog import Catalog, OverQuota
+from assetfiles.store.catalog import Catalog, OverQuota, TooManyPending
+
+#: Upload URLs one request may ask for (GraphQL aliases of createContentUpload, files of one EnOS
+#: upload-URL-mode message): each is a pending reservation in the catalog.
+MAX_RESERVATIONS_PER_REQUEST = 100
+#: The longest an upload URL (and its reservation) may live: unlike a download URL it holds a
+#: catalog row and a share of the organization's pending uploads until used or expired.
+MAX_UPLOAD_TTL_SECONDS = 24 * 3600
 
 
 class UploadRaced(AssetfilesError):
@@ -39,6 +46,14 @@ class UploadRaced(AssetfilesError):
 
     code = "CONFLICT"
     http_status = 409
+
+
+@dataclass(frozen=True)
+class WrittenContent:
+    """A content whose bytes are durable in the blob store but which the catalog does not list yet."""
+
+    content: Content
+    admission: Admission
 
 
 @dataclass(frozen=True)
@@ -81,7 +96,10 @@ class UploadService:
         max_upload_bytes: int,
         audit: Audit | None = None,
         quotas: Quotas | None = None,
+        *,
+        max_pending_uploads: int | None = None,
     ) -> None:
+        self.max_pending_uploads = max_pending_uploads
         self.audit = audit
         self.quotas = quotas or Quotas(catalog)
         self.catalog = catalog
@@ -153,8 +171,14 @@ class UploadService:
 
         Nothing is visible until the bytes arrive and match ``length`` and the digests given.
         """
+        if ttl_seconds is not None and not 1 <= ttl_seconds <= MAX_UPLOAD_TTL_SECONDS:
+            raise BadInput(
+                f"expiresIn: an upload URL lives between 1 and {MAX_UPLOAD_TTL_SECONDS} seconds",
+                field="expiresIn",
+            )
         content_id = str(uuid.uuid4())
-        url = self.signer.sign(UrlSigner.UPLOAD, org_id, content_id, ttl_seconds=ttl_seconds)
+        ttl = min(ttl_seconds or self.signer.ttl_seconds, MAX_UPLOAD_TTL_SECONDS)
+        url = self.signer.sign(UrlSigner.UPLOAD, org_id, content_id, ttl_seconds=ttl)
         enos = spec.enos
         record = {
             "name": spec.name,
@@ -169,7 +193,16 @@ class UploadService:
             "md5": md5,
             "enos": [enos.file_uri, enos.category, enos.feature_type, enos.feature_id] if enos else None,
         }
-        await self.catalog.insert_upload(content_id, org_id, record, url.expires_at * 1000)
+        try:
+            await self.catalog.insert_upload(
+                content_id, org_id, record, url.expires_at * 1000, max_pending=self.max_pending_uploads
+            )
+        except TooManyPending as exc:
+            raise RateLimited(
+                f"uploads: organization '{org_id}' holds {self.max_pending_uploads} unused upload URLs; "
+                "use them or let them expire",
+                retry_after=exc.retry_after,
+            ) from None
         return content_id, url
 
     async def receive(
@@ -246,6 +279,32 @@ class UploadService:
         content_id: str | None = None,
         upload_id: str | None = None,
     ) -> Content:
+        written = await self.write(
+            org_id,
+            spec,
+            creator,
+            body,
+            expected_length=expected_length,
+            expected_sha256=expected_sha256,
+            expected_md5=expected_md5,
+            content_id=content_id,
+        )
+        (content,) = await self.commit(org_id, [written], upload_id=upload_id)
+        return content
+
+    async def write(
+        self,
+        org_id: str,
+        spec: ContentSpec,
+        creator: Creator,
+        body: AsyncIterable[bytes],
+        *,
+        expected_length: int | None = None,
+        expected_sha256: str | None = None,
+        expected_md5: str | None = None,
+        content_id: str | None = None,
+    ) -> WrittenContent:
+        """Stream, verify and make durable one content's bytes; nothing is visible until :meth:`commit`."""
         spec = check_spec(spec)
         assert spec.content_type is not None
         admission = await self.quotas.admit(org_id, spec.content_type, expected_length)
@@ -282,25 +341,44 @@ class UploadService:
             associations=tuple(spec.associations),
             enos=spec.enos,
         )
-        max_total = admission.quota.max_total_bytes if admission.quota else None
+        return WrittenContent(content, admission)
+
+    async def commit(
+        self, org_id: str, written: Sequence[WrittenContent], *, upload_id: str | None = None
+    ) -> list[Content]:
+        """Make written contents visible, all in one catalog transaction: together or not at all.
+
+        A crash before the transaction commits leaves only orphan blobs (``gc`` removes them);
+        a crash after it leaves every content complete.
+        """
+        batch = [item.content for item in written]
+        quotas = [item.admission.quota for item in written if item.admission.quota is not None]
+        max_total = quotas[0].max_total_bytes if quotas else None
         try:
             if upload_id is not None:
+                (content,) = batch
                 if not await self.catalog.complete_upload(upload_id, content, max_total):
                     raise NotFound(f"upload '{upload_id}' not found or already completed")
             else:
-                await self.catalog.insert_content(content, max_total)
+                await self.catalog.insert_contents(batch, max_total)
         except OverQuota:
             # Another upload took the room while these bytes arrived: nothing is kept.
-            await self.blobs.remove_unless(blob.sha256, lambda: self.catalog.blob_in_use(blob.sha256))
-            assert admission.quota is not None
-            raise storage_full(org_id, admission.quota) from None
-        if not await self.blobs.exists(blob.sha256):
-            # A delete of identical bytes won the race (see LocalBlobStore.remove_unless).
-            await self.catalog.delete_content(org_id, content.id)
-            raise UploadRaced("the upload raced with a delete of identical content; retry it")
+            for content in batch:
+                await self.blobs.remove_unless(content.sha256, self._blob_user(content.sha256))
+            raise storage_full(org_id, quotas[0]) from None
+        for content in batch:
+            if not await self.blobs.exists(content.sha256):
+                # A delete of identical bytes won the race (see LocalBlobStore.remove_unless).
+                for created in batch:
+                    await self.catalog.delete_content(org_id, created.id)
+                raise UploadRaced("the upload raced with a delete of identical content; retry it")
         if self.audit is not None:
-            detail = {"name": content.name, "length": content.length, "sha256": content.sha256}
-            await self.audit.record(
-                "content.created", org_id=org_id, actor=creator, target=content.id, detail=detail
-            )
-        return content
+            for content in batch:
+                detail = {"name": content.name, "length": content.length, "sha256": content.sha256}
+                await self.audit.record(
+                    "content.created", org_id=org_id, actor=content.creator, target=content.id, detail=detail
+                )
+        return batch
+
+    def _blob_user(self, sha256: str) -> Callable[[], Awaitable[bool]]:
+        return lambda: self.catalog.blob_in_use(sha256)

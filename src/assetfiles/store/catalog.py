@@ -92,6 +92,15 @@ class OverQuota(Exception):
     """Inserting would take an organization past its stored-bytes quota; nothing was written."""
 
 
+class TooManyPending(Exception):
+    """An organization holds as many unused upload reservations as it may; nothing was written."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"retry in {retry_after} s")
+        #: seconds until the oldest pending reservation expires
+        self.retry_after = retry_after
+
+
 class Conflict(Exception):
     """A uniqueness rule of the catalog was broken (for example a token secret already in use)."""
 
@@ -411,17 +420,13 @@ class Catalog:
     # -- contents ----------------------------------------------------------------------------
 
     @in_thread
-    def insert_content(self, content: Content, max_total_bytes: int | None = None) -> None:
-        """Insert one content; with ``max_total_bytes``, only if the organization stays within it
-        (checked and charged in the same transaction, so concurrent uploads cannot overshoot)."""
-        with self.engine.begin() as conn:
-            self._insert_contents(conn, [content], max_total_bytes)
+    def insert_contents(self, batch: Sequence[Content], max_total_bytes: int | None = None) -> None:
+        """Insert many contents in one transaction: all of them or, on any error, none.
 
-    @in_thread
-    def insert_contents(self, batch: Sequence[Content]) -> None:
-        """Insert many contents in one transaction (fixtures, benchmarks, imports)."""
+        With ``max_total_bytes``, only if their organization stays within it (see insert_content).
+        """
         with self.engine.begin() as conn:
-            self._insert_contents(conn, batch)
+            self._insert_contents(conn, batch, max_total_bytes)
 
     def _insert_contents(
         self, conn: Connection, batch: Sequence[Content], max_total_bytes: int | None = None
@@ -775,9 +780,27 @@ class Catalog:
     # -- pending uploads ---------------------------------------------------------------------
 
     @in_thread
-    def insert_upload(self, upload_id: str, org_id: str, spec: dict[str, Any], expires_at: int) -> None:
+    def insert_upload(
+        self,
+        upload_id: str,
+        org_id: str,
+        spec: dict[str, Any],
+        expires_at: int,
+        *,
+        max_pending: int | None = None,
+    ) -> None:
+        """Record a reservation; with ``max_pending``, refuse (TooManyPending) past that many unused
+        reservations in the organization. Expired ones are cleared first."""
+        now = now_ms()
         with self.engine.begin() as conn:
-            conn.execute(delete(uploads).where(uploads.c.expires_at < now_ms()))
+            conn.execute(delete(uploads).where(uploads.c.expires_at < now))
+            if max_pending is not None:
+                mine = uploads.c.org_id == org_id
+                pending, soonest = conn.execute(
+                    select(func.count(), func.min(uploads.c.expires_at)).where(mine)
+                ).one()
+                if pending >= max_pending:
+                    raise TooManyPending(max(1, -(-(soonest - now) // 1000)))
             conn.execute(
                 insert(uploads).values(
                     id=upload_id, org_id=org_id, spec=json.dumps(spec), expires_at=expires_at

@@ -28,7 +28,7 @@ from graphql import (
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from assetfiles.errors import AssetfilesError, PayloadTooLarge
+from assetfiles.errors import AssetfilesError, PayloadTooLarge, classify
 from assetfiles.server.auth import bearer_secret, public_base_url
 from assetfiles.server.bodies import body_chunks
 from assetfiles.server.faces import INTERNAL_MESSAGE, Face, remember_principal
@@ -111,14 +111,14 @@ async def _document(query: str) -> DocumentNode:
 
 def _format(error: GraphQLError) -> dict[str, Any]:
     formatted: dict[str, Any] = dict(error.formatted)
-    original = error.original_error
-    if isinstance(original, AssetfilesError):
+    original = classify(error.original_error) if error.original_error is not None else None
+    if original is not None:
         formatted["message"] = original.message
         formatted["extensions"] = {"code": original.code}
         if original.field:
             formatted["extensions"]["field"] = original.field
-    elif original is not None and error.path:
-        log.error("resolver failed", exc_info=original)
+    elif error.original_error is not None and error.path:
+        log.error("resolver failed", exc_info=error.original_error)
         formatted["message"] = "internal error"
         formatted["extensions"] = {"code": "INTERNAL"}
     else:

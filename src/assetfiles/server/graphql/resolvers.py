@@ -15,7 +15,7 @@ from assetfiles.service.batching import BatchLoader
 from assetfiles.service.contents import ListingFilters
 from assetfiles.service.context import Services
 from assetfiles.service.signing import SignedUrl
-from assetfiles.service.uploads import ContentSpec
+from assetfiles.service.uploads import MAX_RESERVATIONS_PER_REQUEST, ContentSpec
 
 
 @dataclass
@@ -28,6 +28,8 @@ class RequestContext:
     #: ``expiresIn`` by root field alias: two aliases of one content may ask for two lifetimes.
     url_ttl: dict[str, int | None] = field(default_factory=dict)
     signed: dict[tuple[str, int | None], SignedUrl] = field(default_factory=dict)
+    #: createContentUpload calls so far in this request (each holds a pending reservation)
+    reservations: int = 0
     _contents: BatchLoader[str, Content] | None = None
 
     @property
@@ -193,6 +195,12 @@ async def resolve_create_content_upload(
     _obj: None, info: Info, input: dict[str, Any], expiresIn: int | None = None
 ) -> dict[str, Any]:
     ctx = info.context
+    ctx.reservations += 1
+    if ctx.reservations > MAX_RESERVATIONS_PER_REQUEST:
+        raise BadInput(
+            f"createContentUpload: at most {MAX_RESERVATIONS_PER_REQUEST} per request",
+            field="createContentUpload",
+        )
     spec = ContentSpec(
         name=input["name"],
         associations=[Association(a["type"], a["id"]) for a in input["associations"]],
