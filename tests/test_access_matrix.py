@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 from graphql import build_schema
+from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from assetfiles.config import Settings
@@ -146,6 +147,7 @@ def discovered_operations() -> set[str]:
     operations |= {f"enos files {action}" for action in FILE_ACTIONS}
     operations |= {f"enos integration {action}" for action in INTEGRATION_ACTIONS}
     app = create_app(Settings(data_dir=Path("/nonexistent"), secret_key="k" * 32)).app
+    assert isinstance(app, Starlette)
     # the GraphQL endpoint and EnOS's action endpoints are counted by operation above
     covered = {"/api/graphql": {"POST"}, "/connect-service/v2.1/files": {"GET", "POST"},
                "/connect-service/v2.1/integration": {"POST"}}  # fmt: skip
