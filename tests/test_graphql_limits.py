@@ -171,5 +171,7 @@ def test_pathological_documents_do_not_stall_other_requests(server: Server, shap
         for thread in threads:
             thread.join()
     # GIL hand-offs every 5 ms let the loop run; a check on the loop itself stalled it for seconds.
-    assert statistics.median(probes) < 0.05, sorted(probes)[-5:]
-    assert max(probes) < 0.5, sorted(probes)[-5:]
+    # The bounds leave room for a loaded 2-core CI machine (a median of 56 ms was seen there) and
+    # still fail on the stall this guards against.
+    assert statistics.median(probes) < 0.2, sorted(probes)[-5:]
+    assert max(probes) < 1.0, sorted(probes)[-5:]
