@@ -86,7 +86,7 @@ class Services:
             uploads=uploads,
             enos_tokens=enos_tokens,
             enos_files=EnosFileService(catalog, blobs, contents),
-            enos_uploads=EnosUploadService(catalog, uploads, contents),
+            enos_uploads=EnosUploadService(catalog, uploads),
             maintenance=Maintenance(catalog, blobs, settings.data_dir / "tmp"),
             health=Health(catalog, blobs),
             provisioning=Provisioning(catalog, audit, key=settings.signing_key),

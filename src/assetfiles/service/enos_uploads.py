@@ -41,7 +41,7 @@ from assetfiles.model import (
     mint_enos_uri,
 )
 from assetfiles.service.access import require
-from assetfiles.service.contents import ContentService, check_media_type
+from assetfiles.service.contents import check_media_type
 from assetfiles.service.enos_files import Owner, check_owner
 from assetfiles.service.signing import SignedUrl
 from assetfiles.service.uploads import (
@@ -111,10 +111,9 @@ def _file_length(entry: dict[str, Any], where: str, limit: int) -> int:
 
 
 class EnosUploadService:
-    def __init__(self, catalog: Catalog, uploads: UploadService, contents: ContentService) -> None:
+    def __init__(self, catalog: Catalog, uploads: UploadService) -> None:
         self.catalog = catalog
         self.uploads = uploads
-        self.contents = contents
 
     @staticmethod
     def authorize(principal: Principal, action: str) -> str:

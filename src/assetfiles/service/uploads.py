@@ -6,9 +6,10 @@ row inserted. A failure at any step leaves no row, and at most an orphan blob fo
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import uuid
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass, field
 
 from assetfiles.errors import AssetfilesError, BadInput, NotFound, PayloadTooLarge, RateLimited
@@ -309,9 +310,9 @@ class UploadService:
         assert spec.content_type is not None
         admission = await self.quotas.admit(org_id, spec.content_type, expected_length)
         limit = self.max_upload_bytes
-        quota_binds = admission.stream_limit is not None and admission.stream_limit < limit
-        if admission.stream_limit is not None and quota_binds:
+        if admission.stream_limit is not None and admission.stream_limit < limit:
             limit = admission.stream_limit
+        quota_binds = limit < self.max_upload_bytes
         try:
             blob = await self.blobs.write(
                 body,
@@ -364,7 +365,9 @@ class UploadService:
         except OverQuota:
             # Another upload took the room while these bytes arrived: nothing is kept.
             for content in batch:
-                await self.blobs.remove_unless(content.sha256, self._blob_user(content.sha256))
+                await self.blobs.remove_unless(
+                    content.sha256, functools.partial(self.catalog.blob_in_use, content.sha256)
+                )
             raise storage_full(org_id, quotas[0]) from None
         for content in batch:
             if not await self.blobs.exists(content.sha256):
@@ -379,6 +382,3 @@ class UploadService:
                     "content.created", org_id=org_id, actor=content.creator, target=content.id, detail=detail
                 )
         return batch
-
-    def _blob_user(self, sha256: str) -> Callable[[], Awaitable[bool]]:
-        return lambda: self.catalog.blob_in_use(sha256)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -423,7 +424,8 @@ class Catalog:
     def insert_contents(self, batch: Sequence[Content], max_total_bytes: int | None = None) -> None:
         """Insert many contents in one transaction: all of them or, on any error, none.
 
-        With ``max_total_bytes``, only if their organization stays within it (see insert_content).
+        With ``max_total_bytes``, only if their organization stays within it: checked and charged
+        in the same transaction, so concurrent uploads cannot overshoot it together.
         """
         with self.engine.begin() as conn:
             self._insert_contents(conn, batch, max_total_bytes)
@@ -800,7 +802,7 @@ class Catalog:
                     select(func.count(), func.min(uploads.c.expires_at)).where(mine)
                 ).one()
                 if pending >= max_pending:
-                    raise TooManyPending(max(1, -(-(soonest - now) // 1000)))
+                    raise TooManyPending(max(1, math.ceil((soonest - now) / 1000)))
             conn.execute(
                 insert(uploads).values(
                     id=upload_id, org_id=org_id, spec=json.dumps(spec), expires_at=expires_at
