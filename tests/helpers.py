@@ -108,6 +108,12 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Ser
     return Server(background.base_url, data_dir, background)
 
 
+def temporaries(data_dir: Path) -> list[str]:
+    """Temporary files and EnOS spool directories left in a local data directory."""
+    places = [data_dir / "tmp", data_dir / "blobs" / "tmp"]
+    return sorted(str(path) for place in places if place.exists() for path in place.iterdir())
+
+
 def md5hex(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 

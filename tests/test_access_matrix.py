@@ -35,7 +35,7 @@ from assetfiles.server.enos import FILE_ACTIONS
 from assetfiles.service.enos_uploads import ACTIONS as INTEGRATION_ACTIONS
 from tests.backends import local_blobs_only
 from tests.helpers import Server, encryption, md5hex, run_cli, seed_and_start
-from tests.test_enos import APPS, GQL_TOKEN, OTHER_APP, enos_document, enos_files, uris
+from tests.test_enos import APPS, GQL_TOKEN, OTHER_APP, access_token, enos_document, enos_files, uris
 
 RO_TOKEN = "tok-enos-ro-0123456789"
 FOREIGN_TOKEN = "tok-foreign-rw-0123456789"
@@ -71,12 +71,7 @@ class World:
         return self.server.base_url
 
     def enos_token(self, app: str = "ak-rw") -> str:
-        secret = APPS[app][0] if app in APPS else OTHER_APP[1]
-        stamp = int(time.time() * 1000)
-        body = {"appKey": app, "encryption": encryption(app, stamp, secret), "timestamp": stamp}
-        answer = httpx.post(f"{self.base}/apim-token-service/v2.0/token/get", json=body)
-        token: str = answer.json()["data"]["accessToken"]
-        return token
+        return access_token(self.server, app)
 
     def gql(self, query: str, variables: dict[str, Any], authorization: str | None) -> httpx.Response:
         headers = {"Authorization": authorization} if authorization is not None else {}

@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
 import random
 import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import Server, encryption, md5hex, run_cli, seed_and_start, start_server
-from tests.test_enos import APPS, GQL_TOKEN, enos_document, enos_files
+from tests.helpers import Server, md5hex, run_cli, seed_and_start, start_server, temporaries
+from tests.test_enos import GQL_TOKEN, access_token, enos_document, enos_files, integration_body
 
 pytestmark = pytest.mark.slow
 
@@ -86,32 +84,6 @@ def _kill(server: Server) -> None:
     server.background.process = None
 
 
-async def _enos_token(client: httpx.AsyncClient, base: str) -> str:
-    stamp = int(time.time() * 1000)
-    secret = APPS["ak-rw"][0]
-    body = {"appKey": "ak-rw", "encryption": encryption("ak-rw", stamp, secret), "timestamp": stamp}
-    answer = await client.post(f"{base}/apim-token-service/v2.0/token/get", json=body)
-    token: str = answer.json()["data"]["accessToken"]
-    return token
-
-
-def _multipart(message: dict[str, Any], files: dict[str, bytes]) -> tuple[bytes, str]:
-    boundary = "crash-boundary-" + os.urandom(6).hex()
-    text = json.dumps({"method": "integration.attribute.post", "id": "1", "version": "1.1", **message})
-    chunks = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="enos-message"\r\n\r\n{text}\r\n'.encode()
-    ]
-    for name, data in files.items():
-        chunks.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="enos-file"; filename="{name}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n".encode()
-            + data
-            + b"\r\n"
-        )
-    chunks.append(f"--{boundary}--\r\n".encode())
-    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
-
-
 def _enos_message(files: dict[str, bytes], *, lark: bool) -> dict[str, Any]:
     return {
         "params": [
@@ -167,7 +139,7 @@ class Round:
         files = {f"r{self.number}-e{index}-{k}.bin": self._payload() for k in range(ENOS_FILES_PER_REQUEST)}
         names = tuple(files)
         self.ledger.enos_requests[names] = False
-        body, content_type = _multipart(_enos_message(files, lark=False), files)
+        body, content_type = integration_body(_enos_message(files, lark=False), files)
         answer = await client.post(
             f"{self.base}/connect-service/v2.1/integration",
             params={"action": "postAttribute", "orgId": "o-enos"},
@@ -179,7 +151,7 @@ class Round:
 
     async def lark_upload(self, client: httpx.AsyncClient, token: str, index: int) -> None:
         files = {f"r{self.number}-l{index}-{k}.bin": self._payload() for k in range(2)}
-        body, content_type = _multipart(_enos_message(files, lark=True), {})
+        body, content_type = integration_body(_enos_message(files, lark=True), {})
         answer = await client.post(
             f"{self.base}/connect-service/v2.1/integration",
             params={"action": "postAttribute", "orgId": "o-enos", "useLark": "true"},
@@ -208,7 +180,7 @@ class Round:
     async def run(self, kill_after: float) -> None:
         limits = httpx.Limits(max_connections=128)
         async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-            token = await _enos_token(client, self.base)
+            token = await asyncio.to_thread(access_token, self.server)
             live = [cid for cid in self.ledger.uploads if cid not in self.ledger.deleted]
             jobs = (
                 [self.graphql_upload(client, i) for i in range(GRAPHQL_UPLOADS)]
@@ -262,11 +234,6 @@ def _fsck_clean(data_dir: Path) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def _temporaries(data_dir: Path) -> list[str]:
-    places = [data_dir / "tmp", data_dir / "blobs" / "tmp"]
-    return sorted(str(p) for place in places if place.exists() for p in place.iterdir())
-
-
 def test_sigkill_rounds_lose_nothing_acknowledged(tmp_path: Path) -> None:
     rng = random.Random(7)
     ledger = Ledger()
@@ -281,7 +248,7 @@ def test_sigkill_rounds_lose_nothing_acknowledged(tmp_path: Path) -> None:
         server.stop()
         swept = run_cli("gc", "--grace", "0", "--data-dir", str(data_dir))
         assert swept.returncode == 0, swept.stdout + swept.stderr
-        assert _temporaries(data_dir) == []
+        assert temporaries(data_dir) == []
         _fsck_clean(data_dir)
         server = start_server(data_dir)
         _check(server, ledger)

@@ -395,6 +395,20 @@ def post_integration(
     part_lengths: bool = True,
 ) -> httpx.Response:
     """A hand-built multipart body, as EnOS documents it (each file part with its Content-Length)."""
+    body, content_type = integration_body(message, files, part_lengths=part_lengths)
+    return httpx.post(
+        f"{server.base_url}/connect-service/v2.1/integration",
+        params={"action": action, "orgId": "o-enos"},
+        content=body,
+        headers={"apim-accesstoken": token, "Content-Type": content_type},
+        timeout=30,
+    )
+
+
+def integration_body(
+    message: dict[str, Any] | str, files: dict[str, bytes], *, part_lengths: bool = True
+) -> tuple[bytes, str]:
+    """An ``integration`` request's multipart body and its Content-Type."""
     boundary = "----enos-boundary-7MA4YWxkTrZu0gW"
     text = message if isinstance(message, str) else json.dumps({"method": "integration.x.post", "id": "1",
                                                                  "version": "1.1", **message})  # fmt: skip
@@ -410,13 +424,7 @@ def post_integration(
             + b"\r\n"
         )
     chunks.append(f"--{boundary}--\r\n".encode())
-    return httpx.post(
-        f"{server.base_url}/connect-service/v2.1/integration",
-        params={"action": action, "orgId": "o-enos"},
-        content=b"".join(chunks),
-        headers={"apim-accesstoken": token, "Content-Type": f"multipart/form-data; boundary={boundary}"},
-        timeout=30,
-    )
+    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
 
 
 def test_uploads_of_measurepoint_attribute_and_event_files_reach_graphql(enos: Server) -> None:

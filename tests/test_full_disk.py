@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.backends import local_blobs_only
-from tests.helpers import Server, md5hex, seed_and_start
+from tests.helpers import Server, md5hex, seed_and_start, temporaries
 from tests.test_enos import GQL_TOKEN, access_token, enos_document, enos_files, post_integration
 
 pytestmark = local_blobs_only
@@ -56,11 +56,6 @@ def full_disk_server(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
         if server is not None:
             server.stop()
         subprocess.run(["umount", "-l", str(data)], check=False)
-
-
-def _leftovers(data: Path) -> list[str]:
-    places = [data / "tmp", data / "blobs" / "tmp"]
-    return sorted(str(p.relative_to(data)) for place in places if place.exists() for p in place.iterdir())
 
 
 def _a2_count(server: Server) -> int:
@@ -114,11 +109,11 @@ def test_a_full_disk_is_507_on_every_upload_path_and_loses_nothing(
     assert enos.json()["code"] == 507 and "disk is full" in enos.json()["msg"]
 
     assert _a2_count(server) == before
-    assert _leftovers(server.data_dir) == []
+    assert temporaries(server.data_dir) == []
 
     # Room again: the same signed URL now takes the same bytes (the reservation was kept).
     filler.unlink()
     retried = httpx.put(created["uploadUrl"], content=data, timeout=30)
     assert retried.status_code == 201, retried.text
     assert _a2_count(server) == before + 1
-    assert _leftovers(server.data_dir) == []
+    assert temporaries(server.data_dir) == []

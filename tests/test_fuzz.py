@@ -5,17 +5,15 @@ under a read-write credential. No answer may be a 5xx, and no GraphQL error may 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.helpers import Server, encryption, seed_and_start
-from tests.test_enos import APPS, GQL_TOKEN, enos_document, enos_files
+from tests.helpers import Server, seed_and_start
+from tests.test_enos import GQL_TOKEN, access_token, enos_document, enos_files
 
 pytestmark = pytest.mark.slow
 
@@ -34,15 +32,6 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = seed_and_start(tmp_path_factory.mktemp("fuzz"), enos_document(), enos_files())
     yield server
     server.stop()
-
-
-def _enos_token(server: Server) -> str:
-    stamp = int(time.time() * 1000)
-    secret = APPS["ak-rw"][0]
-    body = {"appKey": "ak-rw", "encryption": encryption("ak-rw", stamp, secret), "timestamp": stamp}
-    answer = httpx.post(f"{server.base_url}/apim-token-service/v2.0/token/get", json=body)
-    token: str = answer.json()["data"]["accessToken"]
-    return token
 
 
 def _fuzz(schema: Any, base_url: str, headers: dict[str, str], check: Any) -> dict[str, int]:
@@ -80,7 +69,7 @@ def test_enos_openapi_operations_never_fail_on_the_server(fuzzed: Server) -> Non
         assert not (isinstance(code, int) and 500 <= code < 600), f"{label}: {response.text[:500]}"
 
     schema = schemathesis.openapi.from_url(f"{fuzzed.base_url}/openapi.json")
-    tried = _fuzz(schema, fuzzed.base_url, {"apim-accesstoken": _enos_token(fuzzed)}, envelope)
+    tried = _fuzz(schema, fuzzed.base_url, {"apim-accesstoken": access_token(fuzzed)}, envelope)
     assert len(tried) >= 4 and all(count > 0 for count in tried.values()), tried
     print(f"\nOpenAPI: {sum(tried.values())} examples over {len(tried)} operations")
 
