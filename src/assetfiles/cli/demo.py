@@ -19,9 +19,7 @@ from assetfiles.cli.admin import apply_path, print_report
 from assetfiles.cli.background import BackgroundServer
 from assetfiles.cli.options import build_settings
 from assetfiles.cli.output import ProgressBars, Quiet, summary_line
-from assetfiles.cli.sync import run_sync
-from assetfiles.client.events import Listener
-from assetfiles.client.sync import FatalSyncError, SyncOptions
+from assetfiles.client import Fatal, Listener, sync
 
 DEMO_TOKEN = "tok-acme-demo-read-write"  # noqa: S105 - published demo credential, in demo.yaml
 DEMO_ASSET = "a-pump-7"
@@ -61,9 +59,9 @@ def demo_command(base: Path, serve: bool, port: int, progress: bool | None) -> N
         try:
             with bars or contextlib.nullcontext():
                 result = asyncio.run(
-                    run_sync(server.base_url, DEMO_TOKEN, [DEMO_ASSET], mirror, SyncOptions(), listener)
+                    sync(server.base_url, DEMO_TOKEN, [DEMO_ASSET], mirror, listener=listener)
                 )
-        except FatalSyncError as exc:
+        except Fatal as exc:
             raise click.ClickException(f"sync failed: {exc}") from None
         click.echo(summary_line(result, time.monotonic() - started))
         for path in sorted(p for p in (mirror / DEMO_ASSET).rglob("*") if p.is_file()):

@@ -1,96 +1,21 @@
 """``assetfiles enos download``: fetch EnOS files by ``enos-connect://`` URI into a folder.
 
-Same transfer engine as ``sync`` (resume, retries, verification, atomic rename) and the same
-exit codes: 0 all fetched, 1 some failed (listed), 2 usage error or refused application.
+The same engine as ``sync`` behind the EnOS source (resume, retries, verification, atomic
+rename, a manifest so a second run fetches only what changed) and the same exit codes: 0 all
+fetched, 1 some failed (listed), 2 usage error or refused application.
 """
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
 
 from assetfiles.cli.clientconfig import config_option
 from assetfiles.cli.output import run_and_report
-from assetfiles.cli.sync import check_writable, choose_listener, client_session
-from assetfiles.client.enos import EnosClient, EnosOwner
-from assetfiles.client.events import Event, Kind, Listener, Report
-from assetfiles.client.manifest import CONTROL_DIR
-from assetfiles.client.naming import safe_component
-from assetfiles.client.remote import SourceError, Target
-from assetfiles.client.transfer import Fetcher, TransferFailed
+from assetfiles.cli.sync import check_writable, choose_listener
+from assetfiles.client import EnosOwner, Fatal, SyncOptions, enos_download
 from assetfiles.model import ENOS_FILE_URI
-
-
-async def download_files(
-    client: EnosClient,
-    org: str,
-    owner: EnosOwner,
-    category: str,
-    uris: list[str],
-    destination: Path,
-    listener: Listener,
-    concurrency: int,
-) -> Report:
-    report = Report(assets=1)
-    label = owner.asset_id or f"{owner.product_key}.{owner.device_key}"
-    try:
-        await client.token()
-    except OSError as exc:
-        raise SourceError(f"cannot reach the server: {exc}", fatal=True) from None
-    fetcher = Fetcher(client.session)
-    slots = asyncio.Semaphore(concurrency)
-    partial_dir = destination / CONTROL_DIR / "partial"
-
-    async def one(uri: str) -> None:
-        async with slots:
-            try:
-                remote = await client.describe(org, uri, category, owner)
-                path = safe_component(remote.name)
-                listener.event(Event(Kind.STARTED, label, path, uri, remote.length))
-
-                async def resolve() -> Target:
-                    return await client.target(org, uri, category, owner, renew=True)
-
-                fetched = await fetcher.fetch(
-                    remote,
-                    await client.target(org, uri, category, owner),
-                    destination / path,
-                    partial_dir,
-                    resolve,
-                    lambda delta: listener.progress(label, path, delta),
-                )
-            except (SourceError, TransferFailed, OSError) as exc:
-                if isinstance(exc, SourceError) and exc.fatal:
-                    raise
-                event = Event(Kind.FAILED, label, uri, uri, reason=str(exc))
-                report.failures.append(event)
-                listener.event(event)
-                return
-            report.downloaded += 1
-            report.received_bytes += fetched.received
-            listener.event(Event(Kind.DOWNLOADED, label, path, uri, fetched.received))
-
-    listener.event(Event(Kind.PLANNED, label, files=len(uris), bytes=0))
-    async with asyncio.TaskGroup() as group:
-        for uri in dict.fromkeys(uris):
-            group.create_task(one(uri))
-    return report
-
-
-async def _run(
-    url: str, app_key: str, app_secret: str, org: str, owner: EnosOwner, category: str, uris: list[str],
-    destination: Path, listener: Listener, concurrency: int,
-) -> Report:  # fmt: skip
-    async with client_session(concurrency) as session:
-        client = EnosClient(session, url, app_key, app_secret)
-        try:
-            return await download_files(
-                client, org, owner, category, uris, destination, listener, concurrency
-            )
-        except* SourceError as group:
-            raise group.exceptions[0] from None
 
 
 @click.group("enos")
@@ -153,12 +78,14 @@ def download_command(
     check_writable(destination)
     owner = EnosOwner(asset_id, product_key, device_key)
     listener = choose_listener(json_lines, quiet, progress)
+    options = SyncOptions(concurrency=concurrency)
     run_and_report(
-        lambda: _run(
-            url, app_key, app_secret, org, owner, category, uris, destination, listener, concurrency
+        lambda: enos_download(
+            url, app_key, app_secret, org, owner, uris, destination, category=category, options=options,
+            listener=listener,
         ),
         listener,
         json_lines=json_lines,
         quiet=quiet,
-        fatal=(SourceError,),
-    )
+        fatal=(Fatal,),
+    )  # fmt: skip

@@ -6,7 +6,6 @@ reason), 2 usage error, refused token or unreachable server (nothing could be do
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -14,18 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiohttp
 import click
 
 from assetfiles.cli.clientconfig import config_option
 from assetfiles.cli.output import JsonLines, ProgressBars, Quiet, print_dry_run, run_and_report
-from assetfiles.client.events import Event, Kind, Listener, Report
-from assetfiles.client.exosense import ExoSenseSource
-from assetfiles.client.graphql import GraphQLClient
-from assetfiles.client.lock import FolderBusy, exclusive
-from assetfiles.client.plan import Filters
-from assetfiles.client.sync import FatalSyncError, Syncer, SyncOptions
-from assetfiles.client.transfer import CHUNK, Fetcher
+from assetfiles.client import Event, Fatal, Filters, Kind, Listener, SyncOptions, sync
+from assetfiles.client.transfer import MULTI_STREAM_MIN
 
 DRY_RUN_KINDS = {Kind.WOULD_FETCH, Kind.WOULD_MOVE, Kind.WOULD_DELETE}
 
@@ -43,37 +36,6 @@ class _DryRunPrinter:
 
     def progress(self, asset: str, path: str, delta: int) -> None:
         self.inner.progress(asset, path, delta)
-
-
-def client_session(concurrency: int) -> aiohttp.ClientSession:
-    """One connection pool for every request of a run; no total timeout (files may be huge).
-
-    API answers are decompressed (a compressing proxy may gzip them); byte downloads ask for
-    ``identity`` and turn decompression off per request (client/transfer.py).
-    """
-    connector = aiohttp.TCPConnector(limit=concurrency + 4, ttl_dns_cache=300)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
-    return aiohttp.ClientSession(connector=connector, timeout=timeout, read_bufsize=CHUNK)
-
-
-async def run_sync(
-    url: str,
-    token: str,
-    assets: Sequence[str] | None,
-    destination: Path,
-    options: SyncOptions,
-    listener: Listener,
-) -> Report:
-    try:
-        with contextlib.nullcontext() if options.dry_run else exclusive(destination):
-            async with client_session(options.concurrency) as session:
-                source = ExoSenseSource(
-                    GraphQLClient(session, url, token), resolve_batch=options.resolve_batch
-                )
-                syncer = Syncer(source, Fetcher(session), destination, options, listener)
-                return await syncer.run(assets)
-    except FolderBusy as exc:
-        raise FatalSyncError(str(exc)) from None
 
 
 def check_writable(directory: Path) -> None:
@@ -128,6 +90,20 @@ def choose_listener(json_lines: bool, quiet: bool, progress: bool | None) -> Lis
 @click.option(
     "--concurrency", type=click.IntRange(1, 256), default=16, show_default=True, help="Parallel downloads."
 )
+@click.option(
+    "--streams",
+    type=click.IntRange(1, 32),
+    default=4,
+    show_default=True,
+    help="Ranged streams per file of at least --streams-min bytes (1: one stream per file).",
+)
+@click.option(
+    "--streams-min",
+    type=click.IntRange(2 * 1024 * 1024),
+    default=MULTI_STREAM_MIN,
+    show_default=True,
+    help="Size in bytes from which a file is fetched as several streams.",
+)
 @click.option("--delete", is_flag=True, help="Remove local files whose content is gone from the server.")
 @click.option(
     "--dry-run", is_flag=True, help="Print what would be fetched, renamed and deleted; change nothing."
@@ -145,6 +121,8 @@ def sync_command(
     url: str | None,
     token: str | None,
     concurrency: int,
+    streams: int,
+    streams_min: int,
     delete: bool,
     dry_run: bool,
     content_types: tuple[str, ...],
@@ -181,14 +159,17 @@ def sync_command(
     )
     if not dry_run:
         check_writable(destination)
-    options = SyncOptions(filters=filters, delete=delete, dry_run=dry_run, concurrency=concurrency)
+    options = SyncOptions(
+        filters=filters, delete=delete, dry_run=dry_run, concurrency=concurrency, streams=streams,
+        multi_stream_min=streams_min,
+    )  # fmt: skip
     listener = choose_listener(json_lines, quiet, progress)
     effective: Listener = _DryRunPrinter(listener) if dry_run and not json_lines else listener
     targets = None if all_assets else asset_ids
     run_and_report(
-        lambda: run_sync(url, token, targets, destination, options, effective),
+        lambda: sync(url, token, targets, destination, options, effective),
         listener,
         json_lines=json_lines,
         quiet=quiet,
-        fatal=(FatalSyncError,),
+        fatal=(Fatal,),
     )

@@ -5,6 +5,8 @@ assetfiles. Where the server's schema offers assetfiles' additions (``sha256`` a
 on Content, ``assetsCount``), introspection finds them and the source asks for them too;
 introspection refused or failing means "documented fields only". ``assets`` has ExoSense's
 own shape (a list, paged until a short page), so ``--all`` works against the platform too.
+Where ``assetContents`` returns ``nextCursor`` (an addition), listings follow the cursor, so a
+deep page costs what the first one does; otherwise they page by offset to ``totalCount``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import aiohttp
+
+from assetfiles.client.errors import Failed, Fatal, Gone
 from assetfiles.client.graphql import GraphQLClient, GraphQLClientError
-from assetfiles.client.remote import Origin, RemoteFile, SourceError, Target
+from assetfiles.client.remote import Origin, RemoteFile, Target
+from assetfiles.client.source import Listing
 
 ASSET = """
 query asset($assetId: ID!) {
@@ -31,7 +37,7 @@ query assetContents($filters: ContentFilters, $pagination: Pagination, $id: [ID!
       createdBy { ... on Device { pid identity } ... on User { name } }
       type lastModified length%(extra)s
     }
-    totalCount
+    totalCount%(cursor)s
   }
 }
 """
@@ -44,6 +50,7 @@ CONTENT_FIELDS = """
 query contentFields {
   __type(name: "Content") { fields { name } }
   queryType: __type(name: "Query") { fields { name } }
+  resultType: __type(name: "AssetContentsResult") { fields { name } }
 }
 """
 
@@ -71,10 +78,13 @@ def _epoch(value: str | None) -> float | None:
         return None
 
 
-def _source_error(exc: GraphQLClientError, what: str) -> SourceError:
+def classify(exc: GraphQLClientError, what: str) -> Failed | Fatal:
+    """A refused token stops the run; NOT_FOUND is gone; anything else fails what was asked."""
     if exc.status in (401, 403) or exc.code == "UNAUTHENTICATED":
-        return SourceError(f"the server refused the token ({exc})", fatal=True)
-    return SourceError(f"{what}: {exc}", not_found=exc.code == "NOT_FOUND")
+        return Fatal(f"the server refused the token ({exc})")
+    if exc.code == "NOT_FOUND":
+        return Gone(f"{what}: {exc}")
+    return Failed(f"{what}: {exc}")
 
 
 class ExoSenseSource:
@@ -85,18 +95,30 @@ class ExoSenseSource:
         self.resolve_batch = resolve_batch
         self.content_fields: set[str] = set()
         self.query_fields: set[str] = set()
+        self.result_fields: set[str] = set()
+        self.connected = False
 
     async def connect(self) -> None:
-        """Check the token and learn which additions the server has (one request)."""
+        """Check the token and learn which additions the server has (one request, once)."""
+        if self.connected:
+            return
+        self.connected = True
         try:
             data, errors = await self.client.execute_partial(CONTENT_FIELDS)
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise Fatal(f"cannot reach the server: {exc}") from None
         except GraphQLClientError as exc:
             if exc.status in (401, 403):
-                raise _source_error(exc, "connect") from None
+                raise classify(exc, "connect") from None
             return  # introspection refused: documented fields only
         if errors:
             return
-        for key, target in (("__type", self.content_fields), ("queryType", self.query_fields)):
+        known = (
+            ("__type", self.content_fields),
+            ("queryType", self.query_fields),
+            ("resultType", self.result_fields),
+        )
+        for key, target in known:
             fields = (data.get(key) or {}).get("fields") or []
             target.update(field["name"] for field in fields)
 
@@ -107,7 +129,7 @@ class ExoSenseSource:
     async def asset_ids(self) -> list[str]:
         """Every asset the token sees, through ExoSense's ``assets`` query, page by page."""
         if self.query_fields and "assets" not in self.query_fields:  # empty: introspection refused
-            raise SourceError("this server has no 'assets' query: name the assets to sync", fatal=True)
+            raise Fatal("this server has no 'assets' query: name the assets to sync")
         page_size = ASSETFILES_PAGE if "assetsCount" in self.query_fields else DOCUMENTED_PAGE
         ids: list[str] = []
         offset = 0
@@ -117,7 +139,7 @@ class ExoSenseSource:
                     ASSETS, {"pagination": {"limit": page_size, "offset": offset}}
                 )
             except GraphQLClientError as exc:
-                raise _source_error(exc, "listing assets") from None
+                raise classify(exc, "listing assets") from None
             items = page["assets"] or []
             ids.extend(item["id"] for item in items if item is not None)
             offset += len(items)
@@ -129,10 +151,10 @@ class ExoSenseSource:
         try:
             data = await self.client.execute(ASSET, {"assetId": asset_id})
         except GraphQLClientError as exc:
-            raise _source_error(exc, f"asset {asset_id}") from None
+            raise classify(exc, f"asset {asset_id}") from None
         asset = data.get("asset")
         if asset is None:
-            raise SourceError(f"asset {asset_id}: not found", not_found=True)
+            raise Gone(f"asset {asset_id}: not found")
         devices: dict[str, None] = {}
         for signal in asset.get("signals") or []:
             device = channel_device(((signal or {}).get("channel") or {}).get("id") or "")
@@ -142,8 +164,8 @@ class ExoSenseSource:
 
     async def list_files(
         self, asset_id: str, content_types: Sequence[str] = (), name_glob: str | None = None
-    ) -> list[RemoteFile]:
-        """User/API content, then the devices' content, each listing paged to its ``totalCount``.
+    ) -> Listing:
+        """User/API content, then the devices' content, each listing paged to its end.
 
         ``name_glob`` is a hint: sent to servers that have the ``name`` filter (an addition) when
         it only uses ``*`` and ``?``; the caller filters again either way.
@@ -154,13 +176,14 @@ class ExoSenseSource:
         files = await self._listing(asset_id, content_types, None, name_glob)
         if devices:
             files += await self._listing(asset_id, content_types, devices, name_glob)
-        return files
+        return Listing(files, devices=frozenset(devices))
 
     async def _listing(
         self, asset_id: str, content_types: Sequence[str], devices: list[str] | None, name_glob: str | None
     ) -> list[RemoteFile]:
         extra = " sha256" if self.has_digests else ""
-        query = ASSET_CONTENTS % {"extra": extra}
+        keyset = "nextCursor" in self.result_fields
+        query = ASSET_CONTENTS % {"extra": extra, "cursor": " nextCursor" if keyset else ""}
         page_size = ASSETFILES_PAGE if self.has_digests else DOCUMENTED_PAGE
         device_inputs = None
         if devices is not None:
@@ -169,7 +192,10 @@ class ExoSenseSource:
             ]
         seen: dict[str, RemoteFile] = {}
         offset = 0
+        cursor: str | None = None
         while True:
+            pagination: dict[str, Any] = {"limit": page_size}
+            pagination.update({"cursor": cursor} if cursor else {"offset": 0 if keyset else offset})
             variables: dict[str, Any] = {
                 "filters": {
                     "contentTypes": list(content_types),
@@ -178,21 +204,25 @@ class ExoSenseSource:
                     "association": {"type": "asset", "id": asset_id},
                     **({"name": name_glob} if name_glob else {}),
                 },
-                "pagination": {"limit": page_size, "offset": offset},
+                "pagination": pagination,
                 "id": None,
                 "devices": device_inputs,
             }
             try:
                 data = await self.client.execute(query, variables)
             except GraphQLClientError as exc:
-                raise _source_error(exc, f"asset {asset_id}") from None
+                raise classify(exc, f"asset {asset_id}") from None
             result = data["assetContents"]
             items = result["assetContents"]
             for item in items:
                 remote = self._remote(item, devices)
                 seen.setdefault(remote.id, remote)  # a content moving between pages is listed once
             offset += len(items)
-            if not items or offset >= result["totalCount"]:
+            if keyset:
+                cursor = result.get("nextCursor")
+                if not cursor or not items:
+                    return list(seen.values())
+            elif not items or offset >= result["totalCount"]:
                 return list(seen.values())
 
     @staticmethod
@@ -216,19 +246,19 @@ class ExoSenseSource:
             sha256=item.get("sha256"),
         )
 
-    async def resolve(self, files: Sequence[RemoteFile]) -> dict[str, Target | SourceError]:
+    async def resolve(self, files: Sequence[RemoteFile]) -> dict[str, Target | Failed]:
         """Signed URLs for ``files``, ``resolve_batch`` per request; a failed item gets its error."""
-        results: dict[str, Target | SourceError] = {}
+        results: dict[str, Target | Failed] = {}
         for start in range(0, len(files), self.resolve_batch):
             results.update(await self._resolve_batch(files[start : start + self.resolve_batch]))
         return results
 
-    async def _resolve_batch(self, files: Sequence[RemoteFile]) -> dict[str, Target | SourceError]:
+    async def _resolve_batch(self, files: Sequence[RemoteFile]) -> dict[str, Target | Failed]:
         expires = " expiresAt" if "expiresAt" in self.content_fields else ""
         declarations: list[str] = []
         fields: list[str] = []
         variables: dict[str, Any] = {}
-        results: dict[str, Target | SourceError] = {}
+        results: dict[str, Target | Failed] = {}
         aliases: dict[str, RemoteFile] = {}
         for index, remote in enumerate(files):
             alias = f"f{index}"
@@ -242,7 +272,7 @@ class ExoSenseSource:
                 fields.append(f"{alias}: deviceAssetContent(input: ${alias}) {{ url{expires} }}")
                 variables[alias] = {"id": remote.id, "product_id": product_id, "device_id": device_id}
             else:
-                results[remote.id] = SourceError("the listing does not say which device uploaded it")
+                results[remote.id] = Failed("the listing does not say which device uploaded it")
                 continue
             aliases[alias] = remote
         if not aliases:
@@ -251,7 +281,7 @@ class ExoSenseSource:
         try:
             data, errors = await self.client.execute_partial(query, variables)
         except GraphQLClientError as exc:
-            raise _source_error(exc, "resolving download URLs") from None
+            raise classify(exc, "resolving download URLs") from None
         failures = {str(error["path"][0]): error for error in errors if error.get("path")}
         for alias, remote in aliases.items():
             item = data.get(alias)
@@ -261,5 +291,5 @@ class ExoSenseSource:
                 error = failures.get(alias, {})
                 code = (error.get("extensions") or {}).get("code")
                 message = error.get("message", "no URL returned")
-                results[remote.id] = SourceError(message, not_found=code == "NOT_FOUND")
+                results[remote.id] = Gone(message) if code == "NOT_FOUND" else Failed(message)
         return results

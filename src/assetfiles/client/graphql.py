@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from typing import Any
 
 import aiohttp
 
-from assetfiles.client.transfer import retry_after_seconds
+from assetfiles.client.retry import RetryPolicy, retry_after_seconds
 
 #: Statuses worth another try: the server is busy or briefly down (the client only sends queries,
 #: which are safe to repeat; a mutation caller should not rely on these retries).
@@ -26,12 +25,13 @@ class GraphQLClientError(Exception):
 
 class GraphQLClient:
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, token: str, *, attempts: int = 4
+        self, session: aiohttp.ClientSession, base_url: str, token: str, *, retry: RetryPolicy | None = None
     ) -> None:
         self.session = session
         self.endpoint = base_url.rstrip("/") + "/api/graphql"
         self.headers = {"Authorization": f"Automation {token}"}
-        self.attempts = attempts
+        self.retry = retry or RetryPolicy()
+        self.reached = False  # a server that never answered is unreachable, not busy: no retries
 
     async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run one operation; raise GraphQLClientError on any error, return ``data`` otherwise."""
@@ -51,20 +51,22 @@ class GraphQLClient:
         whole (401, 400, not JSON, no data) raises GraphQLClientError.
         """
         payload = {"query": query, "variables": variables or {}}
-        for attempt in range(1, self.attempts + 1):
+        failures = 0
+        while True:
             try:
                 return await self._post(payload)
             except (_Busy, aiohttp.ClientConnectionError, TimeoutError) as exc:
-                if attempt == self.attempts:
+                failures += 1
+                if self.retry.gives_up(failures) or not (self.reached or isinstance(exc, _Busy)):
                     if isinstance(exc, _Busy):
                         raise GraphQLClientError(str(exc), status=exc.status) from None
                     raise
-                wait = exc.retry_after if isinstance(exc, _Busy) and exc.retry_after is not None else None
-                await asyncio.sleep(wait if wait is not None else random.uniform(0, 0.25 * 2**attempt))
-        raise AssertionError("unreachable")
+                retry_after = exc.retry_after if isinstance(exc, _Busy) else None
+                await asyncio.sleep(self.retry.wait(failures, retry_after))
 
     async def _post(self, payload: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         async with self.session.post(self.endpoint, json=payload, headers=self.headers) as response:
+            self.reached = True
             if response.status in RETRY_STATUSES:
                 raise _Busy(response.status, retry_after_seconds(response.headers.get("Retry-After")))
             try:
@@ -89,4 +91,4 @@ class _Busy(Exception):
     def __init__(self, status: int, retry_after: float | None) -> None:
         super().__init__(f"HTTP {status}: the server is busy")
         self.status = status
-        self.retry_after = min(retry_after, 60.0) if retry_after is not None else None
+        self.retry_after = retry_after

@@ -1,9 +1,9 @@
-"""One download run at a time per folder.
+"""One download run at a time per folder, on every platform.
 
 Cron runs that overlap (a slow night, a big asset) would otherwise fetch the same files twice
-into the same partial files and race on the manifests. The lock is ``flock`` on
-``DIR/.assetfiles.lock``: the kernel drops it when the process dies, even on SIGKILL, so a
-crashed run never blocks the next one.
+into the same partial files and race on the manifests. The lock is ``DIR/.assetfiles.lock``
+held through ``filelock``: ``flock`` on POSIX, ``msvcrt.locking`` on Windows. Both are dropped
+by the kernel when the process dies, even on SIGKILL, so a crashed run never blocks the next.
 """
 
 from __future__ import annotations
@@ -12,27 +12,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no advisory locks; runs are not serialized
-    fcntl = None  # type: ignore[assignment]
+from filelock import FileLock, Timeout
+
+from assetfiles.client.errors import Fatal
 
 LOCK_NAME = ".assetfiles.lock"
 
 
-class FolderBusy(Exception):
+class FolderBusy(Fatal):
     """Another run holds the folder."""
 
 
 @contextmanager
 def exclusive(directory: Path) -> Iterator[None]:
+    """Hold ``directory`` for this run; raises FolderBusy at once when another run holds it."""
     directory.mkdir(parents=True, exist_ok=True)
-    with (directory / LOCK_NAME).open("a") as handle:
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise FolderBusy(
-                    f"another assetfiles run is using {directory} (it holds {LOCK_NAME})"
-                ) from None
+    lock = FileLock(directory / LOCK_NAME, timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise FolderBusy(f"another assetfiles run is using {directory} (it holds {LOCK_NAME})") from None
+    try:
         yield
+    finally:
+        lock.release()

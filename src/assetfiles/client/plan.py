@@ -110,13 +110,15 @@ def make_plan(
     filters: Filters,
     *,
     delete: bool,
+    paths: dict[str, str] | None = None,
 ) -> Plan:
     """Compare the whole listing with the manifest.
 
     ``filters`` narrow what is fetched, not what is deleted: only content gone from the server is.
+    ``paths``: where each file goes in the folder (default: :func:`assign_paths`).
     """
     plan = Plan(asset_id)
-    paths = assign_paths(listing)
+    paths = assign_paths(listing) if paths is None else paths
     for remote in listing:
         if not filters.accepts(remote):
             continue

@@ -48,12 +48,3 @@ class Target:
 
     def expired(self, margin: float = 5.0) -> bool:
         return self.expires_at is not None and time.time() + margin >= self.expires_at
-
-
-class SourceError(Exception):
-    """A source refused or failed a request. ``fatal`` errors (a bad token) stop the whole run."""
-
-    def __init__(self, message: str, *, fatal: bool = False, not_found: bool = False) -> None:
-        super().__init__(message)
-        self.fatal = fatal
-        self.not_found = not_found

@@ -18,41 +18,46 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
 
+from assetfiles.client.errors import Failed, Fatal, Gone
 from assetfiles.client.events import Event, Kind, Listener, Report
 from assetfiles.client.manifest import CONTROL_DIR, Manifest
-from assetfiles.client.naming import safe_component
+from assetfiles.client.naming import assign_paths, safe_component
 from assetfiles.client.plan import Download, Filters, Move, Plan, entry_for, make_plan
-from assetfiles.client.remote import RemoteFile, SourceError, Target
-from assetfiles.client.transfer import Fetcher, TransferFailed
+from assetfiles.client.remote import RemoteFile, Target
+from assetfiles.client.source import Source
+from assetfiles.client.transfer import MULTI_STREAM_MIN, Fetcher
 
 #: How often a long-running asset's manifest is saved, so a crash loses little bookkeeping.
 MANIFEST_SAVE_SECONDS = 2.0
 
 
-class Source(Protocol):
-    async def connect(self) -> None: ...
-    async def asset_ids(self) -> list[str]: ...
-    async def list_files(
-        self, asset_id: str, content_types: Sequence[str] = (), name_glob: str | None = None
-    ) -> list[RemoteFile]: ...
-    async def resolve(self, files: Sequence[RemoteFile]) -> dict[str, Target | SourceError]: ...
+class Layout(StrEnum):
+    """Where files land: ``<dir>/<asset>/user|devices/...`` (a sync), or ``<dir>/<name>`` (EnOS by URI)."""
+
+    ASSET_FOLDERS = "asset-folders"
+    FLAT = "flat"
 
 
 @dataclass(frozen=True)
 class SyncOptions:
+    """How a sync runs. ``streams``: ranged streams per file of at least ``multi_stream_min`` bytes."""
+
     filters: Filters = field(default_factory=Filters)
     delete: bool = False
     dry_run: bool = False
     concurrency: int = 16
     listing_concurrency: int = 4
     resolve_batch: int = 50
+    streams: int = 4
+    multi_stream_min: int = MULTI_STREAM_MIN
+    layout: Layout = Layout.ASSET_FOLDERS
 
 
-class FatalSyncError(Exception):
-    """The run cannot go on at all (bad token, server unreachable): exit code 2."""
+#: The name earlier versions used; the CLI exits 2 on it.
+FatalSyncError = Fatal
 
 
 @dataclass
@@ -110,34 +115,51 @@ class Syncer:
                         assets.create_task(self._sync_asset(asset_id, listing_slots))
                 for worker in workers:
                     worker.cancel()
-        except* SourceError as group:
-            raise FatalSyncError(str(group.exceptions[0])) from None
+        except* Fatal as group:
+            raise group.exceptions[0] from None
+        except* Failed as group:  # ``--all``'s listing of assets failed: nothing to go on with
+            raise Fatal(str(group.exceptions[0])) from None
         except* OSError as group:
             # aiohttp's connection errors are OSErrors: the server cannot be reached at all
-            raise FatalSyncError(f"cannot reach the server: {group.exceptions[0]}") from None
+            raise Fatal(f"cannot reach the server: {group.exceptions[0]}") from None
         return self.report
 
+    def folder(self, asset_id: str) -> Path:
+        if self.options.layout is Layout.FLAT:
+            return self.destination
+        return self.destination / safe_component(asset_id)
+
+    def paths(self, files: Sequence[RemoteFile]) -> dict[str, str]:
+        paths = assign_paths(files)
+        if self.options.layout is Layout.FLAT:  # names stay unique: collisions are resolved per folder
+            return {key: path.removeprefix("user/") for key, path in paths.items()}
+        return paths
+
     async def _sync_asset(self, asset_id: str, slots: asyncio.Semaphore) -> None:
-        folder = self.destination / safe_component(asset_id)
+        folder = self.folder(asset_id)
         async with slots:
             try:
                 filters = self.options.filters
                 # --delete needs the whole listing: what a narrower one leaves out is not gone
                 hint = None if self.options.delete else filters.name_glob
-                listing = await self.source.list_files(asset_id, filters.content_types, hint)
-            except SourceError as exc:
-                if exc.fatal:
-                    raise
+                found = await self.source.list_files(asset_id, filters.content_types, hint)
+            except Failed as exc:
                 self._asset_failed(asset_id, str(exc))
                 return
+        for content_id, failure in found.failures.items():
+            event = Event(Kind.FAILED, asset_id, content_id, content_id, reason=str(failure))
+            self.report.failures.append(event)
+            self.listener.event(event)
+        listing = found.files
         try:
             manifest = await asyncio.to_thread(Manifest.load, folder, asset_id)
         except OSError as exc:
             self._asset_failed(asset_id, f"cannot read {folder}: {exc}")
             return
         plan = make_plan(
-            asset_id, folder, listing, manifest, self.options.filters, delete=self.options.delete
-        )
+            asset_id, folder, listing, manifest, self.options.filters, delete=self.options.delete,
+            paths=self.paths(listing),
+        )  # fmt: skip
         self.report.unchanged += plan.unchanged
         self.listener.event(
             Event(Kind.PLANNED, asset_id, files=len(plan.downloads), bytes=plan.bytes_to_fetch)
@@ -210,17 +232,15 @@ class Syncer:
             chunk = downloads[start : start + batch]
             targets = await self.source.resolve([download.remote for download in chunk])
             for download in chunk:
-                target = targets.get(download.remote.id) or SourceError("no URL returned")
-                if isinstance(target, SourceError):
+                target = targets.get(download.remote.id) or Failed("no URL returned")
+                if isinstance(target, Failed):
                     self._unresolved(run, download, target)
                     continue
                 run.outstanding += 1
                 await self.queue.put(_Job(run, download, target))
 
-    def _unresolved(self, run: _AssetRun, download: Download, error: SourceError) -> None:
-        if error.fatal:
-            raise error
-        if error.not_found:
+    def _unresolved(self, run: _AssetRun, download: Download, error: Failed) -> None:
+        if isinstance(error, Gone):
             self.report.gone += 1
             self.listener.event(Event(Kind.GONE, run.asset_id, download.path, download.remote.id))
         else:
@@ -245,7 +265,7 @@ class Syncer:
             target = (await self.source.resolve([remote])).get(remote.id)
             if isinstance(target, Target):
                 return target
-            raise TransferFailed(f"cannot resolve a new URL: {target}")
+            raise Failed(f"cannot resolve a new URL: {target}")
 
         def progress(delta: int) -> None:
             self.listener.progress(run.asset_id, download.path, delta)
@@ -254,12 +274,12 @@ class Syncer:
             fetched = await self.fetcher.fetch(
                 remote, job.target, run.folder / download.path, run.partial_dir, resolve_again, progress
             )
-        except TransferFailed as exc:
-            if str(exc).startswith("not found"):
-                self.report.gone += 1
-                self.listener.event(Event(Kind.GONE, run.asset_id, download.path, remote.id))
-            else:
-                self._failed(run.asset_id, download, str(exc))
+        except Gone:
+            self.report.gone += 1
+            self.listener.event(Event(Kind.GONE, run.asset_id, download.path, remote.id))
+            return
+        except Failed as exc:
+            self._failed(run.asset_id, download, str(exc))
             return
         except OSError as exc:
             self._failed(run.asset_id, download, f"cannot write: {exc}")

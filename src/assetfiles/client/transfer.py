@@ -1,12 +1,16 @@
 """Fetching one file to disk: resumable, retried, verified, and renamed into place only when whole.
 
-Bytes go to ``<partial dir>/<key>.part`` beside a small JSON state record (the file's version and
-the response's ETag). A later attempt, or a later run after a crash, sends ``Range`` from the
-bytes already on disk with ``If-Range``; a 200 answer means the server's bytes changed, so it
-starts over. 403/410 (an expired or refused signed URL) resolves a new URL and continues from the
-same offset. 429 and 5xx wait for ``Retry-After`` or an exponential backoff with full jitter;
-resets and truncated bodies retry at once from what arrived. The length, and the sha256 when the
-listing or ``Repr-Digest`` gives one, are checked before the atomic rename to the final path.
+Bytes go to ``<partial dir>/<key>.part`` beside a small JSON state record (the file's version,
+the response's ETag and, for a multi-stream download, each range's progress). A later attempt,
+or a later run after a crash, sends ``Range`` from the bytes already on disk with ``If-Range``;
+a 200 answer means the server's bytes changed, so it starts over. A refused URL (401/403/410)
+is resolved again and the transfer continues from the same offset. 429 and 5xx wait for
+``Retry-After`` or the retry policy's backoff; resets and truncated bodies retry at once from
+what arrived. The length, and the sha256 when the listing or ``Repr-Digest`` gives one, are
+checked before the atomic rename to the final path.
+
+Large files may be fetched as several ranged streams into one preallocated file
+(:mod:`assetfiles.client.ranges`); everything else is one stream, hashed as it arrives.
 """
 
 from __future__ import annotations
@@ -17,19 +21,18 @@ import contextlib
 import hashlib
 import json
 import os
-import random
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import aiohttp
 
+from assetfiles.client.errors import Failed, Gone, Refused, Retryable
 from assetfiles.client.remote import RemoteFile, Target
+from assetfiles.client.retry import RetryPolicy, retry_after_seconds
 
 CHUNK = 1024 * 1024
 #: Files up to this size are received in memory and written once, on the event loop: for small
@@ -40,33 +43,13 @@ IN_MEMORY_MAX = 1024 * 1024
 INLINE_BELOW = 256 * 1024
 #: Chunks of one download being written and hashed while more arrive.
 CHUNKS_IN_FLIGHT = 4
+#: Default size from which a file is fetched as several ranged streams (when ``streams`` > 1).
+MULTI_STREAM_MIN = 64 * 1024 * 1024
 
 Resolve = Callable[[], Awaitable[Target]]
 Progress = Callable[[int], None]
 
-
-@dataclass(frozen=True)
-class TransferSettings:
-    attempts: int = 8  # consecutive attempts without progress before giving up
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    retry_after_max: float = 300.0
-    refusals: int = 3  # consecutive 403/410 answers, each after a fresh URL
-
-
-class TransferFailed(Exception):
-    """The file could not be fetched; the message says why, for the failure list."""
-
-
-class _Retry(Exception):
-    def __init__(self, reason: str, *, wait: float | None = None, progressed: bool = False) -> None:
-        super().__init__(reason)
-        self.wait = wait
-        self.progressed = progressed
-
-
-class _Refused(Exception):
-    """The URL was refused (403/410): resolve a new one."""
+__all__ = ["Fetched", "Fetcher", "repr_digest_sha256", "retry_after_seconds"]
 
 
 @dataclass
@@ -87,18 +70,35 @@ def repr_digest_sha256(header: str | None) -> str | None:
     return None
 
 
-def retry_after_seconds(header: str | None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date); None when absent or invalid."""
-    if not header:
+def classify_status(response: aiohttp.ClientResponse, policy: RetryPolicy) -> None:
+    """Raise the outcome of a response that carries no bytes for us; return for 200 and 206."""
+    status = response.status
+    if status in (200, 206):
+        return
+    if status in (401, 403, 410):  # an expired signed URL, or (EnOS) an expired access token
+        raise Refused(f"URL refused: HTTP {status}")
+    if status == 429 or status >= 500:
+        raise Retryable(f"HTTP {status}", wait=retry_after_seconds(response.headers.get("Retry-After")))
+    if status == 404:
+        raise Gone("not found: the content was deleted on the server")
+    raise Failed(f"HTTP {status}")
+
+
+def content_range_start(header: str | None) -> int | None:
+    """``bytes 100-199/200`` -> 100."""
+    if not header or not header.startswith("bytes "):
         return None
-    header = header.strip()
-    if header.isdigit():
-        return float(header)
-    try:
-        moment = parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
+    first, _, _ = header[6:].partition("-")
+    return int(first) if first.isdigit() else None
+
+
+def partial_key(content_id: str) -> str:
+    """A file-name-safe key for the partial files of a content id."""
+    return hashlib.sha256(content_id.encode()).hexdigest()[:32]
+
+
+#: Errors of the connection or the body: the same request, from what arrived, may succeed.
+TRANSIENT = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
 
 
 class _PartialFile:
@@ -120,7 +120,7 @@ class _PartialFile:
         state: dict[str, Any] = {}
         with contextlib.suppress(FileNotFoundError, ValueError):
             state = json.loads(self.state_path.read_text())
-        if state.get("version") == self.version and self.path.exists():
+        if state.get("version") == self.version and "ranges" not in state and self.path.exists():
             self.etag = state.get("etag")
             self.handle = self.path.open("r+b")
             while block := self.handle.read(CHUNK):  # the hash must cover the whole file
@@ -212,11 +212,24 @@ class _MemoryPartial(_PartialFile):
 
 
 class Fetcher:
-    """Fetches files over one shared aiohttp session (one connection pool for every download)."""
+    """Fetches files over one shared aiohttp session (one connection pool for every download).
 
-    def __init__(self, session: aiohttp.ClientSession, settings: TransferSettings | None = None) -> None:
+    ``streams`` > 1 fetches files of at least ``multi_stream_min`` bytes as that many ranged
+    streams; a server that does not honour ``Range`` gets one stream.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        retry: RetryPolicy | None = None,
+        *,
+        streams: int = 1,
+        multi_stream_min: int = MULTI_STREAM_MIN,
+    ) -> None:
         self.session = session
-        self.settings = settings or TransferSettings()
+        self.retry = retry or RetryPolicy()
+        self.streams = streams
+        self.multi_stream_min = multi_stream_min
 
     async def fetch(
         self,
@@ -227,10 +240,26 @@ class Fetcher:
         resolve: Resolve,
         progress: Progress,
     ) -> Fetched:
+        """Fetch ``remote`` to ``final``; raises Gone or Failed (after retries), never half a file."""
+        if self.streams > 1 and remote.length >= max(self.multi_stream_min, 2 * CHUNK):
+            from assetfiles.client.ranges import RangedDownload, RangesUnsupported
+
+            ranged = RangedDownload(self, remote, target, final, partial_dir, resolve, progress)
+            try:
+                return await ranged.run()
+            except RangesUnsupported:
+                target = ranged.target  # the latest URL; continue as one stream
+        return await self._fetch_one_stream(remote, target, final, partial_dir, resolve, progress)
+
+    async def _fetch_one_stream(
+        self, remote: RemoteFile, target: Target, final: Path, partial_dir: Path, resolve: Resolve,
+        progress: Progress,
+    ) -> Fetched:  # fmt: skip
+        key = partial_key(remote.id)
         if remote.length <= IN_MEMORY_MAX:
-            partial: _PartialFile = _MemoryPartial(partial_dir, _key(remote.id), remote.version)
+            partial: _PartialFile = _MemoryPartial(partial_dir, key, remote.version)
         else:
-            partial = _PartialFile(partial_dir, _key(remote.id), remote.version)
+            partial = _PartialFile(partial_dir, key, remote.version)
             await asyncio.to_thread(partial.open)
         if partial.length > remote.length:
             partial.restart()
@@ -247,39 +276,27 @@ class Fetcher:
                     digest = await self._attempt(remote, target, partial, progress)
                     expected_sha256 = expected_sha256 or digest
                     break
-                except _Refused as exc:
+                except Refused as exc:
                     refusals += 1
-                    if refusals > self.settings.refusals:
-                        raise TransferFailed(f"{exc} (after {self.settings.refusals} fresh URLs)") from None
+                    if refusals > self.retry.refusals:
+                        raise Failed(f"{exc} (after {self.retry.refusals} fresh URLs)") from None
                     target = await resolve()
-                except _Retry as exc:
-                    progressed = exc.progressed or partial.length > before
-                    failures = 0 if progressed else failures + 1
-                    if failures >= self.settings.attempts:
-                        raise TransferFailed(f"{exc} (gave up after {failures} attempts)") from None
-                    await asyncio.sleep(exc.wait if exc.wait is not None else self._backoff(failures))
-            if partial.length != remote.length:
-                partial.discard()
-                raise TransferFailed(f"length mismatch: got {partial.length} bytes, listed {remote.length}")
-            actual = partial.digest.hexdigest()
-            if expected_sha256 and actual != expected_sha256:
-                partial.discard()
-                raise TransferFailed(f"sha256 mismatch: got {actual}, expected {expected_sha256}")
+                except Retryable as exc:
+                    failures = 0 if partial.length > before else failures + 1
+                    if self.retry.gives_up(failures):
+                        raise Failed(f"{exc} (gave up after {failures} attempts)") from None
+                    await asyncio.sleep(self.retry.pause(failures, exc.wait))
+            verify(partial.length, partial.digest.hexdigest(), remote, expected_sha256, partial.discard)
             if isinstance(partial, _MemoryPartial):
                 # A few syscalls for a small file: cheaper on the event loop than a thread hop, whose
                 # GIL handoffs stall the loop for every other transfer (about +10% files/s here).
                 partial.commit(final)
             else:
                 await asyncio.to_thread(partial.commit, final)
-            return Fetched(actual, partial.received)
+            return Fetched(partial.digest.hexdigest(), partial.received)
         except BaseException:
             partial.close()
             raise
-
-    def _backoff(self, failures: int) -> float:
-        """Full jitter: uniform in [0, min(max, base * 2**n)] so many clients do not retry in step."""
-        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (failures - 1))
-        return random.uniform(0, ceiling)
 
     async def _attempt(
         self, remote: RemoteFile, target: Target, partial: _PartialFile, progress: Progress
@@ -302,39 +319,29 @@ class Fetcher:
                     return declared  # nothing left to fetch: the bytes on disk are complete
                 await self._receive(response, partial, progress)
                 if partial.length < remote.length:
-                    raise _Retry(f"truncated body at {partial.length} of {remote.length} bytes")
+                    raise Retryable(f"truncated body at {partial.length} of {remote.length} bytes", wait=0)
                 return declared
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise _Retry(f"connection failed: {type(exc).__name__}: {exc}") from None
+        except TRANSIENT as exc:
+            raise Retryable(f"connection failed: {type(exc).__name__}: {exc}") from None
 
     def _check_status(
         self, response: aiohttp.ClientResponse, partial: _PartialFile, remote: RemoteFile, progress: Progress
     ) -> str | None:
         status = response.status
-        if status in (401, 403, 410):  # an expired signed URL, or (EnOS) an expired access token
-            raise _Refused(f"URL refused: HTTP {status}")
-        if status == 429 or status >= 500:
-            wait = retry_after_seconds(response.headers.get("Retry-After"))
-            if wait is not None:
-                wait = min(wait, self.settings.retry_after_max)
-            raise _Retry(f"HTTP {status}", wait=wait)
         if status == 416:
             progress(-partial.restart())  # our offset is past the server's end: its file changed
-            raise _Retry("HTTP 416: the bytes on disk no longer match", wait=0, progressed=True)
-        if status == 404:
-            raise TransferFailed("not found: the content was deleted on the server")
+            raise Retryable("HTTP 416: the bytes on disk no longer match", wait=0)
+        classify_status(response, self.retry)
         if status == 200:
             if partial.length:
                 progress(-partial.restart())  # If-Range did not match, or no Range support: whole file
-        elif status == 206:
-            start = _content_range_start(response.headers.get("Content-Range"))
+        else:
+            start = content_range_start(response.headers.get("Content-Range"))
             if start != partial.length and not (
                 partial.length >= remote.length and start == remote.length - 1
             ):
                 progress(-partial.restart())
-                raise _Retry(f"unexpected Content-Range {response.headers.get('Content-Range')}", wait=0)
-        else:
-            raise TransferFailed(f"HTTP {status}")
+                raise Retryable(f"unexpected Content-Range {response.headers.get('Content-Range')}", wait=0)
         partial.remember(response.headers.get("ETag"))
         return repr_digest_sha256(response.headers.get("Repr-Digest"))
 
@@ -375,14 +382,13 @@ class Fetcher:
                     executor.shutdown(wait=True)
 
 
-def _content_range_start(header: str | None) -> int | None:
-    """``bytes 100-199/200`` -> 100."""
-    if not header or not header.startswith("bytes "):
-        return None
-    first, _, _ = header[6:].partition("-")
-    return int(first) if first.isdigit() else None
-
-
-def _key(content_id: str) -> str:
-    """A file-name-safe key for the partial files of a content id."""
-    return hashlib.sha256(content_id.encode()).hexdigest()[:32]
+def verify(
+    length: int, actual: str, remote: RemoteFile, expected: str | None, discard: Callable[[], None]
+) -> None:
+    """The last check before a file goes into place: its length, and its sha256 where one is known."""
+    if length != remote.length:
+        discard()
+        raise Failed(f"length mismatch: got {length} bytes, listed {remote.length}")
+    if expected and actual != expected:
+        discard()
+        raise Failed(f"sha256 mismatch: got {actual}, expected {expected}")
