@@ -47,6 +47,7 @@ class FaultProxy:
     schedule: Schedule = never
     rate_bytes_per_second: float | None = None  # throttle transfer bodies (None: full speed)
     compress: bool = False  # gzip every answer whose request accepts gzip, as a compressing proxy does
+    ignore_range: bool = False  # drop Range and If-Range, as a server without range support would
     compressed: Counter[str] = field(default_factory=Counter)
     port: int = field(default_factory=free_port)
     requests: Counter[str] = field(default_factory=Counter)
@@ -104,7 +105,8 @@ class FaultProxy:
             return web.json_response({"error": "slow down"}, status=429, headers={"Retry-After": "1"})
         if fault is Fault.EXPIRED_403:
             return web.json_response({"error": {"code": "FORBIDDEN", "message": "URL expired"}}, status=403)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        dropped = HOP_BY_HOP | ({"range", "if-range"} if self.ignore_range else set())
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
         body = await request.read()
         async with self._session.request(
             request.method, self.upstream + request.path_qs, headers=headers, data=body or None

@@ -1,0 +1,144 @@
+"""Multi-stream downloads over real HTTP: ranges, faults on every stream, fallback, SIGKILL and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.faultproxy import Fault, FaultProxy
+from tests.helpers import Server, seed_and_start, sha256
+from tests.test_sync import TOKEN, summary, sync, through_proxy
+
+SIZE = 24 * 1024 * 1024 + 12345
+STREAM_ARGS = ["--streams", "4", "--streams-min", str(2 * 1024 * 1024)]
+
+
+def documents() -> tuple[dict[str, Any], dict[str, bytes]]:
+    rng = random.Random(13)
+    files = {f"files/large-{index}.bin": rng.randbytes(SIZE + index) for index in range(4)}
+    document = {
+        "organizations": [{
+            "id": "o-sync",
+            "tokens": [{"name": "rw", "secret": TOKEN, "permissions": ["read", "write"]}],
+            "assets": [{"id": f"a-large-{index}", "name": f"Large {index}",
+                        "content": [{"path": f"files/large-{index}.bin"}]} for index in range(4)],
+        }]
+    }  # fmt: skip
+    return document, files
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    document, files = documents()
+    running = seed_and_start(tmp_path_factory.mktemp("streams"), document, files)
+    yield running
+    running.stop()
+
+
+def transfer_requests(proxy: FaultProxy) -> int:
+    return sum(count for path, count in proxy.requests.items() if path.startswith("/transfer/"))
+
+
+@through_proxy
+def test_a_large_file_comes_as_several_ranged_streams(server: Server, tmp_path: Path) -> None:
+    proxy = FaultProxy(server.base_url).start()
+    try:
+        code, events, stderr = sync(proxy.base_url, "a-large-0", *STREAM_ARGS, str(tmp_path))
+    finally:
+        proxy.stop()
+    assert code == 0, stderr
+    local = tmp_path / "a-large-0/user/large-0.bin"
+    assert sha256(local.read_bytes()) == sha256(server.files["files/large-0.bin"])
+    assert transfer_requests(proxy) == 4  # one request per range when nothing fails
+    assert proxy.transfer_bytes() == SIZE  # every byte once
+    assert summary(events)["received_bytes"] == SIZE
+    assert not list((tmp_path / "a-large-0/.assetfiles/partial").iterdir())
+
+
+@through_proxy
+def test_faults_on_every_stream_are_survived(server: Server, tmp_path: Path) -> None:
+    """Resets, truncations, 500, 429 and an expired URL, spread over the streams of one file."""
+    faults = [Fault.PASS, Fault.RESET, Fault.TRUNCATE, Fault.ERROR_500, Fault.BUSY_429, Fault.EXPIRED_403,
+              Fault.RESET]  # fmt: skip
+
+    def schedule(method: str, path: str, count: int) -> Fault:
+        if path.startswith("/transfer/") and count < len(faults):
+            return faults[count]
+        return Fault.PASS
+
+    proxy = FaultProxy(server.base_url, schedule).start()
+    try:
+        code, _, stderr = sync(proxy.base_url, "a-large-1", *STREAM_ARGS, str(tmp_path))
+    finally:
+        proxy.stop()
+    assert code == 0, stderr
+    local = tmp_path / "a-large-1/user/large-1.bin"
+    assert sha256(local.read_bytes()) == sha256(server.files["files/large-1.bin"])
+    assert {fault for _, fault in proxy.faults} == set(faults) - {Fault.PASS}
+    # resumed from what arrived: what crossed again is at most the halves cut off, not the file
+    assert proxy.transfer_bytes() < SIZE * 1.5
+    assert proxy.requests["/api/graphql"] >= 5  # the 403 made the streams resolve a new URL (once)
+
+
+@through_proxy
+def test_a_server_without_range_support_gets_one_stream(server: Server, tmp_path: Path) -> None:
+    proxy = FaultProxy(server.base_url, ignore_range=True).start()
+    try:
+        code, _, stderr = sync(proxy.base_url, "a-large-2", *STREAM_ARGS, str(tmp_path))
+    finally:
+        proxy.stop()
+    assert code == 0, stderr
+    assert (tmp_path / "a-large-2/user/large-2.bin").read_bytes() == server.files["files/large-2.bin"]
+    assert transfer_requests(proxy) == 2  # the ranged probe answered 200, then one stream
+    assert proxy.transfer_bytes() <= 2 * SIZE
+
+
+def ranges_done(folder: Path) -> float:
+    """How much of the file the state record says is done (0 when there is none yet)."""
+    for state in (folder / ".assetfiles/partial").glob("*.json"):
+        try:
+            document = json.loads(state.read_text())
+        except (ValueError, OSError):
+            continue
+        ranges = document.get("ranges") or []
+        return sum(done - start for start, _, done in ranges) / SIZE
+    return 0.0
+
+
+@through_proxy
+def test_sigkill_in_the_middle_then_a_rerun_fetches_less_than_half(server: Server, tmp_path: Path) -> None:
+    # 4 streams at 2 MiB/s each: about 3 s for the file, time enough to kill it past the middle
+    proxy = FaultProxy(server.base_url, rate_bytes_per_second=2 * 1024 * 1024).start()
+    folder = tmp_path / "a-large-3"
+    try:
+        command = [sys.executable, "-m", "assetfiles", "sync", "a-large-3", *STREAM_ARGS, str(tmp_path),
+                   "--url", proxy.base_url, "--token", TOKEN, "--json"]  # fmt: skip
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while ranges_done(folder) < 0.55 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, "the download ended before it could be killed"
+        done_at_kill = ranges_done(folder)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+        assert not (folder / "user/large-3.bin").exists()
+        before = proxy.transfer_bytes()
+        proxy.rate_bytes_per_second = None
+        code, events, stderr = sync(proxy.base_url, "a-large-3", *STREAM_ARGS, str(tmp_path))
+        fetched_again = proxy.transfer_bytes() - before
+    finally:
+        proxy.stop()
+    assert code == 0, stderr
+    assert (folder / "user/large-3.bin").read_bytes() == server.files["files/large-3.bin"]
+    assert summary(events)["received_bytes"] == fetched_again
+    assert fetched_again < SIZE / 2, (done_at_kill, fetched_again)
