@@ -111,7 +111,7 @@ def ranges_done(folder: Path) -> float:
         except (ValueError, OSError):
             continue
         ranges = document.get("ranges") or []
-        return sum(done - start for start, _, done in ranges) / SIZE
+        return float(sum(done - start for start, _, done in ranges)) / SIZE
     return 0.0
 
 
