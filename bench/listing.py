@@ -1,5 +1,6 @@
 """Listing benchmark: the documented assetContents query on an asset with 100,000 contents in an
-organization with 1,000,000, first page and a deep page, through the real server over HTTP.
+organization with 1,000,000, first page and a deep page, through the real server over HTTP;
+the deep page both by offset and by the keyset cursor (an addition).
 
     python -m bench.listing [--rows 1000000] [--asset-rows 100000] [--requests 400] [--workers 1]
                             [--database-url postgresql://postgres@127.0.0.1:5432/assetfiles_bench]
@@ -35,7 +36,7 @@ QUERY = """query assetContents($filters: ContentFilters, $pagination: Pagination
   assetContents(filters: $filters, pagination: $pagination, id: $id, devices: $devices) {
     assetContents { id name associations { type id } tags { name value } contentType
       createdBy { ... on Device { pid identity } ... on User { name } } type lastModified length }
-    totalCount
+    totalCount nextCursor
   }
 }"""  # noqa: E501
 BATCH = 20_000
@@ -92,7 +93,8 @@ def recreate_database(url: str) -> None:
     admin.dispose()
 
 
-def variables(offset: int) -> dict[str, Any]:
+def variables(offset: int, cursor: str | None = None, limit: int = 50) -> dict[str, Any]:
+    pagination: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {"offset": offset})}
     return {
         "filters": {
             "contentTypes": [],
@@ -100,31 +102,50 @@ def variables(offset: int) -> dict[str, Any]:
             "sort": "desc",
             "association": {"type": "asset", "id": "a-bench"},
         },
-        "pagination": {"limit": 50, "offset": offset},
+        "pagination": pagination,
         "devices": None,
     }
 
 
-async def one(session: aiohttp.ClientSession, url: str, offset: int) -> dict[str, Any]:
+async def one(
+    session: aiohttp.ClientSession, url: str, offset: int, cursor: str | None = None, limit: int = 50
+) -> dict[str, Any]:
     headers = {"Authorization": f"Automation {TOKEN}"}
     async with session.post(
-        url, json={"query": QUERY, "variables": variables(offset)}, headers=headers
+        url, json={"query": QUERY, "variables": variables(offset, cursor, limit)}, headers=headers
     ) as response:
         body: dict[str, Any] = await response.json()
         assert response.status == 200 and "errors" not in body, body
         return body
 
 
-async def measure(base: str, offset: int, requests: int, expected_total: int) -> dict[str, Any]:
+async def last_page_cursor(base: str, rows: int) -> str:
+    """Walk the asset by cursor (1,000 per page) to the cursor whose page is the last 50 rows."""
+    url = f"{base}/api/graphql"
+    cursor = None
+    seen = 0
+    async with aiohttp.ClientSession() as session:
+        while seen < rows - 50:
+            limit = min(1000, rows - 50 - seen)
+            page = (await one(session, url, 0, cursor, limit))["data"]["assetContents"]
+            seen += len(page["assetContents"])
+            cursor = page["nextCursor"]
+    assert cursor is not None
+    return cursor
+
+
+async def measure(
+    base: str, offset: int, requests: int, expected_total: int, cursor: str | None = None
+) -> dict[str, Any]:
     url = f"{base}/api/graphql"
     async with aiohttp.ClientSession() as session:
-        body = await one(session, url, offset)
+        body = await one(session, url, offset, cursor)
         assert body["data"]["assetContents"]["totalCount"] == expected_total
         assert len(body["data"]["assetContents"]["assetContents"]) == 50
         samples = []
         for _ in range(requests):
             started = time.perf_counter()
-            await one(session, url, offset)
+            await one(session, url, offset, cursor)
             samples.append((time.perf_counter() - started) * 1000)
         done = 0
         deadline = time.perf_counter() + 5
@@ -132,7 +153,7 @@ async def measure(base: str, offset: int, requests: int, expected_total: int) ->
         async def worker() -> None:
             nonlocal done
             while time.perf_counter() < deadline:
-                await one(session, url, offset)
+                await one(session, url, offset, cursor)
                 done += 1
 
         started = time.perf_counter()
@@ -188,6 +209,8 @@ def main() -> None:
     try:
         first = asyncio.run(measure(base, 0, args.requests, args.asset_rows))
         deep = asyncio.run(measure(base, args.asset_rows - 50, args.requests, args.asset_rows))
+        cursor = asyncio.run(last_page_cursor(base, args.asset_rows))
+        keyset = asyncio.run(measure(base, 0, args.requests, args.asset_rows, cursor))
     finally:
         stop(process)
     result = {
@@ -198,10 +221,15 @@ def main() -> None:
         "first_page": first,
         "deep_page": deep,
         "deep_over_first_p50": round(deep["p50_ms"] / first["p50_ms"], 2),
+        "deep_cursor_page": keyset,
+        "deep_cursor_over_first_p50": round(keyset["p50_ms"] / first["p50_ms"], 2),
     }
-    print(f"first page : p50 {first['p50_ms']} ms, p99 {first['p99_ms']} ms, {first['requests_per_s']} req/s")
-    print(f"deep page  : p50 {deep['p50_ms']} ms, p99 {deep['p99_ms']} ms, {deep['requests_per_s']} req/s")
-    print(f"deep/first : {result['deep_over_first_p50']}x   (saved to {save(f'listing-{backend}', result)})")
+    for label, figures in (("first page", first), ("deep page", deep), ("deep cursor", keyset)):
+        print(f"{label:11}: p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, "
+              f"{figures['requests_per_s']} req/s")  # fmt: skip
+    saved = save(f"listing-{backend}", result)
+    print(f"deep/first : {result['deep_over_first_p50']}x by offset, "
+          f"{result['deep_cursor_over_first_p50']}x by cursor (saved to {saved})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -306,6 +306,8 @@ class ContentQuery:
     descending: bool = True
     limit: int = 50
     offset: int = 0
+    #: Keyset pagination: the (sort value, pk) of the row the page starts after.
+    after: tuple[int | str, int] | None = None
 
 
 T = TypeVar("T")
@@ -315,3 +317,6 @@ T = TypeVar("T")
 class Page(Generic[T]):
     items: list[T]
     total: int
+    #: (sort value, pk) of the last row when the page is full: where the next page starts.
+    last_key: tuple[int | str, int] | None = None
+    next_cursor: str | None = None

@@ -28,7 +28,7 @@ from assetfiles.model import (
 from assetfiles.service.access import require
 from assetfiles.service.audit import Audit
 from assetfiles.service.batching import BatchLoader
-from assetfiles.service.paging import check_pagination
+from assetfiles.service.paging import CURSOR_FIELD, check_pagination, decode_cursor, encode_cursor
 from assetfiles.service.signing import SignedUrl, UrlSigner
 from assetfiles.store.blobs import BlobStore
 from assetfiles.store.catalog import Catalog
@@ -61,6 +61,7 @@ class ListingFilters:
     devices: Sequence[tuple[str, str] | None] | None = None
     limit: int | None = None
     offset: int | None = None
+    cursor: str | None = None
 
 
 def check_media_type(value: str, *, field: str) -> str:
@@ -134,6 +135,9 @@ class ContentService:
         page = await self.catalog.list_contents(query)
         if asset_id is not None and page.total == 0:
             await self._check_asset(principal.org_id, asset_id)  # an empty answer must not hide a typo
+        if page.last_key is not None:
+            value, pk = page.last_key
+            page = replace(page, next_cursor=encode_cursor(query.order_by.value, query.descending, value, pk))
         return page
 
     async def _check_asset(self, org_id: str, asset_id: str) -> None:
@@ -194,6 +198,11 @@ class ContentService:
                 )
         if filters.name is not None and not filters.name:
             raise BadInput("filters.name: must not be empty", field="filters.name")
+        after = None
+        if filters.cursor is not None:
+            if offset:
+                raise BadInput(f"{CURSOR_FIELD}: give a cursor or an offset, not both", field=CURSOR_FIELD)
+            after = decode_cursor(filters.cursor, order_by.value, sort == "desc")
         return ContentQuery(
             org_id=org_id,
             association=association,
@@ -211,6 +220,7 @@ class ContentService:
             descending=sort == "desc",
             limit=limit,
             offset=offset,
+            after=after,
         )
 
     def batch(self, principal: Principal) -> BatchLoader[str, Content]:

@@ -696,7 +696,11 @@ class Catalog:
             if total <= query.offset:
                 return Page([], total)
             rows = conn.execute(page).all()
-            return Page(self._with_extras(conn, rows), total)
+            last_key = None
+            if len(rows) == query.limit:
+                last = rows[-1]._mapping
+                last_key = (last[query.order_by.value], last["pk"])
+            return Page(self._with_extras(conn, rows), total, last_key)
 
     @staticmethod
     def _counted_total(query: ContentQuery) -> Select[Any] | None:
@@ -746,6 +750,15 @@ class Catalog:
             if tag_value is not None:
                 tag_match.append(content_tags.c.value == tag_value)
             conditions.append(exists().where(*tag_match))
+        # the total counts every row the filters match, wherever the page starts
+        count = select(func.count()).select_from(base).where(*conditions)
+        if query.after is not None:
+            value, after_pk = query.after
+            column = base.c[query.order_by.value]
+            if query.descending:
+                conditions = [*conditions, column <= value, or_(column < value, key < after_pk)]
+            else:
+                conditions = [*conditions, column >= value, or_(column > value, key > after_pk)]
         keys = (
             select(key.label("key"))
             .where(*conditions)
@@ -761,7 +774,6 @@ class Catalog:
             .join(keys, contents.c.pk == keys.c.key)
             .order_by(*_ordering(contents.c[query.order_by.value], contents.c.pk, query.descending))
         )
-        count = select(func.count()).select_from(base).where(*conditions)
         return page, count
 
     @staticmethod

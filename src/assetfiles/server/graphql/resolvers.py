@@ -100,6 +100,8 @@ async def resolve_assets(
 ) -> list[Any]:
     ctx = info.context
     pagination = pagination or {}
+    if pagination.get("cursor") is not None:
+        raise BadInput("pagination.cursor: assets pages by offset only", field="pagination.cursor")
     return await ctx.services.assets.list(
         ctx.principal,
         text=(filters or {}).get("text"),
@@ -165,9 +167,10 @@ async def resolve_asset_contents(
         ),
         limit=pagination.get("limit"),
         offset=pagination.get("offset"),
+        cursor=pagination.get("cursor"),
     )
     page = await ctx.services.contents.list(ctx.principal, listing)
-    return {"assetContents": page.items, "totalCount": page.total}
+    return {"assetContents": page.items, "totalCount": page.total, "nextCursor": page.next_cursor}
 
 
 @query.field("content")
