@@ -122,14 +122,14 @@ async def one(
 async def last_page_cursor(base: str, rows: int) -> str:
     """Walk the asset by cursor (1,000 per page) to the cursor whose page is the last 50 rows."""
     url = f"{base}/api/graphql"
-    cursor = None
+    cursor: str | None = None
     seen = 0
     async with aiohttp.ClientSession() as session:
         while seen < rows - 50:
             limit = min(1000, rows - 50 - seen)
             page = (await one(session, url, 0, cursor, limit))["data"]["assetContents"]
             seen += len(page["assetContents"])
-            cursor = page["nextCursor"]
+            cursor = str(page["nextCursor"])
     assert cursor is not None
     return cursor
 
