@@ -202,6 +202,7 @@ MATRIX: set[str] = (
         "route POST /apim-token-service/v2.0/token/get",
         "route POST /apim-token-service/v2.0/token/refresh",
         "route GET /api/graphql",
+        "route GET /api/events",
         "route GET /transfer/content/{content_id}",
         "route PUT /transfer/uploads/{content_id}",
         "route PUT /api/devices/{product_id}/{device_id}/content",
@@ -436,6 +437,15 @@ def test_signed_upload_urls_cannot_be_bent(world: World) -> None:
         urlsplit(download)._replace(path=urlsplit(download).path.replace("content", "uploads"))
     )
     assert httpx.put(as_upload, content=b"0123456789").status_code in (403, 404)
+
+
+@pytest.mark.parametrize("authorization", BAD_GRAPHQL_CREDENTIALS, ids=lambda a: str(a)[:24])
+def test_the_event_feed_needs_a_valid_token(world: World, authorization: str | None) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    answer = httpx.get(f"{world.base}/api/events", headers=headers, timeout=10)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"]["code"] == "UNAUTHENTICATED"
+    _no_leak(world, answer)
 
 
 @pytest.mark.parametrize("method", ["PUT", "POST"])

@@ -75,6 +75,21 @@ class Settings(BaseSettings):
         description="Upload URLs an organization may hold unused at once (createContentUpload, EnOS "
         "upload-URL mode); past it, 429 with Retry-After until one is used or expires.",
     )
+    events_max_streams: int = Field(
+        default=256, ge=1, description="GET /api/events streams one server process holds at once."
+    )
+    events_max_streams_per_org: int = Field(
+        default=16, ge=1, description="GET /api/events streams one organization holds at once, per process."
+    )
+    events_stream_seconds: float = Field(
+        default=3600, gt=0, description="A GET /api/events stream ends after this; clients reconnect."
+    )
+    events_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often an idle GET /api/events stream reads the change log."
+    )
+    events_retention_days: int = Field(
+        default=7, ge=1, description="Content changes are kept this long for GET /api/events to resume from."
+    )
     public_url: str | None = Field(
         default=None, description="Base URL put in signed URLs; default: taken from the request."
     )

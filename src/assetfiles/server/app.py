@@ -17,6 +17,7 @@ from assetfiles.config import Settings
 from assetfiles.logs import configure_logging
 from assetfiles.server import enos
 from assetfiles.server.devices import device_upload
+from assetfiles.server.events import events
 from assetfiles.server.graphql.endpoint import graphql_endpoint
 from assetfiles.server.middleware import RequestContext
 from assetfiles.server.throttle import Throttle
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
         Route("/readyz", ready, methods=["GET"]),
         Route("/api/graphql", graphql_endpoint, methods=["POST"]),
         Route("/api/graphql", graphql_get, methods=["GET"]),
+        Route("/api/events", events, methods=["GET"]),
         Route("/transfer/content/{content_id}", download, methods=["GET", "HEAD"]),
         Route("/transfer/uploads/{content_id}", upload, methods=["PUT"]),
         Route("/api/devices/{product_id}/{device_id}/content", device_upload, methods=["PUT", "POST"]),

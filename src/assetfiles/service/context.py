@@ -10,6 +10,7 @@ from assetfiles.config import Settings
 from assetfiles.service.access import Access
 from assetfiles.service.assets import AssetService
 from assetfiles.service.audit import Audit
+from assetfiles.service.changes import ChangeFeed
 from assetfiles.service.contents import ContentService
 from assetfiles.service.enos_files import EnosFileService
 from assetfiles.service.enos_tokens import EnosTokenService
@@ -24,6 +25,7 @@ from assetfiles.service.uploads import UploadService
 from assetfiles.store.audit import AuditStore
 from assetfiles.store.blobs import BlobStore, LocalBlobStore
 from assetfiles.store.catalog import Catalog
+from assetfiles.store.changes import ChangeLog
 from assetfiles.store.database import create_engine, migrate
 from assetfiles.store.enos import EnosStore
 from assetfiles.store.retention import RetentionStore
@@ -46,6 +48,7 @@ class Services:
     provisioning: Provisioning
     quotas: Quotas
     retention: Retention
+    changes: ChangeFeed
 
     @classmethod
     async def open(cls, settings: Settings, *, run_migrations: bool = True) -> Services:
@@ -92,6 +95,12 @@ class Services:
             provisioning=Provisioning(catalog, audit, key=settings.signing_key),
             quotas=quotas,
             retention=Retention(RetentionStore(engine), catalog, contents),
+            changes=ChangeFeed(
+                ChangeLog(engine),
+                max_streams=settings.events_max_streams,
+                max_streams_per_org=settings.events_max_streams_per_org,
+                retention_days=settings.events_retention_days,
+            ),
         )
 
     async def close(self) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from assetfiles.store.catalog import in_thread
 from assetfiles.store.schema import audit_events
+from assetfiles.store.threads import in_thread
 
 
 @dataclass(frozen=True)

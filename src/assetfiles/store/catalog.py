@@ -11,14 +11,12 @@ costs one catalog call; a listing page three statements in that one call.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-import anyio.to_thread
 from sqlalchemy import (
     Select,
     and_,
@@ -56,6 +54,7 @@ from assetfiles.model import (
     TokenRecord,
     now_ms,
 )
+from assetfiles.store import changes
 from assetfiles.store.schema import (
     api_tokens,
     assets,
@@ -71,22 +70,7 @@ from assetfiles.store.schema import (
     signals,
     uploads,
 )
-
-P = ParamSpec("P")
-R = TypeVar("R")
-S = TypeVar("S")
-
-
-def in_thread(
-    method: Callable[Concatenate[S, P], R],
-) -> Callable[Concatenate[S, P], Awaitable[R]]:
-    """Make a blocking store method awaitable by running it, whole, in anyio's worker threads."""
-
-    async def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await anyio.to_thread.run_sync(functools.partial(method, self, *args, **kwargs))
-
-    functools.update_wrapper(run, method)
-    return run
+from assetfiles.store.threads import in_thread
 
 
 class OverQuota(Exception):
@@ -443,6 +427,10 @@ class Catalog:
         for org_id, (size, count) in usage.items():
             self._charge(conn, org_id, size, count, max_total_bytes)
         conn.execute(insert(contents), [_content_values(content) for content in batch])
+        for content in batch:
+            changes.record(
+                conn, content.org_id, "created", content.updated_at, [(content.id, content.associations)]
+            )
         ids = [content.id for content in batch]
         pks: dict[str, int] = {}
         for start in range(0, len(ids), 5000):
@@ -544,6 +532,7 @@ class Catalog:
                 return False
             self._write_tags(conn, pk, tags)
             self._touch(conn, pk, updated_at=updated_at)
+            changes.record(conn, org_id, "updated", updated_at, [(content_id, changes.links_of(conn, pk))])
             return True
 
     @in_thread
@@ -571,6 +560,7 @@ class Catalog:
                 content_type=content_type,
                 updated_at=updated_at,
             )
+            changes.record(conn, org_id, "updated", updated_at, [(content_id, changes.links_of(conn, pk))])
             return True
 
     @in_thread
@@ -585,6 +575,7 @@ class Catalog:
             if row is None:
                 return None
             self._charge(conn, org_id, -row.length, -1, None)
+            changes.record(conn, org_id, "deleted", now_ms(), [(content_id, changes.links_of(conn, row.pk))])
             conn.execute(delete(content_tags).where(content_tags.c.content_pk == row.pk))
             links = conn.execute(
                 delete(content_associations)

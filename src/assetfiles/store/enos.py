@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from assetfiles.store.catalog import in_thread
 from assetfiles.store.schema import enos_access_tokens, enos_applications, enos_token_requests
+from assetfiles.store.threads import in_thread
 
 
 @dataclass(frozen=True)

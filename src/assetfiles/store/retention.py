@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, and_, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from assetfiles.store.catalog import escape_like, in_thread
+from assetfiles.store.catalog import escape_like
 from assetfiles.store.schema import content_associations, contents, leases, retention_policies
+from assetfiles.store.threads import in_thread
 
 
 @dataclass(frozen=True)

@@ -245,6 +245,21 @@ audit_events = Table(
     Index("ix_audit_events_at", "at"),
 )
 
+#: Every change to a content, in commit order: the feed behind ``GET /api/events``. Written in
+#: the transaction that makes the change, so the feed never misses one nor shows one rolled back.
+content_changes = Table(
+    "content_changes",
+    metadata,
+    Column("pk", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("org_id", String(128), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("change", String(16), nullable=False),  # created, updated, deleted
+    Column("content_id", String(64), nullable=False),
+    Column("associations", Text, nullable=False),  # JSON [[type, id], ...]
+    Index("ix_content_changes_org_pk", "org_id", "pk"),
+    Index("ix_content_changes_at", "at"),
+)
+
 org_usage = Table(
     "org_usage",
     metadata,
