@@ -6,6 +6,9 @@ reason), 2 usage error, refused token or unreachable server (nothing could be do
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -17,7 +20,18 @@ import click
 
 from assetfiles.cli.clientconfig import config_option
 from assetfiles.cli.output import JsonLines, ProgressBars, Quiet, print_dry_run, run_and_report
-from assetfiles.client import Event, Fatal, Filters, Kind, Listener, SyncOptions, sync
+from assetfiles.client import (
+    Client,
+    Event,
+    Fatal,
+    Filters,
+    Kind,
+    Listener,
+    Report,
+    SyncOptions,
+    WatchOptions,
+    sync,
+)
 from assetfiles.client.transfer import MULTI_STREAM_MIN
 
 DRY_RUN_KINDS = {Kind.WOULD_FETCH, Kind.WOULD_MOVE, Kind.WOULD_DELETE}
@@ -36,6 +50,25 @@ class _DryRunPrinter:
 
     def progress(self, asset: str, path: str, delta: int) -> None:
         self.inner.progress(asset, path, delta)
+
+
+async def watch_until_signalled(
+    url: str,
+    token: str,
+    asset_ids: Sequence[str] | None,
+    destination: Path,
+    options: SyncOptions,
+    watch: WatchOptions,
+    listener: Listener,
+) -> Report:
+    """``--watch``: run until SIGINT or SIGTERM, then finish the round in progress and report."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: Ctrl-C still interrupts
+            loop.add_signal_handler(signum, stop.set)
+    async with Client(url, token, concurrency=options.concurrency) as client:
+        return await client.watch(asset_ids, destination, stop, options, watch, listener)
 
 
 def check_writable(directory: Path) -> None:
@@ -115,6 +148,20 @@ def choose_listener(json_lines: bool, quiet: bool, progress: bool | None) -> Lis
 @click.option("--json", "json_lines", is_flag=True, help="JSON lines events on stdout, then a summary.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only failures.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
+@click.option("--watch", is_flag=True, help="Keep the mirror current until SIGINT/SIGTERM (docs/sync.md).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 86400),
+    default=30,
+    show_default=True,
+    help="--watch without an event feed: seconds between polls (quiet polls stretch it up to 10x).",
+)
+@click.option("--poll", is_flag=True, help="--watch: poll even where the server has an event feed.")
+@click.option(
+    "--exec",
+    "exec_command",
+    help="--watch: run this shell command per downloaded file, with the file in $ASSETFILES_PATH.",
+)
 def sync_command(
     arguments: tuple[str, ...],
     all_assets: bool,
@@ -132,10 +179,15 @@ def sync_command(
     json_lines: bool,
     quiet: bool,
     progress: bool | None,
+    watch: bool,
+    interval: float,
+    poll: bool,
+    exec_command: str | None,
 ) -> None:
     """Mirror the content files of assets into DIR (one folder per asset; user/ and devices/ inside).
 
-    A second run fetches only what changed; interrupted downloads resume.
+    A second run fetches only what changed; interrupted downloads resume. With --watch the
+    mirror is kept current until the command is stopped.
     """
     if not arguments:
         raise click.UsageError("missing DIR")
@@ -150,6 +202,10 @@ def sync_command(
         raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--url")
     if not token:
         raise click.UsageError("missing --token (or ASSETFILES_TOKEN, or token in the config file)")
+    if not watch and (poll or exec_command):
+        raise click.UsageError("--poll and --exec go with --watch")
+    if watch and dry_run:
+        raise click.UsageError("--watch and --dry-run do not go together")
     destination = Path(directory_arg)
     filters = Filters(
         content_types=content_types,
@@ -166,8 +222,15 @@ def sync_command(
     listener = choose_listener(json_lines, quiet, progress)
     effective: Listener = _DryRunPrinter(listener) if dry_run and not json_lines else listener
     targets = None if all_assets else asset_ids
+    watching = WatchOptions(
+        interval=interval, max_interval=interval * 10, events=not poll, exec_command=exec_command
+    )
     run_and_report(
-        lambda: sync(url, token, targets, destination, options, effective),
+        lambda: (
+            watch_until_signalled(url, token, targets, destination, options, watching, effective)
+            if watch
+            else sync(url, token, targets, destination, options, effective)
+        ),
         listener,
         json_lines=json_lines,
         quiet=quiet,

@@ -10,7 +10,7 @@ The public surface, importable from here::
 - :class:`Listener`: the protocol for progress (``event`` and ``progress``); events are
   :class:`Event` of a :class:`Kind`.
 - :class:`Source`: the interface a sync reads from, with :class:`ExoSenseSource` and
-  :class:`EnosSource` behind it; :func:`watch` keeps a mirror current.
+  :class:`EnosSource` behind it; :meth:`Client.watch` keeps a mirror current.
 - The outcomes every call classifies failures into: :class:`Fatal`, :class:`Failed`,
   :class:`Gone`, :class:`Refused`, :class:`Retryable`; one :class:`RetryPolicy` for all.
 
@@ -30,6 +30,7 @@ from assetfiles.client.source import Listing, Source
 from assetfiles.client.sync import Layout, SyncOptions
 from assetfiles.client.transfer import Fetched
 from assetfiles.client.upload import UploadResult
+from assetfiles.client.watch import WatchOptions
 
 __all__ = [
     "AssetInfo",
@@ -61,6 +62,7 @@ __all__ = [
     "SyncOptions",
     "Target",
     "UploadResult",
+    "WatchOptions",
     "enos_download",
     "run_sync",
     "sync",

@@ -19,6 +19,7 @@ and renders events. Example::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from assetfiles.client.source import Listing, Source
 from assetfiles.client.sync import Layout, Syncer, SyncOptions
 from assetfiles.client.transfer import Fetched, Fetcher, Progress
 from assetfiles.client.upload import UploadResult, upload_file
+from assetfiles.client.watch import Watcher, WatchOptions
 
 
 class NoListener:
@@ -170,6 +172,25 @@ class Client:
         options = options or SyncOptions()
         source = await self.source(resolve_batch=options.resolve_batch)
         return await run_sync(source, self.session, asset_ids, destination, options, listener, self.retry)
+
+    async def watch(
+        self,
+        asset_ids: Sequence[str] | None,
+        destination: Path,
+        stop: asyncio.Event,
+        options: SyncOptions | None = None,
+        watch: WatchOptions | None = None,
+        listener: Listener | None = None,
+    ) -> Report:
+        """Keep ``destination`` a mirror of the assets until ``stop`` is set (:mod:`.watch`)."""
+        options = options or SyncOptions()
+        source = await self.source(resolve_batch=options.resolve_batch)
+        authorization = {"Authorization": f"Automation {self.token}"}
+        watcher = Watcher(
+            source, self.session, f"{self.url}/api/events", authorization, asset_ids, destination, options,
+            watch or WatchOptions(), listener or NoListener(), stop, self.retry,
+        )  # fmt: skip
+        return await watcher.run()
 
 
 async def run_sync(

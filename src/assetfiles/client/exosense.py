@@ -11,6 +11,7 @@ deep page costs what the first one does; otherwise they page by offset to ``tota
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -41,6 +42,18 @@ query assetContents($filters: ContentFilters, $pagination: Pagination, $id: [ID!
   }
 }
 """
+
+SIGNATURE = """
+query assetSignature($filters: ContentFilters, $devices: [AssetContentsDeviceInput]) {
+  user: assetContents(filters: $filters, pagination: {limit: 1}) {
+    assetContents { id lastModified length } totalCount
+  }
+  %(devices)s
+}
+"""
+DEVICE_SIGNATURE = """device: assetContents(filters: $filters, pagination: {limit: 1}, devices: $devices) {
+    assetContents { id lastModified length } totalCount
+  }"""
 
 ASSETS = """
 query assets($pagination: Pagination) { assets(pagination: $pagination) { id } }
@@ -245,6 +258,22 @@ class ExoSenseSource:
             device=device,
             sha256=item.get("sha256"),
         )
+
+    async def signature(self, asset_id: str, devices: Sequence[str]) -> object:
+        """The newest content and the count, of user and device content, in one request: it
+        changes whenever a file of the asset is added, changed (it becomes the newest) or deleted."""
+        query = SIGNATURE % {"devices": DEVICE_SIGNATURE if devices else ""}
+        filters = {"orderBy": "updated_at", "sort": "desc", "association": {"type": "asset", "id": asset_id}}
+        variables: dict[str, Any] = {"filters": filters}
+        if devices:
+            variables["devices"] = [
+                {"product_id": d.split(".", 1)[0], "device_id": d.split(".", 1)[1]} for d in devices
+            ]
+        try:
+            data = await self.client.execute(query, variables)
+        except GraphQLClientError as exc:
+            raise classify(exc, f"asset {asset_id}") from None
+        return json.dumps(data, sort_keys=True)
 
     async def resolve(self, files: Sequence[RemoteFile]) -> dict[str, Target | Failed]:
         """Signed URLs for ``files``, ``resolve_batch`` per request; a failed item gets its error."""
