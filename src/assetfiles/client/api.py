@@ -56,6 +56,8 @@ class NoListener:
 
 @dataclass(frozen=True)
 class AssetInfo:
+    """An asset as a sync sees it: its id and the devices whose uploads it lists."""
+
     id: str
     devices: tuple[str, ...]  # ``<product>.<device>`` of the devices that feed it
 

@@ -30,6 +30,8 @@ TOTAL = re.compile(r"/(\d+)$")
 
 @dataclass(frozen=True)
 class EnosOwner:
+    """Whose files: an asset (``asset_id``), or a device (``product_key`` and ``device_key``)."""
+
     asset_id: str | None = None
     product_key: str | None = None
     device_key: str | None = None
@@ -46,6 +48,8 @@ class EnosOwner:
 
 
 class EnosClient:
+    """The EnOS token service and files API over an aiohttp session (the token renewed on request)."""
+
     def __init__(self, session: aiohttp.ClientSession, base_url: str, app_key: str, app_secret: str) -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")

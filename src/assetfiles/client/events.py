@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 
 class Kind(StrEnum):
+    """What an :class:`Event` is about."""
+
     PLANNED = "planned"  # an asset's plan is known: files and bytes to fetch
     STARTED = "started"  # a file's transfer began
     DOWNLOADED = "downloaded"
@@ -23,6 +25,8 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True)
 class Event:
+    """Something that happened in a sync; ``as_json`` is what ``--json`` prints."""
+
     kind: Kind
     asset: str
     path: str | None = None
@@ -36,6 +40,8 @@ class Event:
 
 
 class Listener(Protocol):
+    """Receives a sync's events and byte progress: progress bars, JSON lines, your own code."""
+
     def event(self, event: Event) -> None: ...
 
     def progress(self, asset: str, path: str, delta: int) -> None:

@@ -32,6 +32,8 @@ class Listing:
 
 
 class Source(Protocol):
+    """What a sync reads from: ExoSense (GraphQL), EnOS (files by URI), or your own."""
+
     async def connect(self) -> None:
         """Check the credentials and learn what the server offers; raises Fatal when refused."""
 

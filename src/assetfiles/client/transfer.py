@@ -54,6 +54,8 @@ __all__ = ["Fetched", "Fetcher", "repr_digest_sha256", "retry_after_seconds"]
 
 @dataclass
 class Fetched:
+    """A file in place: its verified sha256, and the bytes that crossed the network for it."""
+
     sha256: str
     received: int  # bytes that crossed the network for this file in this run
 

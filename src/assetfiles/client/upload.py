@@ -27,6 +27,8 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class UploadResult:
+    """One file's upload: the content id it became, or why it failed (errors are returned)."""
+
     path: Path
     content_id: str | None
     error: str | None = None

@@ -49,6 +49,8 @@ QUIET_SECONDS = 0.3
 
 @dataclass(frozen=True)
 class WatchOptions:
+    """How a watch detects changes and what it runs per downloaded file (docs/sync.md)."""
+
     interval: float = 30.0  # seconds between polls (no event feed)
     max_interval: float = 300.0  # quiet polls stretch the interval up to this
     full_every: float = 3600.0  # a full round at least this often
