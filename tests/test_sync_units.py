@@ -14,7 +14,8 @@ from assetfiles.client.manifest import Manifest
 from assetfiles.client.naming import assign_paths, safe_component
 from assetfiles.client.plan import Filters, Reason, entry_for, make_plan
 from assetfiles.client.remote import Origin, RemoteFile
-from assetfiles.client.transfer import repr_digest_sha256, retry_after_seconds
+from assetfiles.client.responses import repr_digest_sha256
+from assetfiles.client.retry import retry_after_seconds
 
 
 def remote(content_id: str, name: str, **kw: object) -> RemoteFile:

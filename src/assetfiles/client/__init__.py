@@ -25,10 +25,10 @@ from assetfiles.client.exosense import ExoSenseSource
 from assetfiles.client.lock import FolderBusy
 from assetfiles.client.plan import Filters
 from assetfiles.client.remote import Origin, RemoteFile, Target
+from assetfiles.client.responses import Fetched
 from assetfiles.client.retry import RetryPolicy
 from assetfiles.client.source import Listing, Source
 from assetfiles.client.sync import Layout, SyncOptions
-from assetfiles.client.transfer import Fetched
 from assetfiles.client.upload import UploadResult
 from assetfiles.client.watch import WatchOptions
 

@@ -35,11 +35,12 @@ from assetfiles.client.exosense import ExoSenseSource, classify
 from assetfiles.client.graphql import GraphQLClient, GraphQLClientError
 from assetfiles.client.lock import exclusive
 from assetfiles.client.remote import RemoteFile, Target
+from assetfiles.client.responses import Fetched, Progress
 from assetfiles.client.retry import RetryPolicy
 from assetfiles.client.session import client_session
 from assetfiles.client.source import Listing, Source
 from assetfiles.client.sync import Layout, Syncer, SyncOptions
-from assetfiles.client.transfer import Fetched, Fetcher, Progress
+from assetfiles.client.transfer import Fetcher
 from assetfiles.client.upload import UploadResult, upload_file
 from assetfiles.client.watch import Watcher, WatchOptions
 

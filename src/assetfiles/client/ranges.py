@@ -26,13 +26,13 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 
 from assetfiles.client.errors import Failed, Refused, Retryable
 from assetfiles.client.remote import RemoteFile, Target
-from assetfiles.client.transfer import (
+from assetfiles.client.responses import (
     CHUNK,
     TRANSIENT,
     Fetched,
@@ -44,9 +44,7 @@ from assetfiles.client.transfer import (
     repr_digest_sha256,
     verify,
 )
-
-if TYPE_CHECKING:
-    from assetfiles.client.transfer import Fetcher
+from assetfiles.client.retry import RetryPolicy
 
 E = TypeVar("E", bound=BaseException)
 
@@ -74,7 +72,9 @@ class _Range:
 class RangedDownload:
     def __init__(
         self,
-        fetcher: Fetcher,
+        session: aiohttp.ClientSession,
+        retry: RetryPolicy,
+        streams: int,
         remote: RemoteFile,
         target: Target,
         final: Path,
@@ -82,7 +82,9 @@ class RangedDownload:
         resolve: Resolve,
         progress: Progress,
     ) -> None:
-        self.fetcher = fetcher
+        self.session = session
+        self.retry = retry
+        self.streams = streams
         self.remote = remote
         self.target = target
         self.target_generation = 0
@@ -126,7 +128,7 @@ class RangedDownload:
             return sum(item.done - item.start for item in self.ranges)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         _preallocate(self.fd, length)
-        count = max(1, min(self.fetcher.streams, length // CHUNK))
+        count = max(1, min(self.streams, length // CHUNK))
         step = -(-length // count)
         self.ranges = [_Range(start, min(start + step, length), start) for start in range(0, length, step)]
         self._save()
@@ -169,9 +171,10 @@ class RangedDownload:
                 self.progress(-sum(item.done - item.start for item in self.ranges))
                 raise RangesUnsupported() from None
             await asyncio.to_thread(self._save_and_close)
-            failure = _find(exc, Failed)
-            if failure is not None:
-                raise failure from None
+            for kind in (Failed, OSError):  # a file's failure, or a write error: as one stream raises them
+                found = _find(exc, kind)
+                if found is not None:
+                    raise found from None
             raise
         await self._stop(saver)
         actual = self.digest.hexdigest()
@@ -232,14 +235,14 @@ class RangedDownload:
                 await self._attempt(item, target, probe)
             except Refused as exc:
                 self.refusals += 1
-                if self.refusals > self.fetcher.retry.refusals:
-                    raise Failed(f"{exc} (after {self.fetcher.retry.refusals} fresh URLs)") from None
+                if self.refusals > self.retry.refusals:
+                    raise Failed(f"{exc} (after {self.retry.refusals} fresh URLs)") from None
                 await self._fresh_target(generation)
             except Retryable as exc:
                 failures = 0 if item.done > before else failures + 1
-                if self.fetcher.retry.gives_up(failures):
+                if self.retry.gives_up(failures):
                     raise Failed(f"{exc} (gave up after {failures} attempts)") from None
-                await asyncio.sleep(self.fetcher.retry.pause(failures, exc.wait))
+                await asyncio.sleep(self.retry.pause(failures, exc.wait))
         if probe is not None:
             probe.set()
 
@@ -256,12 +259,12 @@ class RangedDownload:
         headers["Accept-Encoding"] = "identity"
         if self.etag:
             headers["If-Range"] = self.etag
-        session = self.fetcher.session
+        session = self.session
         try:
             async with session.get(target.url, headers=headers, auto_decompress=False) as response:
                 if response.status == 416:
                     raise RangesUnsupported()  # the file changed under us: start over, as one stream
-                classify_status(response, self.fetcher.retry)
+                classify_status(response)
                 if response.status == 200:
                     raise RangesUnsupported()  # no Range support, or If-Range found another file
                 if content_range_start(response.headers.get("Content-Range")) != item.done:

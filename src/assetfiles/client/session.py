@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from assetfiles.client.transfer import CHUNK
+from assetfiles.client.responses import CHUNK
 
 
 def client_session(concurrency: int) -> aiohttp.ClientSession:

@@ -16,25 +16,34 @@ Large files may be fetched as several ranged streams into one preallocated file
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
 import os
 from collections import deque
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import aiohttp
 
-from assetfiles.client.errors import Failed, Gone, Refused, Retryable
+from assetfiles.client.errors import Failed, Refused, Retryable
+from assetfiles.client.ranges import RangedDownload, RangesUnsupported
 from assetfiles.client.remote import RemoteFile, Target
-from assetfiles.client.retry import RetryPolicy, retry_after_seconds
+from assetfiles.client.responses import (
+    CHUNK,
+    TRANSIENT,
+    Fetched,
+    Progress,
+    Resolve,
+    classify_status,
+    content_range_start,
+    partial_key,
+    repr_digest_sha256,
+    verify,
+)
+from assetfiles.client.retry import RetryPolicy
 
-CHUNK = 1024 * 1024
 #: Files up to this size are received in memory and written once, on the event loop: for small
 #: files the state record and the extra opens would cost more than the transfer, and there is
 #: nothing worth resuming.
@@ -46,61 +55,9 @@ CHUNKS_IN_FLIGHT = 4
 #: Default size from which a file is fetched as several ranged streams (when ``streams`` > 1).
 MULTI_STREAM_MIN = 64 * 1024 * 1024
 
-Resolve = Callable[[], Awaitable[Target]]
-Progress = Callable[[int], None]
+RANGED_WRITES = hasattr(os, "pwrite") and hasattr(os, "pread")
 
-__all__ = ["Fetched", "Fetcher", "repr_digest_sha256", "retry_after_seconds"]
-
-
-@dataclass
-class Fetched:
-    """A file in place: its verified sha256, and the bytes that crossed the network for it."""
-
-    sha256: str
-    received: int  # bytes that crossed the network for this file in this run
-
-
-def repr_digest_sha256(header: str | None) -> str | None:
-    """Hex sha256 from an RFC 9530 ``Repr-Digest: sha-256=:<base64>:`` header."""
-    for member in (header or "").split(","):
-        algorithm, _, value = member.strip().partition("=")
-        if algorithm.strip().lower() == "sha-256" and value.startswith(":") and value.endswith(":"):
-            try:
-                return base64.b64decode(value[1:-1], validate=True).hex()
-            except ValueError:
-                return None
-    return None
-
-
-def classify_status(response: aiohttp.ClientResponse, policy: RetryPolicy) -> None:
-    """Raise the outcome of a response that carries no bytes for us; return for 200 and 206."""
-    status = response.status
-    if status in (200, 206):
-        return
-    if status in (401, 403, 410):  # an expired signed URL, or (EnOS) an expired access token
-        raise Refused(f"URL refused: HTTP {status}")
-    if status == 429 or status >= 500:
-        raise Retryable(f"HTTP {status}", wait=retry_after_seconds(response.headers.get("Retry-After")))
-    if status == 404:
-        raise Gone("not found: the content was deleted on the server")
-    raise Failed(f"HTTP {status}")
-
-
-def content_range_start(header: str | None) -> int | None:
-    """``bytes 100-199/200`` -> 100."""
-    if not header or not header.startswith("bytes "):
-        return None
-    first, _, _ = header[6:].partition("-")
-    return int(first) if first.isdigit() else None
-
-
-def partial_key(content_id: str) -> str:
-    """A file-name-safe key for the partial files of a content id."""
-    return hashlib.sha256(content_id.encode()).hexdigest()[:32]
-
-
-#: Errors of the connection or the body: the same request, from what arrived, may succeed.
-TRANSIENT = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
+__all__ = ["MULTI_STREAM_MIN", "Fetcher"]
 
 
 class _PartialFile:
@@ -243,10 +200,11 @@ class Fetcher:
         progress: Progress,
     ) -> Fetched:
         """Fetch ``remote`` to ``final``; raises Gone or Failed (after retries), never half a file."""
-        if self.streams > 1 and remote.length >= max(self.multi_stream_min, 2 * CHUNK):
-            from assetfiles.client.ranges import RangedDownload, RangesUnsupported
-
-            ranged = RangedDownload(self, remote, target, final, partial_dir, resolve, progress)
+        # positional writes are POSIX (os.pwrite); elsewhere every file is one stream
+        if self.streams > 1 and remote.length >= max(self.multi_stream_min, 2 * CHUNK) and RANGED_WRITES:
+            ranged = RangedDownload(
+                self.session, self.retry, self.streams, remote, target, final, partial_dir, resolve, progress
+            )
             try:
                 return await ranged.run()
             except RangesUnsupported:
@@ -333,7 +291,7 @@ class Fetcher:
         if status == 416:
             progress(-partial.restart())  # our offset is past the server's end: its file changed
             raise Retryable("HTTP 416: the bytes on disk no longer match", wait=0)
-        classify_status(response, self.retry)
+        classify_status(response)
         if status == 200:
             if partial.length:
                 progress(-partial.restart())  # If-Range did not match, or no Range support: whole file
@@ -382,15 +340,3 @@ class Fetcher:
             for executor in (writer, hasher):
                 if executor is not None:
                     executor.shutdown(wait=True)
-
-
-def verify(
-    length: int, actual: str, remote: RemoteFile, expected: str | None, discard: Callable[[], None]
-) -> None:
-    """The last check before a file goes into place: its length, and its sha256 where one is known."""
-    if length != remote.length:
-        discard()
-        raise Failed(f"length mismatch: got {length} bytes, listed {remote.length}")
-    if expected and actual != expected:
-        discard()
-        raise Failed(f"sha256 mismatch: got {actual}, expected {expected}")
