@@ -1,17 +1,18 @@
-"""One large file as several ranged streams into one preallocated file, resumable range by range.
+"""One large file as several ranged streams into one preallocated file, resumable piece by piece.
 
-The file is cut into ``streams`` contiguous ranges; each stream GETs its range (open-ended
-within it, so one request per range while nothing fails) and writes at its offset with
-``pwrite``. The state record beside the ``.part`` file lists every range with how far it got;
-it is rewritten about once a second and when the download stops, so a run killed at any moment
-resumes each range from its recorded offset (at most a second of bytes is fetched again).
+The file is cut into pieces (:func:`piece_size`: about eight per stream, 4 to 32 MiB); each of
+``streams`` workers takes the lowest piece nobody has, GETs it (one request per piece while
+nothing fails) and writes at its offset with ``pwrite``, then takes the next. The state record
+beside the ``.part`` file lists every piece with how far it got; it is rewritten about once a
+second and when the download stops, so a run killed at any moment resumes each piece from its
+recorded offset (at most a second of bytes is fetched again).
 
 Verification without a second pass over the file: sha256 has to see the bytes in order, so a
-hasher follows the contiguous prefix that has arrived. Chunks that land exactly at that
-frontier are hashed from memory as they arrive; a range that finished ahead of the frontier is
+hasher thread follows the contiguous prefix that has arrived. Chunks that land exactly at that
+frontier are hashed from memory as they arrive; a piece that finished ahead of the frontier is
 read back (from the page cache, while the other streams still download) once the frontier
-reaches it. Only what is complete when the previous range ends has to be read after the last
-byte arrives.
+reaches it. Since pieces are taken in order, the frontier trails the download by a few pieces,
+and only those are read after the last byte arrives.
 
 A server that ignores ``Range`` (a 200 answer to the first request) gets one stream instead.
 """
@@ -23,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,8 +130,7 @@ class RangedDownload:
             return sum(item.done - item.start for item in self.ranges)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         _preallocate(self.fd, length)
-        count = max(1, min(self.streams, length // CHUNK))
-        step = -(-length // count)
+        step = piece_size(length, self.streams)
         self.ranges = [_Range(start, min(start + step, length), start) for start in range(0, length, step)]
         self._save()
         return 0
@@ -184,17 +185,24 @@ class RangedDownload:
 
     async def _download(self) -> None:
         self._advance_hash()
-        pending = [item for item in self.ranges if not item.complete]
+        pending = deque(item for item in self.ranges if not item.complete)
         if pending:
             # The first stream finds out whether the server honours Range before the others start.
             probe = asyncio.Event()
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._stream(pending[0], probe))
+                group.create_task(self._worker(pending, probe))
                 await probe.wait()
-                for item in pending[1:]:
-                    group.create_task(self._stream(item, None))
+                for _ in range(min(self.streams, len(pending) + 1) - 1):
+                    group.create_task(self._worker(pending, None))
         await asyncio.gather(*self._hash_queue)
         await asyncio.get_running_loop().run_in_executor(self._hasher, self._hash_rest)
+
+    async def _worker(self, pending: deque[_Range], probe: asyncio.Event | None) -> None:
+        """One stream: take the lowest piece nobody has, fetch it, repeat (pieces finish in order,
+        so the hash frontier follows the download instead of waiting for its end)."""
+        while pending:
+            await self._stream(pending.popleft(), probe)
+            probe = None
 
     def _finish(self, actual: str, expected: str | None) -> None:
         verify(self.remote.length, actual, self.remote, expected, self._discard)
@@ -339,6 +347,18 @@ def _find(exc: BaseException, kind: type[E]) -> E | None:
             if (found := _find(inner, kind)) is not None:
                 return found
     return None
+
+
+#: Bounds of a piece: small enough that the hash frontier keeps up, large enough that one
+#: request per piece costs little on a slow link (one round trip per 4-32 MiB).
+MIN_PIECE = 4 * 1024 * 1024
+MAX_PIECE = 32 * 1024 * 1024
+
+
+def piece_size(length: int, streams: int) -> int:
+    """About eight pieces per stream, within [MIN_PIECE, MAX_PIECE] (and CHUNK-aligned)."""
+    size = min(max(length // (streams * 8), MIN_PIECE), MAX_PIECE)
+    return max(CHUNK, size // CHUNK * CHUNK)
 
 
 def _valid(recorded: Any, length: int) -> bool:
