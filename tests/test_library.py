@@ -103,3 +103,29 @@ def test_fatal_outcomes_are_raised(server: Server, tmp_path: Path) -> None:
 def test_a_client_outside_its_context_says_how_to_use_it(server: Server) -> None:
     with pytest.raises(RuntimeError, match="async with"):
         asyncio.run(Client(server.base_url, TOKEN).assets())
+
+
+def test_against_a_server_without_additions_urls_are_resolved_in_batches(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The platform's shape: no introspection answers, no URLs in listings, no digests, no cursor.
+    User content is resolved through content(id), device content through deviceAssetContent."""
+    from assetfiles.client.exosense import ExoSenseSource
+
+    async def documented_only(self: ExoSenseSource) -> None:
+        self.connected = True  # as when introspection is refused: documented fields only
+
+    monkeypatch.setattr(ExoSenseSource, "connect", documented_only)
+    resolved: list[int] = []
+    original = ExoSenseSource._resolve_batch
+
+    async def counting(self: ExoSenseSource, files: list[RemoteFile]) -> dict[str, object]:
+        assert all(remote.target is None and remote.sha256 is None for remote in files)
+        resolved.append(len(files))
+        return await original(self, files)
+
+    monkeypatch.setattr(ExoSenseSource, "_resolve_batch", counting)
+    report = asyncio.run(sync(server.base_url, TOKEN, ["a-mirror"], tmp_path, SyncOptions(resolve_batch=2)))
+    assert report.ok and report.downloaded == 5
+    assert sorted(resolved) == [1, 2, 2]
+    assert (tmp_path / "a-mirror/devices/p1.d2/d2-log.csv").read_bytes() == server.files["files/d2-log.csv"]

@@ -139,6 +139,12 @@ class ExoSenseSource:
     def has_digests(self) -> bool:
         return "sha256" in self.content_fields
 
+    @property
+    def lists_urls(self) -> bool:
+        """assetfiles signs a URL for each listed content (with its expiry): no resolution round trip.
+        The documented platform gives URLs through ``content(id)`` only."""
+        return "expiresAt" in self.content_fields and "url" in self.content_fields
+
     async def asset_ids(self) -> list[str]:
         """Every asset the token sees, through ExoSense's ``assets`` query, page by page."""
         if self.query_fields and "assets" not in self.query_fields:  # empty: introspection refused
@@ -195,6 +201,8 @@ class ExoSenseSource:
         self, asset_id: str, content_types: Sequence[str], devices: list[str] | None, name_glob: str | None
     ) -> list[RemoteFile]:
         extra = " sha256" if self.has_digests else ""
+        if self.lists_urls:
+            extra += " url expiresAt"
         keyset = "nextCursor" in self.result_fields
         query = ASSET_CONTENTS % {"extra": extra, "cursor": " nextCursor" if keyset else ""}
         page_size = ASSETFILES_PAGE if self.has_digests else DOCUMENTED_PAGE
@@ -257,6 +265,7 @@ class ExoSenseSource:
             tags={tag["name"]: tag.get("value") or "" for tag in item.get("tags") or []},
             device=device,
             sha256=item.get("sha256"),
+            target=Target(item["url"], expires_at=_epoch(item.get("expiresAt"))) if item.get("url") else None,
         )
 
     async def signature(self, asset_id: str, devices: Sequence[str]) -> object:

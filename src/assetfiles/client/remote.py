@@ -15,6 +15,18 @@ class Origin(StrEnum):
 
 
 @dataclass(frozen=True)
+class Target:
+    """Where to GET a file's bytes: a signed URL (no Authorization) or an API URL with headers."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    expires_at: float | None = None  # epoch seconds, when the source says
+
+    def expired(self, margin: float = 5.0) -> bool:
+        return self.expires_at is not None and time.time() + margin >= self.expires_at
+
+
+@dataclass(frozen=True)
 class RemoteFile:
     """One file of an asset as a source lists it.
 
@@ -31,20 +43,10 @@ class RemoteFile:
     tags: dict[str, str] = field(default_factory=dict)
     device: str | None = None  # "<product_id>.<device_id>" for device content
     sha256: str | None = None
+    #: A signed download URL the listing already gave (assetfiles' listings do), and its expiry.
+    target: Target | None = field(default=None, compare=False, repr=False)
 
     @property
     def version(self) -> str:
         """What identifies these bytes: a change of any part means the file must be fetched again."""
         return f"{self.id}|{self.last_modified}|{self.length}|{self.sha256 or ''}"
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where to GET a file's bytes: a signed URL (no Authorization) or an API URL with headers."""
-
-    url: str
-    headers: dict[str, str] = field(default_factory=dict)
-    expires_at: float | None = None  # epoch seconds, when the source says
-
-    def expired(self, margin: float = 5.0) -> bool:
-        return self.expires_at is not None and time.time() + margin >= self.expires_at

@@ -32,6 +32,8 @@ from assetfiles.client.transfer import MULTI_STREAM_MIN, Fetcher
 
 #: How often a long-running asset's manifest is saved, so a crash loses little bookkeeping.
 MANIFEST_SAVE_SECONDS = 2.0
+#: A URL the listing gave is used only with this many seconds left; otherwise it is resolved anew.
+URL_MARGIN = 60.0
 
 
 class Layout(StrEnum):
@@ -230,7 +232,15 @@ class Syncer:
         batch = self.options.resolve_batch
         for start in range(0, len(downloads), batch):
             chunk = downloads[start : start + batch]
-            targets = await self.source.resolve([download.remote for download in chunk])
+            listed = {
+                download.remote.id: download.remote.target
+                for download in chunk
+                if download.remote.target is not None and not download.remote.target.expired(URL_MARGIN)
+            }
+            unresolved = [download.remote for download in chunk if download.remote.id not in listed]
+            targets: dict[str, Target | Failed] = {**listed}
+            if unresolved:
+                targets.update(await self.source.resolve(unresolved))
             for download in chunk:
                 target = targets.get(download.remote.id) or Failed("no URL returned")
                 if isinstance(target, Failed):
