@@ -11,6 +11,7 @@ import assetfiles.client as library
 from assetfiles.client import (
     Client,
     Event,
+    Failed,
     Fatal,
     FolderBusy,
     Gone,
@@ -119,7 +120,7 @@ def test_against_a_server_without_additions_urls_are_resolved_in_batches(
     resolved: list[int] = []
     original = ExoSenseSource._resolve_batch
 
-    async def counting(self: ExoSenseSource, files: list[RemoteFile]) -> dict[str, object]:
+    async def counting(self: ExoSenseSource, files: list[RemoteFile]) -> dict[str, Target | Failed]:
         assert all(remote.target is None and remote.sha256 is None for remote in files)
         resolved.append(len(files))
         return await original(self, files)
