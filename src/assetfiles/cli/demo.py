@@ -18,7 +18,8 @@ import click
 from assetfiles.cli.admin import apply_path, print_report
 from assetfiles.cli.background import BackgroundServer
 from assetfiles.cli.options import build_settings
-from assetfiles.cli.output import ProgressBars, Quiet, summary_line
+from assetfiles.cli.output import Quiet, summary_line
+from assetfiles.cli.progress import ProgressBars
 from assetfiles.client import Fatal, Listener, sync
 
 DEMO_TOKEN = "tok-acme-demo-read-write"  # noqa: S105 - published demo credential, in demo.yaml

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from assetfiles.cli.clientconfig import config_option
-from assetfiles.cli.output import JsonLines, ProgressBars, Quiet, print_dry_run, run_and_report
+from assetfiles.cli.output import JsonLines, Quiet, print_dry_run, run_and_report
 from assetfiles.client import (
     Client,
     Event,
@@ -105,11 +105,13 @@ def parse_since(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def choose_listener(json_lines: bool, quiet: bool, progress: bool | None) -> Listener | ProgressBars:
+def choose_listener(json_lines: bool, quiet: bool, progress: bool | None) -> Listener:
     if json_lines:
         return JsonLines()
     show = sys.stderr.isatty() if progress is None else progress
     if show and not quiet:
+        from assetfiles.cli.progress import ProgressBars  # rich, only for a terminal
+
         return ProgressBars()
     return Quiet()
 

@@ -69,7 +69,7 @@ query contentFields {
 
 #: Documented page size; assetfiles accepts up to 1,000 per page, so larger pages there.
 DOCUMENTED_PAGE = 50
-ASSETFILES_PAGE = 500
+ASSETFILES_PAGE = 1000
 #: Download URLs resolved per GraphQL request, as aliases of ``content``/``deviceAssetContent``.
 RESOLVE_BATCH = 50
 
