@@ -102,6 +102,8 @@ def test_watch_follows_the_event_feed(world: tuple[Server, Path], tmp_path: Path
         assert device_put.status_code == 201, device_put.text
         dev = tmp_path / "mirror/a-watch/devices/p1.d1/dev.csv"
         wait_for(dev.exists, "the device's file")
+        # the hook runs after the file's round: wait for it before counting
+        wait_for(lambda: hooks.read_text().rstrip().endswith(str(dev.resolve())), "the device file's hook")
         # changes elsewhere in the organization do not start rounds for this asset
         rounds_before = len(hooks.read_text().splitlines())
         upload(server, "a-quiet", "elsewhere.txt", b"x")

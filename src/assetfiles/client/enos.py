@@ -150,7 +150,12 @@ class EnosSource:
         return [self.owner.label]
 
     async def list_files(
-        self, asset_id: str, content_types: Sequence[str] = (), name_glob: str | None = None
+        self,
+        asset_id: str,
+        content_types: Sequence[str] = (),
+        name_glob: str | None = None,
+        *,
+        tags: bool = True,
     ) -> Listing:
         listing = Listing([])
 

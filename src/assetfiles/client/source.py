@@ -41,9 +41,15 @@ class Source(Protocol):
         """Every asset the credentials can see (``sync --all``)."""
 
     async def list_files(
-        self, asset_id: str, content_types: Sequence[str] = (), name_glob: str | None = None
+        self,
+        asset_id: str,
+        content_types: Sequence[str] = (),
+        name_glob: str | None = None,
+        *,
+        tags: bool = True,
     ) -> Listing:
-        """The asset's files; ``content_types`` and ``name_glob`` are hints the caller re-applies."""
+        """The asset's files; ``content_types`` and ``name_glob`` are hints the caller re-applies;
+        ``tags=False``: the caller does not need the files' tags."""
 
     async def resolve(self, files: Sequence[RemoteFile]) -> dict[str, Target | Failed]:
         """Where to GET each file's bytes, or why not, by content id."""

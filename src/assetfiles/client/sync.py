@@ -144,7 +144,9 @@ class Syncer:
                 filters = self.options.filters
                 # --delete needs the whole listing: what a narrower one leaves out is not gone
                 hint = None if self.options.delete else filters.name_glob
-                found = await self.source.list_files(asset_id, filters.content_types, hint)
+                found = await self.source.list_files(
+                    asset_id, filters.content_types, hint, tags=bool(filters.tags)
+                )
             except Failed as exc:
                 self._asset_failed(asset_id, str(exc))
                 return

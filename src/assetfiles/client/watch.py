@@ -104,9 +104,14 @@ class _Recording:
         return await self.inner.asset_ids()
 
     async def list_files(
-        self, asset_id: str, content_types: Sequence[str] = (), name_glob: str | None = None
+        self,
+        asset_id: str,
+        content_types: Sequence[str] = (),
+        name_glob: str | None = None,
+        *,
+        tags: bool = True,
     ) -> Listing:
-        listing = await self.inner.list_files(asset_id, content_types, name_glob)
+        listing = await self.inner.list_files(asset_id, content_types, name_glob, tags=tags)
         self.devices[asset_id] = listing.devices
         return listing
 
