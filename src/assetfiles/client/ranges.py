@@ -187,22 +187,19 @@ class RangedDownload:
         self._advance_hash()
         pending = deque(item for item in self.ranges if not item.complete)
         if pending:
-            # The first stream finds out whether the server honours Range before the others start.
-            probe = asyncio.Event()
+            # Every stream starts at once (a probe first would cost a round trip on a slow link); a
+            # server without Range support answers each with 200, and the fallback cancels them all.
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._worker(pending, probe))
-                await probe.wait()
-                for _ in range(min(self.streams, len(pending) + 1) - 1):
-                    group.create_task(self._worker(pending, None))
+                for _ in range(min(self.streams, len(pending))):
+                    group.create_task(self._worker(pending))
         await asyncio.gather(*self._hash_queue)
         await asyncio.get_running_loop().run_in_executor(self._hasher, self._hash_rest)
 
-    async def _worker(self, pending: deque[_Range], probe: asyncio.Event | None) -> None:
+    async def _worker(self, pending: deque[_Range]) -> None:
         """One stream: take the lowest piece nobody has, fetch it, repeat (pieces finish in order,
         so the hash frontier follows the download instead of waiting for its end)."""
         while pending:
-            await self._stream(pending.popleft(), probe)
-            probe = None
+            await self._stream(pending.popleft())
 
     def _finish(self, actual: str, expected: str | None) -> None:
         verify(self.remote.length, actual, self.remote, expected, self._discard)
@@ -230,8 +227,8 @@ class RangedDownload:
 
     # -- one stream ---------------------------------------------------------------------------
 
-    async def _stream(self, item: _Range, probe: asyncio.Event | None) -> None:
-        """Fetch ``item`` to its end, retrying on its own; ``probe`` is set once Range is confirmed."""
+    async def _stream(self, item: _Range) -> None:
+        """Fetch ``item`` to its end, retrying on its own."""
         failures = 0
         while not item.complete:
             target, generation = self.target, self.target_generation
@@ -240,7 +237,7 @@ class RangedDownload:
                 continue
             before = item.done
             try:
-                await self._attempt(item, target, probe)
+                await self._attempt(item, target)
             except Refused as exc:
                 self.refusals += 1
                 if self.refusals > self.retry.refusals:
@@ -251,8 +248,6 @@ class RangedDownload:
                 if self.retry.gives_up(failures):
                     raise Failed(f"{exc} (gave up after {failures} attempts)") from None
                 await asyncio.sleep(self.retry.pause(failures, exc.wait))
-        if probe is not None:
-            probe.set()
 
     async def _fresh_target(self, generation: int) -> None:
         """One resolution for every stream that found the same URL refused or expired."""
@@ -261,7 +256,7 @@ class RangedDownload:
                 self.target = await self.resolve()
                 self.target_generation += 1
 
-    async def _attempt(self, item: _Range, target: Target, probe: asyncio.Event | None) -> None:
+    async def _attempt(self, item: _Range, target: Target) -> None:
         headers = dict(target.headers)
         headers["Range"] = f"bytes={item.done}-{item.end - 1}"
         headers["Accept-Encoding"] = "identity"
@@ -283,8 +278,6 @@ class RangedDownload:
                 self.declared_sha256 = self.declared_sha256 or repr_digest_sha256(
                     response.headers.get("Repr-Digest")
                 )
-                if probe is not None:
-                    probe.set()
                 await self._receive(item, response)
         except TRANSIENT as exc:
             raise Retryable(f"connection failed: {type(exc).__name__}: {exc}") from None
