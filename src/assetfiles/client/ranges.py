@@ -1,7 +1,7 @@
 """One large file as several ranged streams into one preallocated file, resumable piece by piece.
 
-The file is cut into pieces (:func:`piece_size`: about eight per stream, 4 to 32 MiB); each of
-``streams`` workers takes the lowest piece nobody has, GETs it (one request per piece while
+The file is cut into pieces (:func:`piece_layout`: large first, smaller towards the end); each
+of ``streams`` workers takes the lowest piece nobody has, GETs it (one request per piece while
 nothing fails) and writes at its offset with ``pwrite``, then takes the next. The state record
 beside the ``.part`` file lists every piece with how far it got; it is rewritten about once a
 second and when the download stops, so a run killed at any moment resumes each piece from its
@@ -130,8 +130,7 @@ class RangedDownload:
             return sum(item.done - item.start for item in self.ranges)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         _preallocate(self.fd, length)
-        step = piece_size(length, self.streams)
-        self.ranges = [_Range(start, min(start + step, length), start) for start in range(0, length, step)]
+        self.ranges = [_Range(start, end, start) for start, end in piece_layout(length, self.streams)]
         self._save()
         return 0
 
@@ -342,16 +341,41 @@ def _find(exc: BaseException, kind: type[E]) -> E | None:
     return None
 
 
-#: Bounds of a piece: small enough that the hash frontier keeps up, large enough that one
-#: request per piece costs little on a slow link (one round trip per 4-32 MiB).
+#: Bounds of a piece. Each piece costs one request (a round trip on a slow link), so pieces
+#: start large; the last ones are small, because what finishes ahead of the hash frontier at
+#: the end is read back after the last byte (with N streams, about N-1 last pieces).
 MIN_PIECE = 4 * 1024 * 1024
-MAX_PIECE = 32 * 1024 * 1024
+LAST_PIECE = 16 * 1024 * 1024
+MAX_PIECE = 256 * 1024 * 1024
 
 
-def piece_size(length: int, streams: int) -> int:
-    """About eight pieces per stream, within [MIN_PIECE, MAX_PIECE] (and CHUNK-aligned)."""
-    size = min(max(length // (streams * 8), MIN_PIECE), MAX_PIECE)
-    return max(CHUNK, size // CHUNK * CHUNK)
+def piece_layout(length: int, streams: int) -> list[tuple[int, int]]:
+    """Pieces (start, end) in file order: the bulk in large pieces (half a stream's share, at most
+    MAX_PIECE), then rounds of ``streams`` pieces halving towards the end, down to LAST_PIECE
+    (MIN_PIECE for a small file). 1 GiB with 4 streams: 4 x 128 MiB and 64, then 4 x 64, 4 x 32,
+    4 x 16: 17 requests, and about 48 MiB read back after the last byte."""
+
+    def aligned(size: int) -> int:
+        return max(CHUNK, size // CHUNK * CHUNK)
+
+    floor = max(MIN_PIECE, min(LAST_PIECE, length // (streams * 8)))
+    cap = aligned(min(max(length // (2 * streams), floor), MAX_PIECE))
+    rounds: list[int] = []  # the closing rounds' piece sizes, from the last one backwards
+    size, bulk = aligned(floor), length
+    while size < cap and bulk > streams * size:
+        rounds.append(size)
+        bulk -= streams * size
+        size = aligned(size * 2)
+    pieces: list[tuple[int, int]] = []
+    position = 0
+    while position < bulk:
+        pieces.append((position, min(position + cap, bulk)))
+        position = pieces[-1][1]
+    for size in reversed(rounds):
+        for _ in range(streams):
+            pieces.append((position, position + size))
+            position += size
+    return pieces
 
 
 def _valid(recorded: Any, length: int) -> bool:
