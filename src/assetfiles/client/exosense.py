@@ -11,6 +11,7 @@ deep page costs what the first one does; otherwise they page by offset to ``tota
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -195,10 +196,16 @@ class ExoSenseSource:
         the tags out (a sync without tag filters has no use for them; the server saves a fifth
         of a listing's work).
         """
-        devices = await self.devices(asset_id)
         if name_glob is not None and (not self.has_digests or "[" in name_glob):
             name_glob = None
-        files = await self._listing(asset_id, content_types, None, name_glob, tags)
+        # The asset (for its devices) and the user listing are independent: one round trip, not two.
+        try:
+            async with asyncio.TaskGroup() as group:
+                asking = group.create_task(self.devices(asset_id))
+                listing = group.create_task(self._listing(asset_id, content_types, None, name_glob, tags))
+        except ExceptionGroup as group:  # an unknown asset fails both: say it once, Fatal first
+            raise min(group.exceptions, key=lambda exc: not isinstance(exc, Fatal)) from None
+        devices, files = asking.result(), listing.result()
         if devices:
             files += await self._listing(asset_id, content_types, devices, name_glob, tags)
         return Listing(files, devices=frozenset(devices))
