@@ -60,9 +60,10 @@ def test_a_large_file_comes_as_several_ranged_streams(server: Server, tmp_path: 
     assert code == 0, stderr
     local = tmp_path / "a-large-0/user/large-0.bin"
     assert sha256(local.read_bytes()) == sha256(server.files["files/large-0.bin"])
-    assert transfer_requests(proxy) == len(piece_layout(SIZE, 4))  # one request per piece
-    assert proxy.transfer_bytes() == SIZE  # every byte once
-    assert summary(events)["received_bytes"] == SIZE
+    # one request per piece (and one per range taken over from a slower stream at the end)
+    assert len(piece_layout(SIZE, 4)) <= transfer_requests(proxy) <= len(piece_layout(SIZE, 4)) + 4
+    # every byte once, but for what was in flight past a range another stream took over
+    assert SIZE <= summary(events)["received_bytes"] <= SIZE + 4 * 1024 * 1024
     assert not list((tmp_path / "a-large-0/.assetfiles/partial").iterdir())
 
 
@@ -142,5 +143,25 @@ def test_sigkill_in_the_middle_then_a_rerun_fetches_less_than_half(server: Serve
         proxy.stop()
     assert code == 0, stderr
     assert (folder / "user/large-3.bin").read_bytes() == server.files["files/large-3.bin"]
-    assert summary(events)["received_bytes"] == fetched_again
-    assert fetched_again < SIZE / 2, (done_at_kill, fetched_again)
+    # the proxy also counts what it sent past a range another stream took over, unread
+    assert summary(events)["received_bytes"] <= fetched_again < SIZE / 2, (done_at_kill, fetched_again)
+
+
+def test_an_idle_stream_takes_the_second_half_of_the_largest_remainder(tmp_path: Path) -> None:
+    from assetfiles.client.ranges import RangedDownload, _Range
+    from assetfiles.client.remote import Origin, RemoteFile, Target
+    from assetfiles.client.retry import RetryPolicy
+
+    mib = 1024 * 1024
+    remote = RemoteFile("c", "c", Origin.USER, 40 * mib, "")
+    ranged = RangedDownload(None, RetryPolicy(), 2, remote, Target("http://x"), tmp_path / "f", tmp_path,
+                            None, lambda _: None)  # type: ignore[arg-type]  # fmt: skip
+    ranged.ranges = [_Range(0, 10 * mib, 10 * mib), _Range(10 * mib, 30 * mib, 12 * mib),
+                     _Range(30 * mib, 40 * mib, 31 * mib)]  # fmt: skip
+    stolen = ranged._steal()
+    assert stolen is not None and (stolen.start, stolen.end, stolen.done) == (21 * mib, 30 * mib, 21 * mib)
+    bounds = [(r.start // mib, r.end // mib) for r in ranged.ranges]
+    assert bounds == [(0, 10), (10, 21), (21, 30), (30, 40)]
+    ranged.ranges = [_Range(0, 40 * mib, 40 * mib - 3 * mib)]  # less than twice the minimum left
+    assert ranged._steal() is None
+    ranged._hasher.shutdown()

@@ -52,6 +52,8 @@ E = TypeVar("E", bound=BaseException)
 
 #: How often the ranges' progress is written to the state record.
 SAVE_SECONDS = 1.0
+#: A range is split for an idle stream only when both halves would be at least this long.
+MIN_STEAL = 2 * 1024 * 1024
 #: Hash work queued behind the frontier before a stream waits for the hasher (bounds memory).
 HASH_QUEUE = 16
 
@@ -134,12 +136,16 @@ class RangedDownload:
         self._save()
         return 0
 
-    def _save(self) -> None:
-        document = {
+    def _state(self) -> dict[str, Any]:
+        """A snapshot of the state, taken on the event loop (where the ranges change)."""
+        return {
             "version": self.remote.version,
             "etag": self.etag,
             "ranges": [[item.start, item.end, item.done] for item in self.ranges],
         }
+
+    def _save(self, document: dict[str, Any] | None = None) -> None:
+        document = document or self._state()
         temporary = self.state_path.with_suffix(".json.tmp")
         temporary.write_text(json.dumps(document))
         os.replace(temporary, self.state_path)
@@ -170,7 +176,7 @@ class RangedDownload:
                 await asyncio.to_thread(self._discard)
                 self.progress(-sum(item.done - item.start for item in self.ranges))
                 raise RangesUnsupported() from None
-            await asyncio.to_thread(self._save_and_close)
+            await asyncio.to_thread(self._save_and_close, self._state())
             for kind in (Failed, OSError):  # a file's failure, or a write error: as one stream raises them
                 found = _find(exc, kind)
                 if found is not None:
@@ -196,9 +202,25 @@ class RangedDownload:
 
     async def _worker(self, pending: deque[_Range]) -> None:
         """One stream: take the lowest piece nobody has, fetch it, repeat (pieces finish in order,
-        so the hash frontier follows the download instead of waiting for its end)."""
-        while pending:
-            await self._stream(pending.popleft())
+        so the hash frontier follows the download instead of waiting for its end). With none
+        left, take the second half of the largest remainder another stream is still fetching, so
+        that every stream works until the end instead of idling while one finishes a piece."""
+        while True:
+            item = pending.popleft() if pending else self._steal()
+            if item is None:
+                return
+            await self._stream(item)
+
+    def _steal(self) -> _Range | None:
+        busy = [item for item in self.ranges if not item.complete]  # all taken: pending is empty
+        victim = max(busy, key=lambda item: item.end - item.done, default=None)
+        if victim is None or victim.end - victim.done < 2 * MIN_STEAL:
+            return None
+        split = victim.done + (victim.end - victim.done) // 2 // CHUNK * CHUNK
+        stolen = _Range(split, victim.end, split)
+        victim.end = split  # its stream stops there (its request asked for more; the rest is dropped)
+        self.ranges.insert(self.ranges.index(victim) + 1, stolen)
+        return stolen
 
     def _finish(self, actual: str, expected: str | None) -> None:
         verify(self.remote.length, actual, self.remote, expected, self._discard)
@@ -207,9 +229,9 @@ class RangedDownload:
         os.replace(self.path, self.final)
         self.state_path.unlink(missing_ok=True)
 
-    def _save_and_close(self) -> None:
+    def _save_and_close(self, document: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
-            self._save()
+            self._save(document)
         self._close()
 
     async def _stop(self, saver: asyncio.Task[None]) -> None:
@@ -222,7 +244,7 @@ class RangedDownload:
     async def _save_periodically(self) -> None:
         while True:
             await asyncio.sleep(SAVE_SECONDS)
-            await asyncio.to_thread(self._save)
+            await asyncio.to_thread(self._save, self._state())
 
     # -- one stream ---------------------------------------------------------------------------
 
@@ -290,9 +312,14 @@ class RangedDownload:
             if not chunk:
                 break
             offset = item.done
-            await loop.run_in_executor(None, os.pwrite, self.fd, chunk, offset)
-            item.done += len(chunk)
             self.received += len(chunk)
+            await loop.run_in_executor(None, os.pwrite, self.fd, chunk, offset)
+            # Another stream may have taken the end of this range meanwhile: bytes written past the
+            # new end are the same bytes it fetches, but they are its to count and hash.
+            chunk = chunk[: max(0, item.end - offset)]
+            if not chunk:
+                break
+            item.done += len(chunk)
             self.progress(len(chunk))
             if offset == self.frontier:
                 self._hash(self.digest.update, chunk)
