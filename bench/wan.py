@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--rtt-ms", type=float, default=40.0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--skip-small", action="store_true")
     args = parser.parse_args()
     require_tool("aria2c", "aria2")
     data_dir = prepare(
@@ -126,14 +127,16 @@ def main() -> None:
     result: dict[str, Any] = {key: round(statistics.median(r[key] for r in rounds), 2) for key in rounds[0]}
     result.update(small_files=args.small_files, large_mib=args.large_mib, rate_mbit=args.rate_mbit,
                   rtt_ms=args.rtt_ms, rounds=rounds)  # fmt: skip
-    result["small_ratio_vs_aria2_j16"] = round(
-        statistics.median(r["sync_small_files_per_s"] / r["aria2_j16_small_files_per_s"] for r in rounds), 3
-    )
-    print(
-        f"{args.small_files} x 16 KiB over {args.rate_mbit:g} Mbit/s per connection, {args.rtt_ms:g} ms RTT: "
-        f"sync {result['sync_small_files_per_s']} files/s, aria2c -j16 "
-        f"{result['aria2_j16_small_files_per_s']} files/s -> {result['small_ratio_vs_aria2_j16']:.0%}"
-    )
+    if not args.skip_small:
+        result["small_ratio_vs_aria2_j16"] = round(
+            statistics.median(r["sync_small_files_per_s"] / r["aria2_j16_small_files_per_s"] for r in rounds),
+            3,
+        )
+        print(
+            f"{args.small_files} x 16 KiB over {args.rate_mbit:g} Mbit/s per connection, {args.rtt_ms:g} ms "
+            f"RTT: sync {result['sync_small_files_per_s']} files/s, aria2c -j16 "
+            f"{result['aria2_j16_small_files_per_s']} files/s -> {result['small_ratio_vs_aria2_j16']:.0%}"
+        )
     if not args.skip_large:
         result["large_ratio_vs_aria2_x4"] = round(
             statistics.median(r["sync_large_MBps"] / r["aria2_x4_large_MBps"] for r in rounds), 3

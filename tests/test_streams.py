@@ -154,8 +154,11 @@ def test_an_idle_stream_takes_the_second_half_of_the_largest_remainder(tmp_path:
 
     mib = 1024 * 1024
     remote = RemoteFile("c", "c", Origin.USER, 40 * mib, "")
-    ranged = RangedDownload(None, RetryPolicy(), 2, remote, Target("http://x"), tmp_path / "f", tmp_path,
-                            None, lambda _: None)  # type: ignore[arg-type]  # fmt: skip
+    no_session: Any = None  # _steal makes no request
+    target = Target("http://x")
+    ranged = RangedDownload(
+        no_session, RetryPolicy(), 2, remote, target, tmp_path / "f", tmp_path, no_session, lambda _: None
+    )
     ranged.ranges = [_Range(0, 10 * mib, 10 * mib), _Range(10 * mib, 30 * mib, 12 * mib),
                      _Range(30 * mib, 40 * mib, 31 * mib)]  # fmt: skip
     stolen = ranged._steal()
