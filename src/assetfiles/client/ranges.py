@@ -1,8 +1,11 @@
 """One large file as several ranged streams into one preallocated file, resumable piece by piece.
 
-The file is cut into pieces (:func:`piece_layout`: large first, smaller towards the end); each
-of ``streams`` workers takes the lowest piece nobody has, GETs it (one request per piece while
-nothing fails) and writes at its offset with ``pwrite``, then takes the next. The state record
+Each of ``streams`` workers carves the next piece off the front of what nobody has yet, GETs
+it (one request per piece while nothing fails), writes at its offset with ``pwrite``, then
+carves the next. A piece's size follows the link (:meth:`RangedDownload._piece_size`): about
+a hundred round trips' worth of one stream's rate, so a request's round trip costs about 1%
+on a slow, distant link, while on a fast near one pieces stay small and the hash frontier
+close behind; towards the end, pieces shrink so that the streams finish together. The state record
 beside the ``.part`` file lists every piece with how far it got; it is rewritten about once a
 second and when the download stops, so a run killed at any moment resumes each piece from its
 recorded offset (at most a second of bytes is fetched again).
@@ -24,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -104,6 +108,8 @@ class RangedDownload:
         self.declared_sha256: str | None = None
         self.fd = -1
         self.refusals = 0
+        self.rate: float | None = None  # bytes per second of one stream
+        self.round_trip: float | None = None  # seconds from a request to its answer
         self._resolving = asyncio.Lock()
         # the in-order hash
         self.digest = hashlib.sha256()
@@ -132,7 +138,7 @@ class RangedDownload:
             return sum(item.done - item.start for item in self.ranges)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         _preallocate(self.fd, length)
-        self.ranges = [_Range(start, end, start) for start, end in piece_layout(length, self.streams)]
+        self.ranges = [_Range(0, length, 0)]  # carved into pieces as the streams take them
         self._save()
         return 0
 
@@ -195,7 +201,7 @@ class RangedDownload:
             # Every stream starts at once (a probe first would cost a round trip on a slow link); a
             # server without Range support answers each with 200, and the fallback cancels them all.
             async with asyncio.TaskGroup() as group:
-                for _ in range(min(self.streams, len(pending))):
+                for _ in range(self.streams):  # each carves its first piece off what is pending
                     group.create_task(self._worker(pending))
         await asyncio.gather(*self._hash_queue)
         await asyncio.get_running_loop().run_in_executor(self._hasher, self._hash_rest)
@@ -206,10 +212,38 @@ class RangedDownload:
         left, take the second half of the largest remainder another stream is still fetching, so
         that every stream works until the end instead of idling while one finishes a piece."""
         while True:
-            item = pending.popleft() if pending else self._steal()
+            item = self._carve(pending) if pending else self._steal()
             if item is None:
                 return
             await self._stream(item)
+
+    def _carve(self, pending: deque[_Range]) -> _Range:
+        """The next piece: the lowest range nobody has, cut to the piece size if it was never started
+        (the rest stays first in line)."""
+        item = pending.popleft()
+        size = self._piece_size(sum(rest.end - rest.done for rest in pending) + item.end - item.done)
+        if item.done == item.start and item.end - item.start >= size + MIN_PIECE:
+            rest = _Range(item.start + size, item.end, item.start + size)
+            item.end = rest.start
+            self.ranges.insert(self.ranges.index(item) + 1, rest)
+            pending.appendleft(rest)
+        return item
+
+    def _piece_size(self, unclaimed: int) -> int:
+        """About PIECE_ROUND_TRIPS round trips of one stream's measured rate (MIN_PIECE until there
+        is a measure), and no more than an equal share of what is left, so streams end together."""
+        size = MIN_PIECE
+        if self.rate is not None and self.round_trip is not None:
+            size = int(self.rate * max(self.round_trip, 0.001) * PIECE_ROUND_TRIPS)
+        size = min(size, MAX_PIECE, unclaimed // self.streams)
+        return max(MIN_PIECE, size // CHUNK * CHUNK)
+
+    def _measure(self, round_trip: float, received: int, seconds: float) -> None:
+        """Fold one response's time to first byte and its rate into running estimates."""
+        self.round_trip = round_trip if self.round_trip is None else 0.7 * self.round_trip + 0.3 * round_trip
+        if received >= CHUNK and seconds > 0:
+            rate = received / seconds
+            self.rate = rate if self.rate is None else 0.7 * self.rate + 0.3 * rate
 
     def _steal(self) -> _Range | None:
         busy = [item for item in self.ranges if not item.complete]  # all taken: pending is empty
@@ -284,8 +318,10 @@ class RangedDownload:
         if self.etag:
             headers["If-Range"] = self.etag
         session = self.session
+        asked = time.monotonic()
         try:
             async with session.get(target.url, headers=headers, auto_decompress=False) as response:
+                answered = time.monotonic()
                 if response.status == 416:
                     raise RangesUnsupported()  # the file changed under us: start over, as one stream
                 classify_status(response)
@@ -299,7 +335,9 @@ class RangedDownload:
                 self.declared_sha256 = self.declared_sha256 or repr_digest_sha256(
                     response.headers.get("Repr-Digest")
                 )
+                before = item.done
                 await self._receive(item, response)
+                self._measure(answered - asked, item.done - before, time.monotonic() - answered)
         except TRANSIENT as exc:
             raise Retryable(f"connection failed: {type(exc).__name__}: {exc}") from None
         if not item.complete:
@@ -368,41 +406,10 @@ def _find(exc: BaseException, kind: type[E]) -> E | None:
     return None
 
 
-#: Bounds of a piece. Each piece costs one request (a round trip on a slow link), so pieces
-#: start large; the last ones are small, because what finishes ahead of the hash frontier at
-#: the end is read back after the last byte (with N streams, about N-1 last pieces).
+#: Bounds of a piece, and its size in round trips of one stream's rate (see _piece_size).
 MIN_PIECE = 4 * 1024 * 1024
-LAST_PIECE = 16 * 1024 * 1024
 MAX_PIECE = 256 * 1024 * 1024
-
-
-def piece_layout(length: int, streams: int) -> list[tuple[int, int]]:
-    """Pieces (start, end) in file order: the bulk in large pieces (half a stream's share, at most
-    MAX_PIECE), then rounds of ``streams`` pieces halving towards the end, down to LAST_PIECE
-    (MIN_PIECE for a small file). 1 GiB with 4 streams: 4 x 128 MiB and 64, then 4 x 64, 4 x 32,
-    4 x 16: 17 requests, and about 48 MiB read back after the last byte."""
-
-    def aligned(size: int) -> int:
-        return max(CHUNK, size // CHUNK * CHUNK)
-
-    floor = max(MIN_PIECE, min(LAST_PIECE, length // (streams * 8)))
-    cap = aligned(min(max(length // (2 * streams), floor), MAX_PIECE))
-    rounds: list[int] = []  # the closing rounds' piece sizes, from the last one backwards
-    size, bulk = aligned(floor), length
-    while size < cap and bulk > streams * size:
-        rounds.append(size)
-        bulk -= streams * size
-        size = aligned(size * 2)
-    pieces: list[tuple[int, int]] = []
-    position = 0
-    while position < bulk:
-        pieces.append((position, min(position + cap, bulk)))
-        position = pieces[-1][1]
-    for size in reversed(rounds):
-        for _ in range(streams):
-            pieces.append((position, position + size))
-            position += size
-    return pieces
+PIECE_ROUND_TRIPS = 100
 
 
 def _valid(recorded: Any, length: int) -> bool:
