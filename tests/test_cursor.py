@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import assetfiles.client.exosense as exosense
 from assetfiles.client import Client
@@ -79,6 +81,9 @@ def forged(document: Any) -> str:
         ({"cursor": forged({"a": 1})}, {}, "not a cursor this server issued"),
         ({"cursor": forged(["updated_at", True, "x", 1])}, {}, "not a cursor this server issued"),
         ({"cursor": forged(["updated_at", True, 1, True])}, {}, "not a cursor this server issued"),
+        ({"cursor": forged(["updated_at", True, 1, 2**31])}, {}, "not a cursor this server issued"),
+        ({"cursor": forged(["updated_at", True, 2**63, 1])}, {}, "not a cursor this server issued"),
+        ({"cursor": forged(["updated_at", True, 1, -1])}, {}, "not a cursor this server issued"),
         ({"cursor": "A" * 5000}, {}, "too long"),
         ({"cursor": forged(["name", True, "item", 1])}, {}, "another orderBy or sort"),
         ({"cursor": forged(["updated_at", False, 1, 1])}, {}, "another orderBy or sort"),
@@ -101,7 +106,7 @@ def test_assets_refuses_a_cursor(server: Server) -> None:
 
 def test_a_forged_cursor_never_crosses_organizations(server: Server) -> None:
     """A cursor is only a starting point inside the caller's own listing."""
-    result = page(server, {"limit": 1000, "cursor": forged(["updated_at", True, 2**62, 2**62])})
+    result = page(server, {"limit": 1000, "cursor": forged(["updated_at", True, 2**62, 2**31 - 1])})
     assert {item["name"] for item in result["assetContents"]} <= {
         item["name"] for item in page(server, {"limit": 1000})["assetContents"]
     }
@@ -129,3 +134,25 @@ def test_the_client_follows_the_cursor(server: Server, monkeypatch: pytest.Monke
     assert len(ids) == len(set(ids)) == LIST_ITEMS
     assert len(sent) == -(-LIST_ITEMS // 4) + (1 if LIST_ITEMS % 4 == 0 else 0)
     assert "cursor" not in sent[0] and all("cursor" in item and "offset" not in item for item in sent[1:])
+
+
+@given(
+    document=st.lists(
+        st.one_of(
+            st.integers(),
+            st.text(max_size=20),
+            st.booleans(),
+            st.none(),
+            st.sampled_from(["updated_at", "name", "length"]),
+        ),
+        max_size=5,
+    )
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_cursor_is_an_answer_or_a_named_refusal(server: Server, document: list[Any]) -> None:
+    response = server.gql(
+        LIST, {"filters": {"association": ASSET}, "pagination": {"cursor": forged(document)}}
+    )
+    body = response.json()
+    for error in body.get("errors") or []:
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "pagination.cursor"}, error

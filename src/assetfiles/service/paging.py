@@ -35,6 +35,8 @@ def check_pagination(limit: int | None, offset: int | None) -> tuple[int, int]:
 #: Longest cursor accepted: ours are well under 200 characters even for 255-byte names.
 MAX_CURSOR = 2048
 CURSOR_FIELD = "pagination.cursor"
+#: The contents' primary key is a 32-bit integer on every engine.
+MAX_KEY = 2**31 - 1
 
 
 def encode_cursor(order_by: str, descending: bool, value: int | str, pk: int) -> str:
@@ -66,6 +68,13 @@ def decode_cursor(cursor: str, order_by: str, descending: bool) -> tuple[int | s
             field=CURSOR_FIELD,
         )
     expected = str if order_by == "name" else int
-    if not isinstance(document[2], expected):
+    value, pk = document[2], document[3]
+    # within the columns' ranges (a 32-bit key, 64-bit times and lengths): a forged value outside
+    # them would reach the database as an overflow instead of an answer
+    if (
+        not isinstance(value, expected)
+        or not 0 <= pk <= MAX_KEY
+        or (isinstance(value, int) and not -(2**63) <= value < 2**63)
+    ):
         raise BadInput(f"{CURSOR_FIELD}: not a cursor this server issued", field=CURSOR_FIELD)
-    return document[2], document[3]
+    return value, pk
