@@ -65,6 +65,12 @@ class Report:
     def ok(self) -> bool:
         return not self.failures
 
+    def add(self, other: Report) -> None:
+        """Count ``other``'s files and failures in this report too (a watch sums its rounds)."""
+        for name in ("downloaded", "received_bytes", "unchanged", "moved", "deleted", "gone"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failures += other.failures
+
     def as_json(self) -> dict[str, Any]:
         return {
             "assets": self.assets,

@@ -187,10 +187,7 @@ class Watcher:
             return
         self.listener.downloaded.clear()
         syncer = Syncer(self.source, self.fetcher, self.destination, self.options, self.listener)
-        report = await syncer.run(asset_ids)
-        for name in ("downloaded", "received_bytes", "unchanged", "moved", "deleted", "gone"):
-            setattr(self.total, name, getattr(self.total, name) + getattr(report, name))
-        self.total.failures += report.failures
+        self.total.add(await syncer.run(asset_ids))
         for event in list(self.listener.downloaded):
             await self._hook(syncer, event)
 
@@ -280,12 +277,13 @@ class Watcher:
                 done, _ = await asyncio.wait(
                     {getting, stopping}, timeout=timeout, return_when="FIRST_COMPLETED"
                 )
-                if stopping in done or not done:
+                if stopping in done:
                     getting.cancel()
-                    if not done:
-                        await self._full_round()
-                        continue
                     return last_id
+                if getting not in done:  # quiet for full_every: the safety-net round
+                    getting.cancel()
+                    await self._full_round()
+                    continue
                 first = getting.result()
                 if first is None:
                     return last_id

@@ -427,10 +427,7 @@ class Catalog:
         for org_id, (size, count) in usage.items():
             self._charge(conn, org_id, size, count, max_total_bytes)
         conn.execute(insert(contents), [_content_values(content) for content in batch])
-        for content in batch:
-            changes.record(
-                conn, content.org_id, "created", content.updated_at, [(content.id, content.associations)]
-            )
+        changes.record(conn, "created", [(c.org_id, c.id, c.associations, c.updated_at) for c in batch])
         ids = [content.id for content in batch]
         pks: dict[str, int] = {}
         for start in range(0, len(ids), 5000):
@@ -532,7 +529,7 @@ class Catalog:
                 return False
             self._write_tags(conn, pk, tags)
             self._touch(conn, pk, updated_at=updated_at)
-            changes.record(conn, org_id, "updated", updated_at, [(content_id, changes.links_of(conn, pk))])
+            changes.record(conn, "updated", [(org_id, content_id, changes.links_of(conn, pk), updated_at)])
             return True
 
     @in_thread
@@ -560,7 +557,7 @@ class Catalog:
                 content_type=content_type,
                 updated_at=updated_at,
             )
-            changes.record(conn, org_id, "updated", updated_at, [(content_id, changes.links_of(conn, pk))])
+            changes.record(conn, "updated", [(org_id, content_id, changes.links_of(conn, pk), updated_at)])
             return True
 
     @in_thread
@@ -575,7 +572,6 @@ class Catalog:
             if row is None:
                 return None
             self._charge(conn, org_id, -row.length, -1, None)
-            changes.record(conn, org_id, "deleted", now_ms(), [(content_id, changes.links_of(conn, row.pk))])
             conn.execute(delete(content_tags).where(content_tags.c.content_pk == row.pk))
             links = conn.execute(
                 delete(content_associations)
@@ -587,9 +583,12 @@ class Catalog:
                 )
             )
             removed: Counter[tuple[str, str, str]] = Counter()
+            associations = []
             for link in links:
                 removed[(link.org_id, link.type, link.target_id)] -= 1
+                associations.append(Association(link.type, link.target_id))
             self._bump_counts(conn, removed)
+            changes.record(conn, "deleted", [(org_id, content_id, associations, now_ms())])
             conn.execute(delete(contents).where(contents.c.pk == row.pk))
             return str(row.sha256)
 

@@ -30,18 +30,21 @@ class Change:
 
 
 def record(
-    conn: Connection, org_id: str, change: str, at: int, items: Iterable[tuple[str, Sequence[Association]]]
+    conn: Connection, change: str, items: Iterable[tuple[str, str, Sequence[Association], int]]
 ) -> None:
-    """Append one row per (content id, associations) in the caller's transaction."""
+    """Append one row per (org id, content id, associations, at), in one statement, in the
+    caller's transaction."""
     rows = [
         {
             "org_id": org_id,
             "at": at,
             "change": change,
             "content_id": content_id,
-            "associations": json.dumps([[link.type, link.id] for link in links]),
+            "associations": json.dumps(
+                [[link.type, link.id] for link in sorted(links, key=lambda link: (link.type, link.id))]
+            ),
         }
-        for content_id, links in items
+        for org_id, content_id, links, at in items
     ]
     if rows:
         conn.execute(insert(content_changes), rows)
@@ -49,9 +52,9 @@ def record(
 
 def links_of(conn: Connection, content_pk: int) -> list[Association]:
     rows = conn.execute(
-        select(content_associations.c.type, content_associations.c.target_id)
-        .where(content_associations.c.content_pk == content_pk)
-        .order_by(content_associations.c.type, content_associations.c.target_id)
+        select(content_associations.c.type, content_associations.c.target_id).where(
+            content_associations.c.content_pk == content_pk
+        )
     )
     return [Association(row.type, row.target_id) for row in rows]
 
