@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,13 +111,17 @@ class Client:
     def graphql(self) -> GraphQLClient:
         return GraphQLClient(self.session, self.url, self.token, retry=self.retry)
 
-    async def source(self, *, resolve_batch: int = 50) -> ExoSenseSource:
-        """The connected ExoSense source (what the server offers is learnt once)."""
-        if self._source is None or self._source.resolve_batch != resolve_batch:
-            source = ExoSenseSource(self.graphql, resolve_batch=resolve_batch)
-            await source.connect()
-            self._source = source
+    async def source(self) -> ExoSenseSource:
+        """The connected ExoSense source (what the server offers is learnt once per client)."""
+        if self._source is None:
+            self._source = ExoSenseSource(self.graphql)
+        await self._source.connect()
         return self._source
+
+    async def _sync_source(self, options: SyncOptions) -> ExoSenseSource:
+        source = await self.source()
+        source.resolve_batch = options.resolve_batch  # URLs per request, as the sync asks
+        return source
 
     async def assets(self) -> list[str]:
         """Every asset id the token sees."""
@@ -173,7 +178,7 @@ class Client:
     ) -> Report:
         """Mirror ``asset_ids`` (None: every asset) into ``destination``; see :func:`sync`."""
         options = options or SyncOptions()
-        source = await self.source(resolve_batch=options.resolve_batch)
+        source = await self._sync_source(options)
         return await run_sync(source, self.session, asset_ids, destination, options, listener, self.retry)
 
     async def watch(
@@ -187,7 +192,7 @@ class Client:
     ) -> Report:
         """Keep ``destination`` a mirror of the assets until ``stop`` is set (:mod:`.watch`)."""
         options = options or SyncOptions()
-        source = await self.source(resolve_batch=options.resolve_batch)
+        source = await self._sync_source(options)
         authorization = {"Authorization": f"Automation {self.token}"}
         watcher = Watcher(
             source, self.session, f"{self.url}/api/events", authorization, asset_ids, destination, options,
@@ -254,7 +259,7 @@ async def enos_download(
     A second run fetches only what changed; a URI the server does not know is a failure.
     """
     options = options or SyncOptions(concurrency=8)
-    options = SyncOptions(**{**options.__dict__, "layout": Layout.FLAT})
+    options = dataclasses.replace(options, layout=Layout.FLAT)
     async with client_session(options.concurrency) as session:
         client = EnosClient(session, url, app_key, app_secret)
         source = EnosSource(client, org, owner, category, uris, concurrency=options.concurrency)
