@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -159,5 +160,30 @@ def test_streams_are_bounded_per_organization_end_after_their_lifetime_and_give_
         assert Stream(running.base_url, OTHER_TOKEN).start().status == 200  # not crowded out
         assert all(stream.ended.wait(15) for stream in streams)  # the server ended them
         assert Stream(running.base_url, TOKEN).start().status == 200  # and gave their slots back
+    finally:
+        running.stop()
+
+
+def test_clients_that_hang_up_at_once_give_their_slots_back(tmp_path: Path) -> None:
+    """A caller opening streams and dropping the connection before (or just after) the answer
+    must not use up the organization's streams (2 here, each living an hour)."""
+    env = {"ASSETFILES_EVENTS_MAX_STREAMS_PER_ORG": "2", "ASSETFILES_EVENTS_POLL_SECONDS": "0.1"}
+    running = seed_and_start(tmp_path, document(), {}, env)
+    host, port = running.base_url.removeprefix("http://").split(":")
+    request = (f"GET /api/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Automation {TOKEN}\r\n"
+               "Accept: text/event-stream\r\n\r\n").encode()  # fmt: skip
+    try:
+        for index in range(12):
+            with socket.create_connection((host, int(port)), timeout=10) as connection:
+                connection.sendall(request)
+                if index % 2:
+                    connection.recv(64)  # the answer has begun
+        deadline = time.monotonic() + 15
+        while True:
+            stream = Stream(running.base_url, TOKEN).start()
+            if stream.status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert stream.status == 200, "the hung-up streams kept their slots"
     finally:
         running.stop()
