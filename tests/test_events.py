@@ -126,22 +126,23 @@ def test_an_id_the_feed_does_not_cover_gets_a_reset(server: Server) -> None:
 
 
 @pytest.mark.parametrize(
-    ("headers", "status", "field_name"),
+    ("headers", "status", "field_name", "fragment"),
     [
-        ({}, 401, None),
-        ({"Authorization": "Automation tok-nope-0123456789"}, 401, None),
-        ({"Authorization": f"Automation {TOKEN}", "Last-Event-ID": "abc"}, 400, "Last-Event-ID"),
-        ({"Authorization": f"Automation {TOKEN}", "Last-Event-ID": "9" * 40}, 400, "Last-Event-ID"),
-        ({"Authorization": f"Automation {TOKEN}", "Last-Event-ID": "-1"}, 400, "Last-Event-ID"),
+        ({}, 401, None, "Authorization"),
+        ({"Authorization": "Automation tok-nope-0123456789"}, 401, None, "token"),
+        ({"Authorization": f"Automation {TOKEN}", "Last-Event-ID": "abc"}, 400, "Last-Event-ID", "'abc'"),
+        ({"Authorization": f"Automation {TOKEN}", "Last-Event-ID": "9" * 40}, 400, "Last-Event-ID", "digits"),
+        ({"Authorization": f"Automation {TOKEN}", "Last-Event-ID": "-1"}, 400, "Last-Event-ID", "'-1'"),
     ],
 )
 def test_bad_requests_are_refused_in_the_rest_dialect(
-    server: Server, headers: dict[str, str], status: int, field_name: str | None
+    server: Server, headers: dict[str, str], status: int, field_name: str | None, fragment: str
 ) -> None:
     response = httpx.get(f"{server.base_url}/api/events", headers=headers, timeout=10)
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error.get("field") == field_name and error["requestId"]
+    assert fragment in error["message"], error
 
 
 def test_streams_are_bounded_per_organization_end_after_their_lifetime_and_give_their_slot_back(

@@ -154,6 +154,10 @@ def test_a_failing_hook_is_reported_and_the_watch_goes_on(world: tuple[Server, P
         (["--exec", "true"], "--poll and --exec go with --watch"),
         (["--watch", "--dry-run"], "do not go together"),
         (["--watch", "--interval", "0"], "--interval"),
+        (["--streams", "0"], "--streams"),
+        (["--streams", "33"], "--streams"),
+        (["--streams-min", "1024"], "--streams-min"),
+        (["--streams", "four"], "--streams"),
     ],
 )
 def test_watch_usage_errors(tmp_path: Path, args: list[str], fragment: str) -> None:
