@@ -159,6 +159,7 @@ def test_readiness_fails_when_blobs_or_catalog_fail(tmp_path: Path) -> None:
         inner = app.app
         assert isinstance(inner, Starlette)
         async with inner.router.lifespan_context(inner):
+            inner.state.services.health.fresh_seconds = 0  # every probe checks again
             client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
             assert (await client.get("/readyz")).status_code == 200
             tmp = tmp_path / "blobs" / "tmp"

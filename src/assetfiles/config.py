@@ -137,6 +137,21 @@ class Settings(BaseSettings):
         description="Requests in flight at once from one client address (0: no cap). Behind a proxy, "
         "raise it or set 0 and limit per client in the proxy.",
     )
+    max_connections_per_worker: int = Field(
+        default=4096,
+        ge=16,
+        le=65536,
+        description="Requests one worker process serves at once (granian's backpressure); past it, new "
+        "connections wait in the listen backlog. Well above max_requests_per_address times the "
+        "addresses a slow-body flood may come from, so one such flood cannot keep /healthz waiting.",
+    )
+    catalog_threads_per_org: int = Field(
+        default=16,
+        ge=1,
+        le=40,
+        description="Catalog calls one organization's requests run at once, per process (of the 40 "
+        "worker threads), so that one organization's heavy queries leave threads for the others.",
+    )
     body_idle_timeout_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -10,6 +10,7 @@ import click
 
 from assetfiles.cli.options import build_settings, data_dir_option, with_services
 from assetfiles.model import Quota
+from assetfiles.service.quotas import MAX_BYTES
 
 T = TypeVar("T")
 
@@ -22,9 +23,11 @@ def quota_group() -> None:
 @quota_group.command("set")
 @click.option("--org", required=True, help="Organization id.")
 @click.option(
-    "--max-total-bytes", type=click.IntRange(min=0), default=None, help="All its contents together."
+    "--max-total-bytes", type=click.IntRange(0, MAX_BYTES), default=None, help="All its contents together."
 )
-@click.option("--max-file-bytes", type=click.IntRange(min=0), default=None, help="Its largest content.")
+@click.option(
+    "--max-file-bytes", type=click.IntRange(0, MAX_BYTES), default=None, help="Its largest content."
+)
 @click.option("--content-type", "content_types", multiple=True,
               help="An allowed media type or 'type/*'; repeat for several. Default: any.")  # fmt: skip
 @data_dir_option

@@ -37,6 +37,11 @@ def run_server(settings: Settings) -> None:
         workers=settings.workers,
         factory=True,
         log_access=False,  # assetfiles writes its own access log, without query strings
+        backlog=2048,
+        backpressure=settings.max_connections_per_worker,
+        # A worker that dies (SIGKILL, the OOM killer) is replaced; the others keep serving.
+        respawn_failed_workers=True,
+        respawn_interval=1.0,
     ).serve()
 
 

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from assetfiles.errors import BadInput
 from assetfiles.model import DeviceRef, check_identifier
 from assetfiles.server.auth import bearer_secret
-from assetfiles.server.faces import DEVICE, remember_principal
+from assetfiles.server.faces import DEVICE, remember_principal, signing_in
 from assetfiles.server.metrics import upload_in_flight
 from assetfiles.server.rendering import content_json
 from assetfiles.server.transfer import check_declared_length, request_body
@@ -56,7 +56,9 @@ async def device_upload(request: Request) -> Response:
         check_identifier(request.path_params["product_id"], field="product_id"),
         check_identifier(request.path_params["device_id"], field="device_id"),
     )
-    principal = await services.access.device_principal(device, bearer_secret(request, ("device",)))
+    credential = request.headers.get("authorization")
+    async with signing_in(request, f"{device}\n{credential}" if credential else None):
+        principal = await services.access.device_principal(device, bearer_secret(request, ("device",)))
     remember_principal(request, principal)
     name = request.query_params.get("name")
     if name is None:

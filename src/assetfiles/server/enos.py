@@ -26,7 +26,8 @@ from starlette.types import Message, Receive, Scope, Send
 from assetfiles.errors import AssetfilesError, BadInput, TokenExpired, TokenRefused
 from assetfiles.model import BlobStream, Content, Permission, Principal, content_disposition
 from assetfiles.server.auth import public_base_url
-from assetfiles.server.faces import INTERNAL_MESSAGE, Face, remember_principal
+from assetfiles.server.bodies import body_chunks
+from assetfiles.server.faces import INTERNAL_MESSAGE, Face, remember_principal, signing_in
 from assetfiles.server.lenient_json import LenientJsonError, parse_lenient
 from assetfiles.server.metrics import count_token_request, upload_in_flight
 from assetfiles.server.multipart import EnosMultipart
@@ -63,11 +64,15 @@ def _token_answer(status: int, msg: str, data: Any, http_status: int = 200) -> J
 
 
 async def _token_body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_TOKEN_BODY:
-        raise TokenRefused(
-            "body: larger than 16 KiB", enos_status=BAD_PARAMETER, http_status=400, field="body"
-        )
+    """The JSON body, read within the body time bounds (408 for a client that stalls) and
+    refused past 16 KiB without reading further."""
+    raw = bytearray()
+    async for chunk in body_chunks(request):
+        raw += chunk
+        if len(raw) > MAX_TOKEN_BODY:
+            raise TokenRefused(
+                "body: larger than 16 KiB", enos_status=BAD_PARAMETER, http_status=400, field="body"
+            )
     try:
         return json.loads(raw)
     except ValueError:
@@ -101,7 +106,10 @@ async def token_refresh(request: Request) -> Response:
 async def _token_endpoint(
     request: Request, operation: Callable[[Any], Awaitable[tuple[str, int]]]
 ) -> Response:
-    token, expire = await operation(await _token_body(request))
+    body = await _token_body(request)
+    app_key = body.get("appKey") if isinstance(body, dict) else None
+    async with signing_in(request, f"app:{app_key}" if isinstance(app_key, str) else None):
+        token, expire = await operation(body)
     count_token_request(request.state.operation, "issued")
     return _token_answer(0, "SUCCESS", {"accessToken": token, "expire": expire})
 
@@ -130,7 +138,9 @@ CONNECT = Face(
 
 
 async def _principal(request: Request) -> Principal:
-    principal = await _services(request).enos_tokens.principal(request.headers.get("apim-accesstoken"))
+    access_token = request.headers.get("apim-accesstoken")
+    async with signing_in(request, access_token):
+        principal = await _services(request).enos_tokens.principal(access_token)
     remember_principal(request, principal)
     return principal
 

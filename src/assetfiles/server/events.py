@@ -5,8 +5,9 @@ Each change is an event ``content`` whose id is the change's id and whose data i
 ``{"change": "created|updated|deleted", "id": <content id>, "associations": [{"type", "id"}],
 "at": <ISO 8601>}``. Reconnect with ``Last-Event-ID`` to resume; an id the feed no longer
 covers gets a ``reset`` event first (list again). The server ends a stream after
-``events_stream_seconds`` (clients reconnect, as EventSource does by itself) and sends a
-comment every 15 s so idle proxies keep it open. Errors are the REST dialect of the transfer
+``events_stream_seconds`` (clients reconnect, as EventSource does by itself), or within
+RECHECK_SECONDS of its token being revoked or expiring (the reconnect then gets 401), and sends
+a comment every 15 s so idle proxies keep it open. Errors are the REST dialect of the transfer
 endpoints.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from sse_starlette.sse import EventSourceResponse
@@ -24,29 +25,40 @@ from starlette.responses import Response
 
 from assetfiles.model import Principal, ms_to_iso
 from assetfiles.server.auth import bearer_secret
-from assetfiles.server.faces import TRANSFER, remember_principal
+from assetfiles.server.faces import TRANSFER, remember_principal, signing_in
 from assetfiles.service.changes import LAST_EVENT_ID, PAGE, ChangeFeed, StreamStart, parse_last_event_id
 from assetfiles.service.context import Services
 
 PING_SECONDS = 15
+#: How often an open stream checks that its token is still valid.
+RECHECK_SECONDS = 5.0
 
 
 @TRANSFER
 async def events(request: Request) -> Response:
     services: Services = request.app.state.services
     request.state.operation = "events"
-    principal = await services.access.token_principal(bearer_secret(request, ("automation", "bearer")))
+    async with signing_in(request, request.headers.get("authorization")):
+        secret = bearer_secret(request, ("automation", "bearer"))
+        principal = await services.access.token_principal(secret)
     remember_principal(request, principal)
     last = parse_last_event_id(request.headers.get(LAST_EVENT_ID))
     feed = services.changes
     release = feed.open_stream(principal)  # held until the stream ends; 429 now when none is free
     try:
-        start = await feed.start(last)
+        start = await feed.start(principal, last)
     except BaseException:
         release()
         raise
     settings = services.settings
-    stream = _stream(feed, principal, start, settings.events_poll_seconds, settings.events_stream_seconds)
+    stream = _stream(
+        feed,
+        principal,
+        start,
+        settings.events_poll_seconds,
+        settings.events_stream_seconds,
+        lambda: services.access.token_valid(secret),
+    )
 
     async def released() -> AsyncIterator[dict[str, Any]]:
         try:
@@ -60,7 +72,12 @@ async def events(request: Request) -> Response:
 
 
 async def _stream(
-    feed: ChangeFeed, principal: Principal, start: StreamStart, poll_seconds: float, lifetime: float
+    feed: ChangeFeed,
+    principal: Principal,
+    start: StreamStart,
+    poll_seconds: float,
+    lifetime: float,
+    still_valid: Callable[[], Awaitable[bool]],
 ) -> AsyncIterator[dict[str, Any]]:
     after = start.after
     yield {"retry": 2000, "comment": "assetfiles content changes"}
@@ -68,7 +85,12 @@ async def _stream(
         reason = "the event id is older than the feed keeps, or unknown: list again"
         yield {"event": "reset", "id": str(after), "data": json.dumps({"reason": reason})}
     ends = time.monotonic() + lifetime
+    checked = time.monotonic()
     while time.monotonic() < ends:
+        if time.monotonic() - checked >= RECHECK_SECONDS:
+            if not await still_valid():
+                return  # revoked or expired: what was sent stays sent, nothing more is
+            checked = time.monotonic()
         changes = await feed.read(principal, after)
         for change in changes:
             after = change.id

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,6 @@ class Face:
             throttle: Throttle = request.app.state.throttle
             address = client_address(request)
             try:
-                throttle.check_address(address)
                 with throttle.slot(address):
                     return await endpoint(request)
             except Exception as exc:
@@ -58,8 +58,6 @@ class Face:
                     count_backend_error(exc)
                     response = self.unexpected(request_id)
                 else:
-                    if error.http_status == 401:
-                        throttle.failed_sign_in(address)
                     if error is not exc:
                         logger.error("%s request refused: %s", self.name, exc)
                     response = self.render(request, error, request_id)
@@ -72,10 +70,18 @@ class Face:
         return guarded
 
 
+def signing_in(request: Request, credential: str | None) -> AbstractAsyncContextManager[None]:
+    """Wrap every credential check: it counts failed sign-ins per address and refuses an address
+    that has none left (see Throttle.sign_in). ``credential`` is what the caller presented."""
+    throttle: Throttle = request.app.state.throttle
+    return throttle.sign_in(client_address(request), credential)
+
+
 def remember_principal(request: Request, principal: Principal) -> None:
     """Who made the request, for the access log (never their secret); one request of that
-    credential for its rate limit."""
+    credential for its rate limit; its catalog calls from now on in its organization's share."""
     request.state.principal = principal
+    request.app.state.services.shares.enter(principal.org_id)
     throttle: Throttle = request.app.state.throttle
     throttle.credential_used(f"{principal.org_id}/{principal.kind}/{principal.name}")
 

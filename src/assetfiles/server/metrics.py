@@ -28,6 +28,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Methods counted by name; any other (a client may send any token as a method) counts as OTHER.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
@@ -74,6 +76,8 @@ class Metrics:
     ) -> None:
         # Label lookups cost more than the increments: children are cached per label set
         # (the sets are bounded, see the module's docstring).
+        if method not in METHODS:
+            method = "OTHER"
         key = (face, operation, method, status)
         requests = self._requests.get(key)
         if requests is None:

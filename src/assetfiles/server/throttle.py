@@ -2,9 +2,15 @@
 windows in memory).
 
 - Failed sign-ins (any face: API token, EnOS application or token, device secret) are counted
-  per client address; past ``rate_limit_auth_failures`` every request from that address is
-  answered 429 until the window moves on, before any credential is checked (so guessing costs
-  no scrypt or database work either).
+  per client address. Every credential check runs inside :meth:`Throttle.sign_in`, which holds
+  the count: checks in flight from one address never outnumber the failures it has left, so a
+  burst of bad credentials sent at once gets no more checks than the limit (the rest wait for
+  those to end, then get 429). Past the limit, credential checks from that address are answered
+  429 until the window moves on, before the credential is checked (no scrypt or database work).
+- A shared address (a NAT, an office) is not locked out as a whole by one guesser: requests that
+  carry no credential (signed URLs, health, the console's pages) are never refused for it, and a
+  credential that signed in from that address within the window keeps working. IPv6 addresses
+  are counted per /64, the block one subscriber gets.
 - Each credential (token, application, device) may make ``rate_limit_per_credential`` requests.
 - Requests in flight per client address are capped (``max_requests_per_address``): a client
   holding hundreds of connections open with unsent bodies cannot take every slot.
@@ -15,10 +21,14 @@ per-address bounds there and let the proxy limit per client (docs/reliability.md
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import ipaddress
+import secrets
 import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
@@ -26,11 +36,27 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 
 from assetfiles.config import Settings
-from assetfiles.errors import RateLimited
+from assetfiles.errors import RateLimited, classify
+
+#: Credentials remembered as having signed in recently, per process (least recently used out).
+TRUSTED_CREDENTIALS = 10_000
 
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "-"
+
+
+def address_key(address: str) -> str:
+    """What per-address bounds count by: the address, or its /64 for IPv6."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
 
 
 class Throttle:
@@ -44,24 +70,76 @@ class Throttle:
         )
         self.max_in_flight = settings.max_requests_per_address
         self.in_flight: Counter[str] = Counter()
+        #: credential checks in flight per address key, and a wake-up for those waiting on them
+        self._checking: Counter[str] = Counter()
+        self._check_ended = asyncio.Event()
+        self._trusted: OrderedDict[bytes, float] = OrderedDict()
+        self._digest_key = secrets.token_bytes(32)
 
     def _retry_after(self, item: RateLimitItem, *keys: str) -> int:
         reset, _remaining = self._limiter.get_window_stats(item, *keys)
         return max(1, int(reset - time.time()) + 1)
 
-    def check_address(self, address: str) -> None:
-        """Before anything else: refuse an address that failed to sign in too often."""
+    @asynccontextmanager
+    async def sign_in(self, address: str, credential: str | None) -> AsyncIterator[None]:
+        """Around one credential check from ``address``: refused (429) when the address has no
+        failures left, queued while its checks in flight would outnumber them; a 401 raised
+        inside counts as a failure. ``credential`` is what the caller presented (kept only as a
+        keyed digest): one that signed in from this address within the window is not held back."""
         if self._failures is None:
+            yield
             return
-        if not self._limiter.test(self._failures, "auth-failures", address):
-            raise RateLimited(
-                f"too many failed sign-ins from this address (limit {self._failures}); retry later",
-                retry_after=self._retry_after(self._failures, "auth-failures", address),
-            )
+        key = address_key(address)
+        trusted = self._fingerprint(key, credential) if credential else None
+        if trusted is None or not self._is_trusted(trusted):
+            await self._wait_for_a_check(key)
+        self._checking[key] += 1
+        try:
+            yield
+        except Exception as exc:
+            error = classify(exc)
+            if error is not None and error.http_status == 401:
+                self._limiter.hit(self._failures, "auth-failures", key)
+            raise
+        else:
+            if trusted is not None:
+                self._trust(trusted)
+        finally:
+            self._checking[key] -= 1
+            if not self._checking[key]:
+                del self._checking[key]
+            self._check_ended.set()
+            self._check_ended = asyncio.Event()
 
-    def failed_sign_in(self, address: str) -> None:
-        if self._failures is not None:
-            self._limiter.hit(self._failures, "auth-failures", address)
+    async def _wait_for_a_check(self, key: str) -> None:
+        assert self._failures is not None
+        while True:
+            remaining = self._limiter.get_window_stats(self._failures, "auth-failures", key).remaining
+            if remaining <= 0:
+                raise RateLimited(
+                    f"too many failed sign-ins from this address (limit {self._failures}); retry later",
+                    retry_after=self._retry_after(self._failures, "auth-failures", key),
+                )
+            if self._checking[key] < remaining:
+                return
+            await self._check_ended.wait()
+
+    def _fingerprint(self, key: str, credential: str) -> bytes:
+        return hashlib.blake2b(f"{key}\n{credential}".encode(), key=self._digest_key).digest()
+
+    def _is_trusted(self, fingerprint: bytes) -> bool:
+        until = self._trusted.get(fingerprint)
+        if until is None or until < time.monotonic():
+            return False
+        self._trusted.move_to_end(fingerprint)
+        return True
+
+    def _trust(self, fingerprint: bytes) -> None:
+        assert self._failures is not None
+        self._trusted[fingerprint] = time.monotonic() + self._failures.get_expiry()
+        self._trusted.move_to_end(fingerprint)
+        while len(self._trusted) > TRUSTED_CREDENTIALS:
+            self._trusted.popitem(last=False)
 
     def credential_used(self, credential: str) -> None:
         """One request by a credential (its kind and name, never its secret)."""
@@ -76,6 +154,7 @@ class Throttle:
     @contextmanager
     def slot(self, address: str) -> Iterator[None]:
         """One request in flight from ``address``, refused past ``max_requests_per_address``."""
+        address = address_key(address)
         if self.max_in_flight and self.in_flight[address] >= self.max_in_flight:
             raise RateLimited(
                 f"too many requests in flight from this address (at most {self.max_in_flight})",

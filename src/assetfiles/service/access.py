@@ -40,6 +40,9 @@ class Access:
         self.catalog = catalog
         self.audit = audit
         self.key = key
+        #: (org id, token name) -> when this process last wrote the token's last use (epoch ms);
+        #: taken before the write, so concurrent first uses in one process write once
+        self._use_written: dict[tuple[str, str], int] = {}
 
     def _refused(self) -> Unauthenticated:
         if self.audit is not None:
@@ -61,8 +64,27 @@ class Access:
             raise self._refused()
         token = found[1]
         if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION_MS:
-            await self.catalog.token_used(token.org_id, token.name, now)
+            await self._record_use(token.org_id, token.name, now)
         return token.principal()
+
+    async def _record_use(self, org_id: str, name: str, now: int) -> None:
+        """Write a token's last use at most once per LAST_USED_RESOLUTION_MS: once per process
+        (the memo is taken before the write is awaited), and the UPDATE's own condition keeps
+        other processes from writing it again within the resolution."""
+        key = (org_id, name)
+        if now - self._use_written.get(key, -LAST_USED_RESOLUTION_MS) < LAST_USED_RESOLUTION_MS:
+            return
+        if len(self._use_written) >= 100_000:
+            self._use_written.clear()  # bounded: at worst one extra write per token
+        self._use_written[key] = now
+        await self.catalog.token_used(org_id, name, now, LAST_USED_RESOLUTION_MS)
+
+    async def token_valid(self, secret: str) -> bool:
+        """Whether ``secret`` is still a usable token (not revoked, not expired), without counting
+        a use or a failure: for work that outlives one request (an event stream)."""
+        digest = token_hash(secret, self.key)
+        found = await self.catalog.find_token(digest)
+        return found is not None and same_hash(found[0], digest) and found[1].usable(now_ms())
 
     async def device_principal(self, device: DeviceRef, secret: str) -> Principal:
         """A device authenticates with its own credential; it may only upload as itself.

@@ -1,11 +1,13 @@
 """Backup of the embedded default (SQLite catalog + blob directory), taken while the server runs.
 
 Order matters: the catalog is copied first, with SQLite's online backup API (a consistent
-snapshot, writers keep going), then the blobs. Blobs are immutable and written before the rows
-that name them, so every row in the snapshot has its blob on disk when the copy reaches it —
-unless that content is deleted in between, which ``fsck`` on the restored copy reports (and the
-content is gone in the live system anyway). The server key goes too: without it signed URLs
-change and EnOS application secrets cannot be opened.
+snapshot, writers keep going), then the blobs the snapshot names. Blobs are immutable and
+written before the rows that name them, so every row in the snapshot has its blob on disk when
+the copy reaches it, unless that content is deleted in between. Such contents are deleted from
+the copy too, through the catalog's own delete (usage, counts and the change log follow), so
+the backup is a state the live system passed through and ``fsck --verify`` finds it whole. The
+server key goes too: without it signed URLs change and EnOS application secrets cannot be
+opened.
 
 Restoring is using the backup directory as a data directory (or copying it back into place).
 PostgreSQL and S3 have their own tools (``pg_dump``, bucket versioning): docs/operations.md.
@@ -19,8 +21,15 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
+from sqlalchemy import select
+
 from assetfiles.config import Settings
 from assetfiles.errors import BadInput
+from assetfiles.store.blobs import blob_path
+from assetfiles.store.catalog import Catalog
+from assetfiles.store.database import create_engine
+from assetfiles.store.schema import contents
 
 
 @dataclass(frozen=True)
@@ -59,18 +68,41 @@ def backup(settings: Settings, destination: Path) -> BackupReport:
     if key_copied:
         shutil.copy2(key, destination / "secret.key")
         os.chmod(destination / "secret.key", 0o600)
-    count = size = 0
-    blob_root = settings.blob_path
-    for path in sorted(blob_root.rglob("*")):
-        relative = path.relative_to(blob_root)
-        if not path.is_file() or relative.parts[0] == "tmp":
-            continue
-        target = destination / "blobs" / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            shutil.copy2(path, target)
-        except FileNotFoundError:
-            continue  # deleted since the listing: its content is gone from the live catalog too
-        count += 1
-        size += target.stat().st_size
+    catalog = Catalog(create_engine(f"sqlite:///{destination / 'catalog.sqlite3'}"))
+    try:
+        count, size = _copy_blobs(catalog, settings.blob_path, destination / "blobs")
+    finally:
+        catalog.close()
     return BackupReport(destination, count, size, key_copied)
+
+
+def _copy_blobs(catalog: Catalog, source: Path, target: Path) -> tuple[int, int]:
+    """Copy the blobs the copied catalog names; delete from it the contents whose blob the live
+    system deleted meanwhile. Returns (blobs, bytes) copied."""
+    with catalog.engine.connect() as conn:
+        named = sorted({row.sha256 for row in conn.execute(select(contents.c.sha256))})
+    count = size = 0
+    vanished = set()
+    for sha256 in named:
+        relative = blob_path(sha256)
+        copied = target / relative
+        copied.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copy2(source / relative, copied)
+        except FileNotFoundError:
+            vanished.add(sha256)  # its contents were deleted after the snapshot
+            continue
+        count += 1
+        size += copied.stat().st_size
+    if vanished:
+        with catalog.engine.connect() as conn:
+            gone = conn.execute(
+                select(contents.c.org_id, contents.c.id).where(contents.c.sha256.in_(sorted(vanished)))
+            ).all()
+
+        async def delete_gone() -> None:
+            for row in gone:
+                await catalog.delete_content(row.org_id, row.id)
+
+        anyio.run(delete_gone)
+    return count, size

@@ -1,10 +1,11 @@
 """The feed of content changes a token's organization sees: what ``GET /api/events`` streams.
 
-Each change has an id (the change log's row id) that only grows, so a client resumes with the
-last id it saw (``Last-Event-ID``). An id the log no longer covers (pruned after the retention,
-or from another server's database) gets a ``reset``: the client must list again, then follows
-from the newest id. Streams are bounded per process, per organization and in time, since each
-holds a connection and polls the catalog.
+Each change has an id that only grows, numbered per organization (so no tenant learns another's
+change rate from it) and visible in the order of its ids, so a client resumes with the last id it
+saw (``Last-Event-ID``) and misses nothing that committed. An id the log no longer covers
+(pruned after the retention, or from another server's database) gets a ``reset``: the client
+must list again, then follows from the newest id. Streams are bounded per process, per
+organization and in time, since each holds a connection and polls the catalog.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class StreamStart:
 def parse_last_event_id(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if len(value) > 19 or not value.isdigit():
+    # isdigit() alone accepts "²" and other Unicode digits that int() refuses
+    if len(value) > 19 or not (value.isascii() and value.isdigit()):
         raise BadInput(
             f"{LAST_EVENT_ID}: expected the id of an event this feed sent (digits), got {value[:40]!r}",
             field=LAST_EVENT_ID,
@@ -84,12 +86,13 @@ class ChangeFeed:
 
         return release
 
-    async def start(self, last_event_id: int | None) -> StreamStart:
+    async def start(self, principal: Principal, last_event_id: int | None) -> StreamStart:
         await self._maybe_prune()
-        low, high = await self.log.bounds()
+        low, high = await self.log.bounds(principal.org_id)
         if last_event_id is None:
             return StreamStart(high, reset=False)
-        if last_event_id > high or (low and last_event_id < low - 1):
+        oldest_kept = low if low is not None else high + 1
+        if last_event_id > high or last_event_id < oldest_kept - 1:
             return StreamStart(high, reset=True)
         return StreamStart(last_event_id, reset=False)
 

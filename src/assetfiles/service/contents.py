@@ -315,10 +315,18 @@ class ContentService:
             )  # fmt: skip
         return await self.get(principal, content_id)
 
-    async def delete(self, principal: Principal, content_id: str) -> None:
-        """Delete the content; its bytes go too unless another content has the same ones."""
+    async def delete(
+        self, principal: Principal, content_id: str, *, unmodified_since: int | None = None
+    ) -> None:
+        """Delete the content; its bytes go too unless another content has the same ones.
+
+        With ``unmodified_since`` (epoch ms), only if it was not modified after that (retention
+        deletes what its plan saw, not what a user changed meanwhile): otherwise NotFound.
+        """
         require(principal, Permission.WRITE)
-        sha256 = await self.catalog.delete_content(principal.org_id, content_id)
+        sha256 = await self.catalog.delete_content(
+            principal.org_id, content_id, unmodified_since=unmodified_since
+        )
         if sha256 is None:
             raise NotFound(f"content '{content_id}' not found", field="id")
         if self.audit is not None:

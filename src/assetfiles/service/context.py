@@ -20,6 +20,7 @@ from assetfiles.service.maintenance import Maintenance
 from assetfiles.service.provisioning import Provisioning
 from assetfiles.service.quotas import Quotas
 from assetfiles.service.retention import Retention
+from assetfiles.service.shares import ThreadShares
 from assetfiles.service.signing import UrlSigner
 from assetfiles.service.uploads import UploadService
 from assetfiles.store.audit import AuditStore
@@ -48,6 +49,7 @@ class Services:
     provisioning: Provisioning
     quotas: Quotas
     retention: Retention
+    shares: ThreadShares
     changes: ChangeFeed
 
     @classmethod
@@ -95,6 +97,7 @@ class Services:
             provisioning=Provisioning(catalog, audit, key=settings.signing_key),
             quotas=quotas,
             retention=Retention(RetentionStore(engine), catalog, contents),
+            shares=ThreadShares(settings.catalog_threads_per_org),
             changes=ChangeFeed(
                 ChangeLog(engine),
                 max_streams=settings.events_max_streams,

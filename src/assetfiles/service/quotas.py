@@ -18,6 +18,8 @@ from assetfiles.errors import AssetfilesError, BadInput
 from assetfiles.model import OBJECT_ID, Quota, check_identifier
 from assetfiles.store.catalog import Catalog
 
+#: The largest byte count the catalog stores (a signed 64-bit integer on SQLite and PostgreSQL).
+MAX_BYTES = 2**63 - 1
 MEDIA_TYPE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/(\*|[a-z0-9][a-z0-9!#$&^_.+-]{0,126})$")
 
 
@@ -90,8 +92,13 @@ def storage_full(org_id: str, quota: Quota) -> QuotaExceeded:
 def check_quota(quota: Quota) -> Quota:
     for name in ("max_total_bytes", "max_file_bytes"):
         value = getattr(quota, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise BadInput(f"quota.{name}: a number of bytes, 0 or more", field=f"quota.{name}")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_BYTES
+        ):
+            raise BadInput(
+                f"quota.{name}: a number of bytes from 0 to {MAX_BYTES}, got {value!r}"[:200],
+                field=f"quota.{name}",
+            )
     if quota.content_types is not None:
         for index, media_type in enumerate(quota.content_types):
             if not isinstance(media_type, str) or not MEDIA_TYPE_PATTERN.fullmatch(media_type.lower()):
@@ -116,6 +123,11 @@ class Quotas:
     async def usage(self, org_id: str | None = None) -> list[Usage]:
         found = await self.catalog.usage(org_id)
         return [Usage(org, stored, count, quota) for org, (stored, count, quota) in found.items()]
+
+    async def content_count(self, org_id: str) -> int:
+        """How many contents the organization holds (from its usage row: one read)."""
+        stored = (await self.catalog.usage(org_id)).get(org_id)
+        return stored[1] if stored else 0
 
     async def file_limit(self, org_id: str) -> int | None:
         """The largest file the organization may store, for limits applied while spooling."""

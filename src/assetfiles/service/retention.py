@@ -39,6 +39,10 @@ from assetfiles.store.retention import RetentionPolicy, RetentionStore
 
 logger = logging.getLogger("assetfiles.retention")
 DAY_MS = 86_400_000
+#: Bounds a policy's numbers must keep (the catalog stores them as 32-bit integers): over 2,700
+#: years, and more contents than any target holds.
+MAX_DAYS = 1_000_000
+MAX_KEEP = 2**31 - 1
 LEASE = "retention"
 
 
@@ -50,17 +54,23 @@ class Doomed:
     content_id: str
     name: str
     reason: str
+    updated_at: int  # as planned: a content modified since is kept
 
 
 def check_policy(policy: RetentionPolicy, *, field: str = "retention") -> RetentionPolicy:
     if policy.delete_after_days is None and policy.keep_per_target is None:
         raise BadInput(f"{field}: give delete_after_days, keep_per_asset or both", field=field)
-    for name, value in (
-        ("delete_after_days", policy.delete_after_days),
-        ("keep_per_asset", policy.keep_per_target),
+    for name, value, most in (
+        ("delete_after_days", policy.delete_after_days, MAX_DAYS),
+        ("keep_per_asset", policy.keep_per_target, MAX_KEEP),
     ):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise BadInput(f"{field}.{name}: a whole number, 0 or more", field=f"{field}.{name}")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most
+        ):
+            raise BadInput(
+                f"{field}.{name}: a whole number from 0 to {most}, got {value!r}"[:200],
+                field=f"{field}.{name}",
+            )
     if policy.asset_id is not None:
         check_identifier(policy.asset_id, field=f"{field}.asset", pattern=OBJECT_ID)
     if policy.content_type is not None and not MEDIA_TYPE_PATTERN.fullmatch(policy.content_type.lower()):
@@ -106,7 +116,9 @@ class Retention:
             cutoff = now - policy.delete_after_days * DAY_MS
             reason = f"not modified for {policy.delete_after_days} days"
             doomed += [
-                Doomed(policy.org_id, c.content_id, c.name, reason) for c in found if c.updated_at < cutoff
+                Doomed(policy.org_id, c.content_id, c.name, reason, c.updated_at)
+                for c in found
+                if c.updated_at < cutoff
             ]
         if policy.keep_per_target is not None:
             seen: dict[tuple[str, str], int] = {}
@@ -117,7 +129,13 @@ class Retention:
                 if seen[target] > policy.keep_per_target:
                     where = f"{candidate.target_type} {candidate.target_id}"
                     doomed.append(
-                        Doomed(policy.org_id, candidate.content_id, candidate.name, reason.format(where))
+                        Doomed(
+                            policy.org_id,
+                            candidate.content_id,
+                            candidate.name,
+                            reason.format(where),
+                            candidate.updated_at,
+                        )
                     )
         return doomed
 
@@ -129,9 +147,9 @@ class Retention:
             for item in await self.plan(now, org_id):
                 actor = Principal(item.org_id, "retention", frozenset({Permission.WRITE}), CreatorKind.TOKEN)
                 try:
-                    await self.contents.delete(actor, item.content_id)
+                    await self.contents.delete(actor, item.content_id, unmodified_since=item.updated_at)
                 except NotFound:
-                    continue  # deleted meanwhile by somebody else
+                    continue  # deleted, or modified (tags, bytes) since the plan, by somebody else
                 deleted.append(item)
         finally:
             CURRENT_FACE.reset(token)

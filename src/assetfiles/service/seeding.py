@@ -132,8 +132,9 @@ class AssetSpec(_Strict):
 
 
 class QuotaSpec(_Strict):
-    max_total_bytes: int | None = Field(default=None, ge=0)
-    max_file_bytes: int | None = Field(default=None, ge=0)
+    # strict: YAML's true is not a number of bytes; the upper bound is check_quota's
+    max_total_bytes: int | None = Field(default=None, ge=0, strict=True)
+    max_file_bytes: int | None = Field(default=None, ge=0, strict=True)
     content_types: list[str] | None = None
 
     def quota(self) -> Quota:
@@ -145,8 +146,9 @@ class RetentionSpec(_Strict):
     asset: ObjectId | None = None
     content_type: str | None = None
     name_prefix: str | None = Field(default=None, min_length=1, max_length=255)
-    delete_after_days: int | None = Field(default=None, ge=0)
-    keep_per_asset: int | None = Field(default=None, ge=0)
+    # strict: YAML's true is not a number of days; the upper bounds are check_policy's
+    delete_after_days: int | None = Field(default=None, ge=0, strict=True)
+    keep_per_asset: int | None = Field(default=None, ge=0, strict=True)
 
     def policy(self, org_id: str) -> RetentionPolicy:
         return RetentionPolicy(

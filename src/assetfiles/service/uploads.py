@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass, field
 
-from assetfiles.errors import AssetfilesError, BadInput, NotFound, PayloadTooLarge, RateLimited
+from assetfiles.errors import AssetfilesError, BadInput, Forbidden, NotFound, PayloadTooLarge, RateLimited
 from assetfiles.model import (
     SHA256_HEX,
     Association,
@@ -154,7 +154,13 @@ class UploadService:
         await self.quotas.admit(principal.org_id, spec.content_type, length)  # refused before any byte
         creator = Creator(principal.kind, principal.name)
         return await self.reserve(
-            principal.org_id, spec, creator, length=length, sha256=sha256.lower(), ttl_seconds=ttl_seconds
+            principal.org_id,
+            spec,
+            creator,
+            length=length,
+            sha256=sha256.lower(),
+            ttl_seconds=ttl_seconds,
+            token=principal.name,
         )
 
     async def reserve(
@@ -167,10 +173,13 @@ class UploadService:
         sha256: str | None = None,
         md5: str | None = None,
         ttl_seconds: int | None = None,
+        token: str | None = None,
     ) -> tuple[str, SignedUrl]:
         """Record a pending content (checked spec) and sign the URL its exact bytes are PUT to.
 
         Nothing is visible until the bytes arrive and match ``length`` and the digests given.
+        ``token`` names the API token that asked for it: the URL stores bytes only while that
+        token is still valid (not revoked, not expired).
         """
         if ttl_seconds is not None and not 1 <= ttl_seconds <= MAX_UPLOAD_TTL_SECONDS:
             raise BadInput(
@@ -193,6 +202,7 @@ class UploadService:
             "sha256": sha256,
             "md5": md5,
             "enos": [enos.file_uri, enos.category, enos.feature_type, enos.feature_id] if enos else None,
+            "token": token,
         }
         try:
             await self.catalog.insert_upload(
@@ -219,6 +229,7 @@ class UploadService:
         record = await self.catalog.get_upload(content_id, org_id)
         if record is None:
             raise NotFound(f"upload '{content_id}' not found or already completed")
+        await self._check_minting_token(org_id, record.get("token"))
         enos = record.get("enos")
         spec = ContentSpec(
             name=record["name"],
@@ -245,6 +256,16 @@ class UploadService:
             content_id=content_id,
             upload_id=content_id,
         )
+
+    async def _check_minting_token(self, org_id: str, name: str | None) -> None:
+        """An upload URL is only as good as the token that asked for it, now."""
+        if name is None:
+            return
+        token = await self.catalog.get_token(org_id, name)
+        if token is None or not token.usable(now_ms()):
+            raise Forbidden(
+                f"upload URL: the token '{name}' that asked for it has been revoked or has expired"
+            )
 
     async def device_upload(
         self,

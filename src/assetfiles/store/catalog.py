@@ -86,6 +86,10 @@ class TooManyPending(Exception):
         self.retry_after = retry_after
 
 
+class _AlreadyGone(Exception):
+    """Raised inside a transaction to roll it back: a concurrent delete removed the row first."""
+
+
 class Conflict(Exception):
     """A uniqueness rule of the catalog was broken (for example a token secret already in use)."""
 
@@ -194,6 +198,14 @@ class Catalog:
             return [_token_record(row) for row in conn.execute(query)]
 
     @in_thread
+    def get_token(self, org_id: str, name: str) -> TokenRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(api_tokens).where(api_tokens.c.org_id == org_id, api_tokens.c.name == name)
+            ).first()
+        return _token_record(row) if row is not None else None
+
+    @in_thread
     def find_token(self, secret_hash: str) -> tuple[str, TokenRecord] | None:
         """The token whose secret hashes to ``secret_hash``, and its stored hash for a constant-time check."""
         with self.engine.connect() as conn:
@@ -220,13 +232,22 @@ class Catalog:
             )
 
     @in_thread
-    def token_used(self, org_id: str, name: str, now: int) -> None:
+    def token_used(self, org_id: str, name: str, now: int, resolution_ms: int) -> bool:
+        """Record a use unless one within ``resolution_ms`` is recorded already (by any process);
+        True when this call wrote it."""
         with self.engine.begin() as conn:
-            conn.execute(
+            written = conn.execute(
                 update(api_tokens)
-                .where(api_tokens.c.org_id == org_id, api_tokens.c.name == name)
+                .where(
+                    api_tokens.c.org_id == org_id,
+                    api_tokens.c.name == name,
+                    or_(
+                        api_tokens.c.last_used_at.is_(None), api_tokens.c.last_used_at <= now - resolution_ms
+                    ),
+                )
                 .values(last_used_at=now)
             )
+            return bool(written.rowcount)
 
     @in_thread
     def upsert_product(self, org_id: str, product_id: str, name: str | None = None) -> None:
@@ -544,10 +565,26 @@ class Catalog:
         content_type: str,
         updated_at: int,
     ) -> bool:
+        """Give a content new bytes; the organization's usage follows the change in length."""
         with self.engine.begin() as conn:
-            pk = self._content_pk(conn, org_id, content_id)
-            if pk is None:
+            row = conn.execute(
+                select(contents.c.pk, contents.c.length).where(
+                    contents.c.org_id == org_id, contents.c.id == content_id
+                )
+            ).first()
+            if row is None:
                 return False
+            pk = row.pk
+            # Charged from the length the UPDATE replaces (RETURNING gives only the new row, so the
+            # UPDATE is conditional on the length read): a concurrent replacement rolls this back.
+            replaced = conn.execute(
+                update(contents)
+                .where(contents.c.pk == pk, contents.c.length == row.length)
+                .values(length=length)
+            )
+            if replaced.rowcount != 1:
+                raise Conflict(f"content '{content_id}' changed while its bytes were replaced; try again")
+            self._charge(conn, org_id, length - row.length, 0, None)
             self._touch(
                 conn,
                 pk,
@@ -561,36 +598,49 @@ class Catalog:
             return True
 
     @in_thread
-    def delete_content(self, org_id: str, content_id: str) -> str | None:
-        """Delete a content row; returns its sha256, or None if there was no such content."""
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(contents.c.pk, contents.c.sha256, contents.c.length).where(
-                    contents.c.org_id == org_id, contents.c.id == content_id
-                )
-            ).first()
-            if row is None:
-                return None
-            self._charge(conn, org_id, -row.length, -1, None)
-            conn.execute(delete(content_tags).where(content_tags.c.content_pk == row.pk))
-            links = conn.execute(
-                delete(content_associations)
-                .where(content_associations.c.content_pk == row.pk)
-                .returning(
-                    content_associations.c.org_id,
-                    content_associations.c.type,
-                    content_associations.c.target_id,
-                )
-            )
-            removed: Counter[tuple[str, str, str]] = Counter()
-            associations = []
-            for link in links:
-                removed[(link.org_id, link.type, link.target_id)] -= 1
-                associations.append(Association(link.type, link.target_id))
-            self._bump_counts(conn, removed)
-            changes.record(conn, "deleted", [(org_id, content_id, associations, now_ms())])
-            conn.execute(delete(contents).where(contents.c.pk == row.pk))
-            return str(row.sha256)
+    def delete_content(
+        self, org_id: str, content_id: str, *, unmodified_since: int | None = None
+    ) -> str | None:
+        """Delete a content row; returns its sha256, or None if there was no such content (or,
+        with ``unmodified_since``, it was modified after that).
+
+        Usage, counts and the change log follow only a DELETE that removed the row: of deletes
+        racing for one content (any face, any process), one charges its size back and records
+        the change, the others find it gone and roll back.
+        """
+        try:
+            with self.engine.begin() as conn:
+                pk = self._content_pk(conn, org_id, content_id)
+                if pk is None:
+                    return None
+                conn.execute(delete(content_tags).where(content_tags.c.content_pk == pk))
+                wanted = contents.c.pk == pk
+                if unmodified_since is not None:
+                    wanted = and_(wanted, contents.c.updated_at <= unmodified_since)
+                links = conn.execute(
+                    delete(content_associations)
+                    .where(content_associations.c.content_pk == pk)
+                    .returning(
+                        content_associations.c.org_id,
+                        content_associations.c.type,
+                        content_associations.c.target_id,
+                    )
+                ).all()
+                row = conn.execute(
+                    delete(contents).where(wanted).returning(contents.c.sha256, contents.c.length)
+                ).first()
+                if row is None:
+                    raise _AlreadyGone
+                self._charge(conn, org_id, -row.length, -1, None)
+                removed: Counter[tuple[str, str, str]] = Counter()
+                for link in links:
+                    removed[(link.org_id, link.type, link.target_id)] -= 1
+                self._bump_counts(conn, removed)
+                associations = [Association(link.type, link.target_id) for link in links]
+                changes.record(conn, "deleted", [(org_id, content_id, associations, now_ms())])
+                return str(row.sha256)
+        except _AlreadyGone:
+            return None
 
     @in_thread
     def blob_in_use(self, sha256: str) -> bool:

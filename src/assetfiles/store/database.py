@@ -83,12 +83,18 @@ def migrate(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
-def schema_revisions(engine: Engine) -> tuple[str | None, str | None]:
-    """(the catalog's migration revision, the newest this code knows); blocking."""
+def schema_revisions(engine: Engine, timeout_seconds: float | None = None) -> tuple[str | None, str | None]:
+    """(the catalog's migration revision, the newest this code knows); blocking. With
+    ``timeout_seconds``, PostgreSQL gives up on a statement that waits longer (a lock held on
+    ``alembic_version``, say) instead of holding the connection."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
     with engine.connect() as conn:
+        if timeout_seconds is not None and conn.dialect.name == "postgresql":
+            # SET LOCAL: only for this transaction, so the pooled connection goes back unchanged.
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_seconds * 1000)}")
         current = MigrationContext.configure(conn).get_current_revision()
+        conn.rollback()
     return current, head

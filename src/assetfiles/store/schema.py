@@ -247,17 +247,29 @@ audit_events = Table(
 
 #: Every change to a content, in commit order: the feed behind ``GET /api/events``. Written in
 #: the transaction that makes the change, so the feed never misses one nor shows one rolled back.
+#: ``seq`` is the event id: numbered per organization from ``change_counters``, whose row lock
+#: makes an organization's changes commit in the order of their ids (a sequence would not: a
+#: transaction holding a lower id may commit after a reader has passed a higher one).
 content_changes = Table(
     "content_changes",
     metadata,
     Column("pk", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("org_id", String(128), nullable=False),
+    Column("seq", BigInteger, nullable=False),
     Column("at", BigInteger, nullable=False),
     Column("change", String(16), nullable=False),  # created, updated, deleted
     Column("content_id", String(64), nullable=False),
     Column("associations", Text, nullable=False),  # JSON [[type, id], ...]
-    Index("ix_content_changes_org_pk", "org_id", "pk"),
+    Index("ix_content_changes_org_seq", "org_id", "seq", unique=True),
     Index("ix_content_changes_at", "at"),
+)
+
+#: The last event id each organization's change log handed out (see ``content_changes``).
+change_counters = Table(
+    "change_counters",
+    metadata,
+    Column("org_id", String(128), primary_key=True),
+    Column("last", BigInteger, nullable=False),
 )
 
 org_usage = Table(

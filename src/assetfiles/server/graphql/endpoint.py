@@ -31,16 +31,19 @@ from starlette.responses import JSONResponse, Response
 from assetfiles.errors import AssetfilesError, PayloadTooLarge, classify
 from assetfiles.server.auth import bearer_secret, public_base_url
 from assetfiles.server.bodies import body_chunks
-from assetfiles.server.faces import INTERNAL_MESSAGE, Face, remember_principal
+from assetfiles.server.faces import INTERNAL_MESSAGE, Face, remember_principal, signing_in
 from assetfiles.server.graphql.limits import (
     MAX_COST,
     MAX_QUERY_CHARS,
     MAX_REQUEST_BYTES,
     MAX_TOKENS,
+    ROWS_PER_POINT,
     DepthLimit,
     DocumentCache,
     RootFieldLimit,
+    listing_scans,
     query_cost,
+    scan_cost,
 )
 from assetfiles.server.graphql.resolvers import BINDABLES, RequestContext
 from assetfiles.server.graphql.scalars import SCALARS
@@ -169,7 +172,8 @@ async def _read_limited(request: Request) -> bytes | None:
 @GRAPHQL
 async def graphql_endpoint(request: Request) -> Response:
     services: Services = request.app.state.services
-    principal = await services.access.token_principal(bearer_secret(request, ("automation", "bearer")))
+    async with signing_in(request, request.headers.get("authorization")):
+        principal = await services.access.token_principal(bearer_secret(request, ("automation", "bearer")))
     remember_principal(request, principal)
     raw = await _read_limited(request)
     if raw is None:
@@ -199,6 +203,16 @@ async def graphql_endpoint(request: Request) -> Response:
             f"this operation costs more than {MAX_COST} (each field counts once per item of the lists "
             f"it is in, a page counting its pagination.limit); ask for fewer fields or smaller pages"
         )
+    scans = listing_scans(document, operation, variables or {})
+    if any(passes or offset for passes, offset in scans):
+        rows = await services.quotas.content_count(principal.org_id)
+        if cost + scan_cost(scans, rows) > MAX_COST:
+            return _request_error(
+                f"this operation costs more than {MAX_COST}: its filtered listings (tags, name, "
+                f"contentTypes, modifiedSince) and offsets read up to every one of the organization's "
+                f"{rows} contents, a point per {ROWS_PER_POINT} rows and per tag; send fewer of them "
+                "in one request, or page by pagination.cursor"
+            )
     request.state.operation = _operation_type(document, operation)
     context = RequestContext(services, principal, public_base_url(request, services.settings))
     result = execute(

@@ -15,6 +15,13 @@ Every bound applies before the work it protects:
 
 The documented listing at the largest page (1,000) costs 40,001 (a test checks it is
 answered); a client resolving 50 URLs with aliases about 200.
+
+Fields are not all the work: a listing narrowed by tags, a name glob, media types or
+``modifiedSince`` is checked row by row, and its ``totalCount`` counts every match, so it reads
+every content row under its targets, however small its page. Once the organization's size is
+known, :func:`scan_cost` adds a point per ROWS_PER_POINT rows such a listing may read (each tag
+filter another pass over them, an offset the index entries it skips), so the same query costs
+more in a larger organization and the rows one request may make the catalog read are bounded.
 """
 
 from __future__ import annotations
@@ -47,6 +54,10 @@ SMALL_LIST_SIZE = 5
 PAGE_DEFAULT, PAGE_MAX = 50, 1000
 PAGED_FIELDS = frozenset({"assetContents", "assets"})
 LIST_FIELDS = frozenset({"tags", "associations", "signals", "permissions", "contentTypes"})
+#: Content rows a listing may read per point of cost (see the module docstring).
+ROWS_PER_POINT = 50
+#: ContentFilters fields checked row by row rather than walked in an index.
+ROW_FILTERS = ("tags", "name", "contentTypes", "modifiedSince")
 #: Documents are cached only up to this many characters, and all of them up to CACHE_CHARS.
 CACHE_ENTRY_CHARS = 8 * 1024
 CACHE_CHARS = 512 * 1024
@@ -149,6 +160,48 @@ def _page_size(field: FieldNode, variables: Mapping[str, Any]) -> int:
             if isinstance(limit, int):
                 return max(1, min(PAGE_MAX, limit))
     return PAGE_DEFAULT
+
+
+def _argument(field: FieldNode, name: str, variables: Mapping[str, Any]) -> Any:
+    for argument in field.arguments or ():
+        if argument.name.value == name:
+            return value_from_ast_untyped(argument.value, dict(variables))
+    return None
+
+
+def listing_scans(
+    document: DocumentNode, operation_name: str | None, variables: Mapping[str, Any]
+) -> list[tuple[int, int]]:
+    """For each root ``assetContents`` of the operation: (how many passes over its targets' rows
+    its filters make, 0 when it only walks an index; the index entries its offset skips)."""
+    chosen = [
+        d
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+        and (operation_name is None or (d.name is not None and d.name.value == operation_name))
+    ]
+    if not chosen:
+        return []
+    scans = []
+    for field, _path in _selections(chosen[0].selection_set, _fragments(document), frozenset()):
+        if field.name.value != "assetContents":
+            continue
+        filters = _argument(field, "filters", variables)
+        filters = filters if isinstance(filters, dict) else {}
+        passes = 0
+        if any(filters.get(name) not in (None, [], "") for name in ROW_FILTERS):
+            tags = filters.get("tags")
+            passes = 1 + (len(tags) if isinstance(tags, list) else 0)
+        pagination = _argument(field, "pagination", variables)
+        offset = pagination.get("offset") if isinstance(pagination, dict) else None
+        scans.append((passes, offset if isinstance(offset, int) and offset > 0 else 0))
+    return scans
+
+
+def scan_cost(scans: list[tuple[int, int]], organization_rows: int) -> int:
+    """The cost of the rows ``scans`` may read in an organization holding that many contents."""
+    rows = sum(passes * organization_rows + min(offset, organization_rows) for passes, offset in scans)
+    return -(-rows // ROWS_PER_POINT)
 
 
 def query_cost(document: DocumentNode, operation_name: str | None, variables: Mapping[str, Any]) -> int:

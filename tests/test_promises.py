@@ -1,0 +1,494 @@
+"""Promises that must hold under races and attack, on a real server over real sockets (SQLite, and
+PostgreSQL where ASSETFILES_TEST_BACKEND says so): usage under concurrent deletes, the event feed
+under concurrent writers, slow token bodies, revocation, failed sign-ins sent at once, metrics
+labels, readiness under a hung catalog, worker respawn, apply re-charging usage, and the bounds
+of quota and retention numbers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from assetfiles.cli.background import BackgroundServer
+from assetfiles.store.database import normalize_url
+from tests.backends import backend_env, catalog_url
+from tests.helpers import SECRET_KEY, Server, encryption, run_cli, seed_and_start, sha256
+
+RW = "tok-promise-rw-0123456789"
+SPARE = "tok-promise-spare-0123456789"
+DOOMED = "tok-promise-doomed-0123456789"
+OTHER = "tok-promise-other-0123456789"
+APP_KEY, APP_SECRET = "ak-promise", "as-promise-secret"
+USAGE = "{ organizationUsage { storedBytes contentCount } }"
+DELETE = "mutation($i: ID!) { deleteContent(id: $i) { id } }"
+SET_TAGS = 'mutation($i: ID!, $v: String!) { setContentTags(id: $i, tags: [{name: "k", value: $v}]) { id } }'
+
+
+def document() -> dict[str, Any]:
+    return {
+        "organizations": [
+            {
+                "id": "o-promise",
+                "tokens": [
+                    {"name": "rw", "secret": RW, "permissions": ["read", "write"]},
+                    {"name": "spare", "secret": SPARE, "permissions": ["read", "write"]},
+                    {"name": "doomed", "secret": DOOMED, "permissions": ["read", "write"]},
+                ],
+                "applications": [
+                    {"app_key": APP_KEY, "app_secret": APP_SECRET, "policies": ["asset:read", "asset:write"]}
+                ],
+                "products": [{"id": "pp1", "devices": [{"id": "dev1", "secret": "dev1-secret"}]}],
+                "assets": [{"id": "a-one", "name": "One"}],
+            },
+            {
+                "id": "o-promise-other",
+                "tokens": [{"name": "rw", "secret": OTHER, "permissions": ["read", "write"]}],
+                "assets": [{"id": "a-other", "name": "Other"}],
+            },
+        ]
+    }
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    # the feed is read often, so that it reads between concurrent writers' commits
+    env = {"ASSETFILES_EVENTS_POLL_SECONDS": "0.01", "ASSETFILES_BODY_IDLE_TIMEOUT_SECONDS": "1"}
+    running = seed_and_start(tmp_path_factory.mktemp("promises"), document(), {}, env)
+    yield running
+    running.stop()
+
+
+def upload(
+    server: Server,
+    name: str,
+    data: bytes,
+    *,
+    token: str = RW,
+    asset: str = "a-one",
+    tags: dict[str, str] | None = None,
+) -> str:
+    ticket = server.data(
+        "mutation($i: ContentUploadInput!) { createContentUpload(input: $i) { id uploadUrl } }",
+        {"i": {"name": name, "length": len(data), "sha256": sha256(data),
+               "associations": [{"type": "asset", "id": asset}],
+               "tags": [{"name": key, "value": value} for key, value in (tags or {}).items()]}},
+        token=token,
+    )["createContentUpload"]  # fmt: skip
+    response = httpx.put(ticket["uploadUrl"], content=data, timeout=30)
+    assert response.status_code == 201, response.text
+    content_id: str = ticket["id"]
+    return content_id
+
+
+def usage(server: Server, token: str = RW) -> tuple[int, int]:
+    found = server.data(USAGE, token=token)["organizationUsage"]
+    return found["storedBytes"], found["contentCount"]
+
+
+def at_once(count: int, call: Callable[[int], Any]) -> list[Any]:
+    """``call(i)`` for i in range(count), all released together from their own threads."""
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> Any:
+        barrier.wait()
+        return call(index)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+class EventReader:
+    """Reads one event stream on a thread until stopped, then closes it (an open stream polls the
+    catalog as often as the server's poll interval says, so none is left open)."""
+
+    def __init__(self, server: Server, token: str, last_event_id: str | None = None) -> None:
+        headers = {"Authorization": f"Automation {token}"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        self.client = httpx.Client(timeout=httpx.Timeout(30, read=None))
+        self.response = self.client.send(
+            self.client.build_request("GET", f"{server.base_url}/api/events", headers=headers), stream=True
+        )
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.ended = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        current: dict[str, Any] = {}
+        try:
+            for line in self.response.iter_lines():
+                if not line:
+                    if current.get("event") == "content":
+                        current["data"] = json.loads(current["data"])
+                        self.events.put(current)
+                    current = {}
+                    continue
+                name, _, value = line.partition(":")
+                if name in ("event", "id", "data"):
+                    current[name] = value.strip()
+        except (httpx.HTTPError, RuntimeError):
+            pass  # closed by stop()
+        finally:
+            self.ended.set()
+
+    def take(self, count: int, quiet: float) -> list[dict[str, Any]]:
+        """Up to ``count`` events, giving up once none came for ``quiet`` seconds."""
+        taken: list[dict[str, Any]] = []
+        with contextlib.suppress(queue.Empty):
+            while len(taken) < count:
+                taken.append(self.events.get(timeout=quiet))
+        return taken
+
+    def stop(self) -> None:
+        self.response.close()
+        self.client.close()
+
+
+def replay(server: Server, token: str, after: str = "0") -> list[dict[str, Any]]:
+    """Every change the feed holds after ``after``."""
+    reader = EventReader(server, token, after)
+    try:
+        return reader.take(100_000, quiet=2)
+    finally:
+        reader.stop()
+
+
+# -- usage and the feed under concurrent deletes ---------------------------------------------
+
+
+def test_concurrent_deletes_of_one_content_charge_its_size_back_once(server: Server) -> None:
+    before = usage(server)
+    content_id = upload(server, "raced.bin", os.urandom(100 * 1024))
+    assert usage(server) == (before[0] + 100 * 1024, before[1] + 1)
+
+    def delete(_: int) -> int:
+        return server.gql(DELETE, {"i": content_id}, token=RW).status_code
+
+    assert set(at_once(30, delete)) == {200}
+    assert usage(server) == before  # once, not once per racing delete
+    deleted = [
+        event
+        for event in replay(server, RW)
+        if event["data"]["id"] == content_id and event["data"]["change"] == "deleted"
+    ]
+    assert len(deleted) == 1
+
+
+# -- the event feed -------------------------------------------------------------------------
+
+
+def test_a_live_stream_sees_every_change_that_concurrent_writers_commit(server: Server) -> None:
+    writers, rounds = 24, 15
+    contents = [upload(server, f"feed-{index}.txt", f"feed {index}".encode()) for index in range(writers)]
+    reader = EventReader(server, RW)
+    time.sleep(0.5)  # the stream has read the newest id before the writes below
+
+    def write(index: int) -> None:
+        for value in range(rounds):
+            assert server.gql(SET_TAGS, {"i": contents[index], "v": str(value)}, token=RW).status_code == 200
+
+    try:
+        at_once(writers, write)
+        expected = writers * rounds
+        live_ids = [event["id"] for event in reader.take(expected, quiet=10)]
+    finally:
+        reader.stop()
+    assert len(live_ids) == expected, f"the live stream missed {expected - len(live_ids)} committed changes"
+    replayed = [event["id"] for event in replay(server, RW, live_ids[0])]
+    assert live_ids[1:] == replayed[: expected - 1]
+    assert [int(i) for i in live_ids] == sorted(int(i) for i in live_ids)
+
+
+def test_event_ids_are_numbered_per_organization(server: Server) -> None:
+    first = upload(server, "own-1.txt", b"one", token=OTHER, asset="a-other")
+    for index in range(5):  # another organization's changes in between
+        upload(server, f"busy-{index}.txt", b"x")
+    second = upload(server, "own-2.txt", b"two", token=OTHER, asset="a-other")
+    ids = {event["data"]["id"]: int(event["id"]) for event in replay(server, OTHER)}
+    assert ids[second] == ids[first] + 1  # nothing of o-promise's five shows in its ids
+
+
+def test_a_stream_ends_once_its_token_is_revoked(server: Server) -> None:
+    stream = EventReader(server, DOOMED)
+    assert stream.response.status_code == 200
+    revoked = run_cli(
+        "token", "revoke", "--org", "o-promise", "--name", "doomed", "--data-dir", str(server.data_dir)
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    assert stream.ended.wait(30), "the stream kept going after its token was revoked"
+    again = httpx.get(f"{server.base_url}/api/events", headers={"Authorization": f"Automation {DOOMED}"})
+    assert again.status_code == 401
+
+
+def test_a_last_event_id_of_unicode_digits_is_a_bad_request(server: Server) -> None:
+    headers = {b"Authorization": f"Automation {RW}".encode(), b"Last-Event-ID": "\u00b2".encode("latin-1")}
+    answer = httpx.get(f"{server.base_url}/api/events", headers=headers)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["field"] == "Last-Event-ID"
+
+
+# -- revocation of upload URLs --------------------------------------------------------------
+
+
+def test_an_upload_url_stores_nothing_once_its_token_is_revoked(server: Server, tmp_path: Path) -> None:
+    data = b"minted before the revocation"
+    ticket = server.data(
+        "mutation($i: ContentUploadInput!) { createContentUpload(input: $i) { id uploadUrl } }",
+        {"i": {"name": "late.txt", "length": len(data), "sha256": sha256(data),
+               "associations": [{"type": "asset", "id": "a-one"}]}},
+        token=SPARE,
+    )["createContentUpload"]  # fmt: skip
+    before = usage(server)
+    revoked = run_cli(
+        "token", "revoke", "--org", "o-promise", "--name", "spare", "--data-dir", str(server.data_dir)
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    refused = httpx.put(ticket["uploadUrl"], content=data)
+    assert refused.status_code == 403
+    assert "revoked or has expired" in refused.json()["error"]["message"]
+    assert usage(server) == before
+    assert (
+        server.gql("query($i: ID!) { content(id: $i) { id } }", {"i": ticket["id"]}, token=RW).json()["data"][
+            "content"
+        ]
+        is None
+    )
+
+
+# -- the EnOS token service's body ------------------------------------------------------------
+
+
+def test_a_token_request_whose_body_stalls_gets_408(server: Server) -> None:
+    host, port = server.base_url.removeprefix("http://").split(":")
+    for path in ("/apim-token-service/v2.0/token/get", "/apim-token-service/v2.0/token/refresh"):
+        with socket.create_connection((host, int(port)), timeout=30) as connection:
+            connection.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Content-Length: 1000\r\n\r\n{".encode()
+            )
+            answer = connection.recv(65536).decode()
+        assert answer.startswith("HTTP/1.1 408"), answer
+        body = json.loads(answer.split("\r\n\r\n", 1)[1])
+        assert body["status"] == 408 and "body" in body["msg"]
+
+
+def test_a_token_request_still_works(server: Server) -> None:
+    timestamp = int(time.time() * 1000)
+    answer = httpx.post(
+        f"{server.base_url}/apim-token-service/v2.0/token/get",
+        json={
+            "appKey": APP_KEY,
+            "encryption": encryption(APP_KEY, timestamp, APP_SECRET),
+            "timestamp": timestamp,
+        },
+    )
+    assert answer.status_code == 200 and answer.json()["status"] == 0, answer.text
+
+
+# -- metrics labels ------------------------------------------------------------------------------
+
+
+def test_made_up_methods_do_not_become_metric_labels(server: Server) -> None:
+    for index in range(40):
+        httpx.request(f"MADEUP{index}", f"{server.base_url}/healthz")
+    metrics = httpx.get(f"{server.base_url}/metrics").text
+    assert "MADEUP" not in metrics
+    assert 'method="OTHER"' in metrics
+
+
+# -- failed sign-ins sent at once -------------------------------------------------------------
+
+
+@pytest.fixture
+def limited(tmp_path: Path) -> Iterator[Server]:
+    env = {"ASSETFILES_RATE_LIMIT_AUTH_FAILURES": "5/minute", "ASSETFILES_MAX_REQUESTS_PER_ADDRESS": "0"}
+    running = seed_and_start(tmp_path, document(), {"files/a.txt": b"a"}, env)
+    yield running
+    running.stop()
+
+
+def test_bad_tokens_sent_at_once_get_no_more_checks_than_the_limit(limited: Server) -> None:
+    statuses = at_once(
+        60,
+        lambda i: limited.gql("{ currentToken { name } }", token=f"tok-bad-{i:04d}-0123456789").status_code,
+    )
+    assert statuses.count(401) == 5, statuses
+    assert statuses.count(429) == 55
+
+
+def test_wrong_device_secrets_sent_at_once_get_no_more_scrypts_than_the_limit(limited: Server) -> None:
+    def put(index: int) -> int:
+        return httpx.put(
+            f"{limited.base_url}/api/devices/pp1/dev1/content?name=x.txt",
+            content=b"x",
+            headers={"Authorization": f"Device wrong-{index}"},
+            timeout=60,
+        ).status_code
+
+    statuses = at_once(40, put)
+    assert statuses.count(401) == 5, statuses
+    assert statuses.count(429) == 35
+
+
+def test_a_locked_out_address_keeps_what_needs_no_guessing(limited: Server) -> None:
+    content_id = upload(limited, "shared.txt", b"shared address")
+    url = limited.data("query($i: ID!) { content(id: $i) { url } }", {"i": content_id}, token=RW)["content"][
+        "url"
+    ]
+    for index in range(5):
+        assert (
+            limited.gql("{ currentToken { name } }", token=f"tok-guess-{index}-0123456789").status_code == 401
+        )
+    # an unknown credential from here waits for the window
+    assert limited.gql("{ currentToken { name } }", token=OTHER).status_code == 429
+    # RW signed in from here within the window: it keeps working
+    assert limited.gql("{ currentToken { name } }", token=RW).status_code == 200
+    # requests that carry no credential are not sign-ins
+    assert httpx.get(url).content == b"shared address"
+    assert httpx.get(f"{limited.base_url}/healthz").status_code == 200
+
+
+# -- usage when apply replaces bytes ---------------------------------------------------------
+
+
+def test_apply_replacing_a_contents_bytes_charges_the_difference(tmp_path: Path) -> None:
+    fixture = tmp_path / "fixture.yaml"
+    (tmp_path / "files").mkdir()
+    doc = {
+        "organizations": [
+            {"id": "o-apply", "assets": [{"id": "a-1", "name": "A", "content": [{"path": "files/f.bin"}]}]}
+        ]
+    }
+    fixture.write_text(yaml.safe_dump(doc))
+    data_dir = tmp_path / "data"
+
+    def apply_with(size: int) -> dict[str, Any]:
+        (tmp_path / "files" / "f.bin").write_bytes(os.urandom(size))
+        applied = run_cli("apply", str(fixture), "--data-dir", str(data_dir))
+        assert applied.returncode == 0, applied.stderr
+        shown = run_cli("usage", "--org", "o-apply", "--json", "--data-dir", str(data_dir))
+        found: dict[str, Any] = json.loads(shown.stdout)
+        return found
+
+    assert apply_with(1000)["storedBytes"] == 1000
+    assert apply_with(3000)["storedBytes"] == 3000
+    shrunk = apply_with(500)
+    assert (shrunk["storedBytes"], shrunk["contentCount"]) == (500, 1)
+
+
+# -- numbers out of the catalog's range -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--max-total-bytes", str(2**63)], "--max-total-bytes"),
+        (["--max-file-bytes", str(10**30)], "--max-file-bytes"),
+    ],
+)
+def test_quota_numbers_beyond_the_catalog_are_usage_errors(
+    tmp_path: Path, args: list[str], fragment: str
+) -> None:
+    result = run_cli("quota", "set", "--org", "o-x", *args, "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 2
+    assert fragment in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("organization", "field_name"),
+    [
+        ({"quota": {"max_total_bytes": 2**63}}, "max_total_bytes"),
+        ({"retention": [{"delete_after_days": 10**30}]}, "delete_after_days"),
+        ({"retention": [{"keep_per_asset": 2**40}]}, "keep_per_asset"),
+        ({"retention": [{"delete_after_days": True}]}, "delete_after_days"),
+        ({"quota": {"max_file_bytes": True}}, "max_file_bytes"),
+    ],
+)
+def test_fixture_numbers_beyond_the_catalog_or_not_numbers_are_refused(
+    tmp_path: Path, organization: dict[str, Any], field_name: str
+) -> None:
+    fixture = tmp_path / "fixture.yaml"
+    fixture.write_text(yaml.safe_dump({"organizations": [{"id": "o-bounds", **organization}]}))
+    result = run_cli("apply", str(fixture), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert field_name in result.stderr and "Traceback" not in result.stderr
+
+
+# -- worker processes ------------------------------------------------------------------------------
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker processes from /proc")
+def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = {"ASSETFILES_SECRET_KEY": SECRET_KEY, **backend_env(data_dir)}
+    with BackgroundServer(data_dir, env=env, workers=2, log=tmp_path / "server.log") as running:
+        assert running.process is not None
+        main = running.process.pid
+        deadline = time.monotonic() + 30
+        while len(workers := _children(main)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers) == 2, workers
+        victim = sorted(workers)[0]
+        os.kill(victim, signal.SIGKILL)
+        answered = 0
+        while time.monotonic() < deadline and answered < 20:
+            try:
+                answered += httpx.get(f"{running.base_url}/healthz", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert answered == 20
+        while (len(now := _children(main)) < 2 or victim in now) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert running.process.poll() is None, "the main process exited"
+        assert len(now) == 2 and victim not in now, now
+
+
+# -- readiness when the catalog hangs (PostgreSQL) ---------------------------------------------------
+
+
+@pytest.mark.skipif(
+    os.environ.get("ASSETFILES_TEST_BACKEND") != "postgres", reason="locks a PostgreSQL table"
+)
+def test_readiness_answers_and_others_are_served_while_the_catalog_is_locked(server: Server) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(normalize_url(catalog_url(server.data_dir)))
+    with engine.connect() as conn:
+        conn.exec_driver_sql("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+        probes = at_once(60, lambda _: httpx.get(f"{server.base_url}/readyz", timeout=30))
+        assert {probe.status_code for probe in probes} == {503}
+        assert all("does not answer" in probe.json()["checks"]["catalog"] for probe in probes)
+        assert server.gql("{ currentToken { name } }", token=OTHER).status_code == 200
+        conn.rollback()
+    engine.dispose()
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{server.base_url}/readyz", timeout=30).status_code != 200:
+        assert time.monotonic() < deadline, "readiness did not come back once the lock was released"
+        time.sleep(0.5)
