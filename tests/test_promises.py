@@ -492,3 +492,44 @@ def test_readiness_answers_and_others_are_served_while_the_catalog_is_locked(ser
     while httpx.get(f"{server.base_url}/readyz", timeout=30).status_code != 200:
         assert time.monotonic() < deadline, "readiness did not come back once the lock was released"
         time.sleep(0.5)
+
+
+# -- the cost of filtered listings -------------------------------------------------------------------
+
+
+def _aliased_filtered_listings(count: int) -> str:
+    fields = " ".join(
+        f"l{index}: assetContents(filters: $f, pagination: {{limit: 1}}) {{ totalCount }}"
+        for index in range(count)
+    )
+    return "query($f: ContentFilters) { " + fields + " }"
+
+
+#: 50 tags and a name glob: every row under the targets is read, and checked tag by tag
+FILTERS = {"f": {"name": "*N*", "tags": [{"name": f"t{index}"} for index in range(50)]}}
+
+
+def test_filtered_listings_cost_what_they_make_the_catalog_read(tmp_path: Path) -> None:
+    files = {f"files/f-{index:03d}.txt": b"x" for index in range(400)}
+    big = {
+        "id": "o-big",
+        "tokens": [{"name": "rw", "secret": RW, "permissions": ["read", "write"]}],
+        "assets": [{"id": "a-big", "name": "Big", "content": [{"path": path} for path in files]}],
+    }
+    small = {
+        "id": "o-small",
+        "tokens": [{"name": "rw", "secret": OTHER, "permissions": ["read", "write"]}],
+        "assets": [{"id": "a-small", "name": "Small", "content": [{"path": "files/f-000.txt"}]}],
+    }
+    running = seed_and_start(tmp_path, {"organizations": [big, small]}, files)
+    try:
+        heavy = _aliased_filtered_listings(200)  # about 400 by fields alone
+        refused = running.gql(heavy, FILTERS, token=RW)
+        assert refused.status_code == 400
+        message = refused.json()["errors"][0]["message"]
+        assert "costs more than 60000" in message and "400 contents" in message
+        # the same query where it reads little, and one such listing where it reads much, are answered
+        assert running.data(heavy, FILTERS, token=OTHER)["l0"]["totalCount"] == 0
+        assert running.data(_aliased_filtered_listings(1), FILTERS, token=RW)["l0"]["totalCount"] == 0
+    finally:
+        running.stop()

@@ -72,7 +72,7 @@ def backup(settings: Settings, destination: Path) -> BackupReport:
     try:
         count, size = _copy_blobs(catalog, settings.blob_path, destination / "blobs")
     finally:
-        catalog.close()
+        catalog.engine.dispose()
     return BackupReport(destination, count, size, key_copied)
 
 

@@ -1,0 +1,152 @@
+"""Fairness benchmark: the worst GraphQL query the cost limit lets one organization send, its
+time, and what it does to another organization's requests.
+
+    python -m bench.fairness [--rows 20000] [--attackers 16] [--seconds 10] [--workers 1]
+
+An organization of ``--rows`` contents (each with five tags, all on one asset) sends the most
+expensive filtered listing its cost allows: every tag filter matches every row except the last,
+so the catalog checks each row tag by tag. That query is timed alone, then ``--attackers``
+clients send it in a loop while a quiet organization's client asks ``{ currentToken { name } }``
+one request at a time; the quiet client's latency under attack is compared with the same
+client's on the idle server, in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import shutil
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+
+from assetfiles.config import Settings
+from assetfiles.model import Asset, Association, Content, Creator, CreatorKind, Permission
+from assetfiles.server.graphql.limits import MAX_COST, ROWS_PER_POINT
+from assetfiles.service.secrets import token_hash
+from assetfiles.store.catalog import Catalog
+from assetfiles.store.database import create_engine, migrate
+from bench.common import RESULTS, percentiles, save, start_server, stop
+
+HEAVY, LIGHT = "tok-bench-heavy-0123456789", "tok-bench-light-0123456789"
+TAGS = {f"t{index}": "v" for index in range(5)}
+QUIET = "{ currentToken { name } }"
+
+
+async def populate(settings: Settings, rows: int) -> None:
+    catalog = Catalog(create_engine(settings.catalog_url))
+    for org, token in (("o-heavy", HEAVY), ("o-light", LIGHT)):
+        await catalog.upsert_organization(org, org)
+        await catalog.upsert_token(org, "bench", token_hash(token, settings.signing_key), [Permission.READ])
+    await catalog.upsert_asset(Asset("o-heavy", "a-heavy", "Heavy"))
+    now = int(time.time() * 1000)
+    for start in range(0, rows, 5000):
+        batch = []
+        for number in range(start, min(rows, start + 5000)):
+            digest = hashlib.sha256(str(number).encode()).hexdigest()
+            batch.append(
+                Content(
+                    id=str(uuid.UUID(int=number + 1)),
+                    org_id="o-heavy",
+                    name=f"file-{number:07d}.dat",
+                    content_type="text/csv",
+                    type="file",
+                    length=100,
+                    sha256=digest,
+                    md5=digest[:32],
+                    creator=Creator(CreatorKind.USER, "bench"),
+                    created_at=now - number,
+                    updated_at=now - number,
+                    tags=TAGS,
+                    associations=(Association("asset", "a-heavy"),),
+                )
+            )
+        await catalog.insert_contents(batch)
+    await catalog.close()
+
+
+def worst_query(rows: int) -> tuple[str, dict[str, Any], int]:
+    """The allowed query that makes the catalog do the most: one listing per alias, as many tag
+    checks per row as the budget leaves (tags that every row has, then one none has, so no row
+    is ruled out before its last check)."""
+    passes = max(1, (MAX_COST - 10) * ROWS_PER_POINT // rows)  # (1 + tags) x rows / ROWS_PER_POINT
+    matching = [{"name": name, "value": "v"} for name in TAGS]
+    tags = [*(matching[index % len(matching)] for index in range(max(0, passes - 2))), {"name": "absent"}]
+    query = "query($f: ContentFilters) { assetContents(filters: $f, pagination: {limit: 1}) { totalCount } }"
+    return query, {"f": {"name": "file-*", "tags": tags}}, len(tags)
+
+
+async def post(session: aiohttp.ClientSession, url: str, token: str, query: str, variables: Any) -> float:
+    started = time.perf_counter()
+    async with session.post(
+        url, json={"query": query, "variables": variables}, headers={"Authorization": f"Automation {token}"}
+    ) as response:
+        body = await response.json()
+        assert response.status == 200 and "errors" not in body, body
+    return (time.perf_counter() - started) * 1000
+
+
+async def measure(url: str, rows: int, attackers: int, seconds: float) -> dict[str, Any]:
+    query, variables, tags = worst_query(rows)
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for _ in range(3):
+            await post(session, url, LIGHT, QUIET, None)
+        idle = [await post(session, url, LIGHT, QUIET, None) for _ in range(100)]
+        alone = [await post(session, url, HEAVY, query, variables) for _ in range(5)]
+        stop_at = time.monotonic() + seconds
+        attacked: list[float] = []
+        heavy: list[float] = []
+
+        async def attacker() -> None:
+            while time.monotonic() < stop_at:
+                heavy.append(await post(session, url, HEAVY, query, variables))
+
+        async def quiet() -> None:
+            await asyncio.sleep(0.5)
+            while time.monotonic() < stop_at:
+                attacked.append(await post(session, url, LIGHT, QUIET, None))
+
+        await asyncio.gather(quiet(), *(attacker() for _ in range(attackers)))
+    return {
+        "rows": rows,
+        "tag_filters": tags,
+        "worst_query_alone": percentiles(alone),
+        "worst_queries_answered_under_attack": len(heavy),
+        "worst_query_under_attack": percentiles(heavy),
+        "other_org_idle": percentiles(idle),
+        "other_org_under_attack": percentiles(attacked),
+        "other_org_p50_ratio": round(percentiles(attacked)["p50_ms"] / percentiles(idle)["p50_ms"], 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--attackers", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    data_dir = RESULTS / "fairness-data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    settings = Settings(data_dir=data_dir, secret_key="bench-fairness-key-0123456789abcdef")
+    migrate(settings.catalog_url)
+    asyncio.run(populate(settings, args.rows))
+    env = {"ASSETFILES_SECRET_KEY": settings.secret_key or "", "ASSETFILES_ACCESS_LOG": "false",
+           "ASSETFILES_RATE_LIMIT_PER_CREDENTIAL": ""}  # fmt: skip
+    server, base = start_server(data_dir, workers=args.workers, env=env)
+    try:
+        result = asyncio.run(measure(f"{base}/api/graphql", args.rows, args.attackers, args.seconds))
+    finally:
+        stop(server)
+    result["workers"] = args.workers
+    print(save("fairness", result))
+    for key, value in result.items():
+        print(f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    main()
