@@ -2,6 +2,7 @@
 time, and what it does to another organization's requests.
 
     python -m bench.fairness [--rows 20000] [--attackers 16] [--seconds 10] [--workers 1]
+                             [--threads-per-org 40]
 
 An organization of ``--rows`` contents (each with five tags, all on one asset) sends the most
 expensive filtered listing its cost allows: every tag filter matches every row except the last,
@@ -34,6 +35,7 @@ from bench.common import RESULTS, percentiles, save, start_server, stop
 HEAVY, LIGHT = "tok-bench-heavy-0123456789", "tok-bench-light-0123456789"
 TAGS = {f"t{index}": "v" for index in range(5)}
 QUIET = "{ currentToken { name } }"
+MAX_TAG_FILTERS = 50  # what a listing's filters.tags may hold
 
 
 async def populate(settings: Settings, rows: int) -> None:
@@ -68,15 +70,26 @@ async def populate(settings: Settings, rows: int) -> None:
     await catalog.close()
 
 
-def worst_query(rows: int) -> tuple[str, dict[str, Any], int]:
-    """The allowed query that makes the catalog do the most: one listing per alias, as many tag
-    checks per row as the budget leaves (tags that every row has, then one none has, so no row
-    is ruled out before its last check)."""
-    passes = max(1, (MAX_COST - 10) * ROWS_PER_POINT // rows)  # (1 + tags) x rows / ROWS_PER_POINT
+def worst_query(rows: int) -> tuple[str, dict[str, Any], int, int]:
+    """The allowed query that makes the catalog do the most: as many filtered listings (aliases)
+    with as many tag checks per row as the budget leaves, each tag one that every row has but
+    the last, which none has, so no row is ruled out before its last check. Returns (query,
+    variables, listings, tags per listing)."""
+    passes = (MAX_COST - 1000) * ROWS_PER_POINT // rows  # sum over listings of (1 + tags)
+    tags_each = max(0, min(MAX_TAG_FILTERS, passes - 1))
+    listings = max(1, passes // (1 + tags_each))
     matching = [{"name": name, "value": "v"} for name in TAGS]
-    tags = [*(matching[index % len(matching)] for index in range(max(0, passes - 2))), {"name": "absent"}]
-    query = "query($f: ContentFilters) { assetContents(filters: $f, pagination: {limit: 1}) { totalCount } }"
-    return query, {"f": {"name": "file-*", "tags": tags}}, len(tags)
+    tags = [*(matching[index % len(matching)] for index in range(max(0, tags_each - 1))), {"name": "absent"}]
+    fields = " ".join(
+        f"l{index}: assetContents(filters: $f, pagination: {{limit: 1}}) {{ totalCount }}"
+        for index in range(listings)
+    )
+    return (
+        "query($f: ContentFilters) { " + fields + " }",
+        {"f": {"name": "file-*", "tags": tags}},
+        listings,
+        len(tags),
+    )
 
 
 async def post(session: aiohttp.ClientSession, url: str, token: str, query: str, variables: Any) -> float:
@@ -90,7 +103,7 @@ async def post(session: aiohttp.ClientSession, url: str, token: str, query: str,
 
 
 async def measure(url: str, rows: int, attackers: int, seconds: float) -> dict[str, Any]:
-    query, variables, tags = worst_query(rows)
+    query, variables, listings, tags = worst_query(rows)
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         for _ in range(3):
@@ -113,7 +126,8 @@ async def measure(url: str, rows: int, attackers: int, seconds: float) -> dict[s
         await asyncio.gather(quiet(), *(attacker() for _ in range(attackers)))
     return {
         "rows": rows,
-        "tag_filters": tags,
+        "listings": listings,
+        "tag_filters_each": tags,
         "worst_query_alone": percentiles(alone),
         "worst_queries_answered_under_attack": len(heavy),
         "worst_query_under_attack": percentiles(heavy),
@@ -129,6 +143,9 @@ def main() -> None:
     parser.add_argument("--attackers", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--threads-per-org", type=int, default=None, help="catalog_threads_per_org (40: no lanes, to compare)"
+    )
     args = parser.parse_args()
     data_dir = RESULTS / "fairness-data"
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -137,12 +154,17 @@ def main() -> None:
     asyncio.run(populate(settings, args.rows))
     env = {"ASSETFILES_SECRET_KEY": settings.secret_key or "", "ASSETFILES_ACCESS_LOG": "false",
            "ASSETFILES_RATE_LIMIT_PER_CREDENTIAL": ""}  # fmt: skip
+    if args.threads_per_org is not None:
+        env["ASSETFILES_CATALOG_THREADS_PER_ORG"] = str(args.threads_per_org)
     server, base = start_server(data_dir, workers=args.workers, env=env)
     try:
         result = asyncio.run(measure(f"{base}/api/graphql", args.rows, args.attackers, args.seconds))
     finally:
         stop(server)
     result["workers"] = args.workers
+    result["threads_per_org"] = (
+        args.threads_per_org or Settings.model_fields["catalog_threads_per_org"].default
+    )
     print(save("fairness", result))
     for key, value in result.items():
         print(f"{key}: {value}")

@@ -18,7 +18,7 @@ from graphql import parse
 from assetfiles.config import Settings
 from assetfiles.errors import BadInput
 from assetfiles.model import CreatorKind, Permission, Principal, TokenRecord, now_ms
-from assetfiles.server.graphql.limits import ROWS_PER_POINT, listing_scans, scan_cost
+from assetfiles.server.graphql.limits import ROWS_PER_POINT, listing_scans, rows_read, scan_cost
 from assetfiles.server.throttle import address_key
 from assetfiles.service import health
 from assetfiles.service.access import Access
@@ -179,22 +179,36 @@ def test_event_ids_must_be_ascii_digits(value: str) -> None:
     assert refused.value.field == "Last-Event-ID"
 
 
-def _scans(query: str, variables: dict[str, Any] | None = None) -> list[tuple[int, int]]:
-    return listing_scans(parse(query), None, variables or {})
+def _scans(query: str, variables: dict[str, Any] | None = None) -> list[tuple[int, int, Any]]:
+    return [
+        (scan.passes, scan.offset, scan.targets)
+        for scan in listing_scans(parse(query), None, variables or {})
+    ]
 
 
 def test_filtered_listings_cost_the_rows_they_read_and_unfiltered_ones_do_not() -> None:
     documented = '{ assetContents(filters: {association: {type: "asset", id: "a"}}) { totalCount } }'
-    assert _scans(documented) == [(0, 0)]
+    assert _scans(documented) == [(0, 0, (("asset", "a"),))]
     tagged = """{ a: assetContents(filters: {name: "*x*", tags: [{name: "k"}, {name: "j", value: "v"}]}) {
         totalCount } b: assetContents(pagination: {offset: 700}) { totalCount } }"""
-    assert _scans(tagged) == [(3, 0), (0, 700)]
-    by_variable = "query($f: ContentFilters) { assetContents(filters: $f) { totalCount } }"
-    assert _scans(by_variable, {"f": {"contentTypes": ["text/csv"]}}) == [(1, 0)]
-    assert _scans(by_variable, {"f": {"contentTypes": []}}) == [(0, 0)]
-    assert scan_cost([(3, 0), (0, 700)], 1000) == -(-(3 * 1000 + 700) // ROWS_PER_POINT)
-    assert scan_cost([(0, 10**9)], 1000) == 1000 // ROWS_PER_POINT  # an offset reads at most every row
-    assert scan_cost([(51, 0)] * 200, 20_000) > 60_000  # the query of the report, on 20,000 files
+    assert _scans(tagged) == [(3, 0, None), (0, 700, None)]
+    by_variable = """query($f: ContentFilters, $d: [AssetContentsDeviceInput]) {
+        assetContents(filters: $f, devices: $d) { totalCount } }"""
+    devices = [{"product_id": "p", "device_id": "d1"}, {"product_id": "p", "device_id": "d2"}]
+    assert _scans(by_variable, {"f": {"contentTypes": ["text/csv"]}, "d": devices}) == [
+        (1, 0, (("device", "p.d1"), ("device", "p.d2")))
+    ]
+    assert _scans(by_variable, {"f": {"contentTypes": []}, "d": None}) == [(0, 0, None)]
+    scans = listing_scans(parse(tagged), None, {})
+    assert rows_read(scans, [1000, 1000]) == 3 * 1000 + 700
+    assert scan_cost(3700) == -(-3700 // ROWS_PER_POINT)
+    deep = listing_scans(
+        parse("{ assetContents(pagination: {offset: 1000000000}) { totalCount } }"), None, {}
+    )
+    assert rows_read(deep, [1000]) == 1000  # an offset reads at most every row
+    fifty = "{ assetContents(filters: {tags: [" + '{name: "t"} ' * 50 + "]}) { totalCount } }"
+    one = listing_scans(parse(fifty), None, {})
+    assert scan_cost(rows_read(one * 200, [20_000] * 200)) > 60_000  # the report's query, on 20,000 files
 
 
 # -- against a real SQLite catalog ------------------------------------------------------------------

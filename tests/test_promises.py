@@ -514,7 +514,10 @@ def test_filtered_listings_cost_what_they_make_the_catalog_read(tmp_path: Path) 
     big = {
         "id": "o-big",
         "tokens": [{"name": "rw", "secret": RW, "permissions": ["read", "write"]}],
-        "assets": [{"id": "a-big", "name": "Big", "content": [{"path": path} for path in files]}],
+        "assets": [
+            {"id": "a-big", "name": "Big", "content": [{"path": path} for path in files]},
+            {"id": "a-tiny", "name": "Tiny", "content": [{"path": "files/f-000.txt", "name": "tiny.txt"}]},
+        ],
     }
     small = {
         "id": "o-small",
@@ -527,9 +530,12 @@ def test_filtered_listings_cost_what_they_make_the_catalog_read(tmp_path: Path) 
         refused = running.gql(heavy, FILTERS, token=RW)
         assert refused.status_code == 400
         message = refused.json()["errors"][0]["message"]
-        assert "costs more than 60000" in message and "400 contents" in message
+        assert "costs more than 60000" in message and "read up to 4090200 rows" in message  # 200 x 51 x 401
         # the same query where it reads little, and one such listing where it reads much, are answered
         assert running.data(heavy, FILTERS, token=OTHER)["l0"]["totalCount"] == 0
+        # ... and so is it in the large organization when it lists a small asset
+        on_tiny = {"f": {**FILTERS["f"], "association": {"type": "asset", "id": "a-tiny"}}}
+        assert running.data(heavy, on_tiny, token=RW)["l0"]["totalCount"] == 0
         assert running.data(_aliased_filtered_listings(1), FILTERS, token=RW)["l0"]["totalCount"] == 0
     finally:
         running.stop()

@@ -303,6 +303,21 @@ class ContentService:
             raise NotFound(f"content '{content_id}' not found")
         return stored, self.delivery(stored)
 
+    async def rows_under(
+        self, principal: Principal, targets: Sequence[Sequence[tuple[str, str]] | None]
+    ) -> tuple[int, ...]:
+        """For each listing's targets (None: the whole organization), how many of the caller's
+        organization's contents they hold: the rows a filtered listing of them reads. Two reads
+        of kept counts, whatever the number of listings."""
+        named = sorted({target for group in targets if group is not None for target in group})
+        sizes = await self.catalog.target_sizes(principal.org_id, named) if named else {}
+        whole = 0
+        if any(group is None for group in targets):
+            whole = (await self.catalog.usage(principal.org_id)).get(principal.org_id, (0, 0, None))[1]
+        return tuple(
+            whole if group is None else sum(sizes.get(target, 0) for target in group) for group in targets
+        )
+
     async def set_tags(self, principal: Principal, content_id: str, tags: dict[str, str]) -> Content:
         require(principal, Permission.WRITE)
         check_tags(tags)

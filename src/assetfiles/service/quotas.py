@@ -124,11 +124,6 @@ class Quotas:
         found = await self.catalog.usage(org_id)
         return [Usage(org, stored, count, quota) for org, (stored, count, quota) in found.items()]
 
-    async def content_count(self, org_id: str) -> int:
-        """How many contents the organization holds (from its usage row: one read)."""
-        stored = (await self.catalog.usage(org_id)).get(org_id)
-        return stored[1] if stored else 0
-
     async def file_limit(self, org_id: str) -> int | None:
         """The largest file the organization may store, for limits applied while spooling."""
         quota = await self.catalog.get_quota(org_id)

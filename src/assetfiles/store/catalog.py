@@ -742,6 +742,25 @@ class Catalog:
                 last_key = (last[query.order_by.value], last["pk"])
             return Page(self._with_extras(conn, rows), total, last_key)
 
+    @in_thread
+    def target_sizes(self, org_id: str, targets: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """How many contents each (type, id) association target holds, from the kept counts."""
+        found: dict[tuple[str, str], int] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(targets), 500):
+                chunk = targets[start : start + 500]
+                counts = association_counts.c
+                wanted = or_(
+                    *(and_(counts.type == kind, counts.target_id == target) for kind, target in chunk)
+                )
+                rows = conn.execute(
+                    select(counts.type, counts.target_id, counts.contents).where(
+                        counts.org_id == org_id, wanted
+                    )
+                )
+                found.update({(row.type, row.target_id): int(row.contents) for row in rows})
+        return found
+
     @staticmethod
     def _counted_total(query: ContentQuery) -> Select[Any] | None:
         """The total from ``association_counts`` when no filter narrows the targets' contents."""

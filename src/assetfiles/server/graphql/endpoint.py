@@ -43,6 +43,7 @@ from assetfiles.server.graphql.limits import (
     RootFieldLimit,
     listing_scans,
     query_cost,
+    rows_read,
     scan_cost,
 )
 from assetfiles.server.graphql.resolvers import BINDABLES, RequestContext
@@ -204,14 +205,17 @@ async def graphql_endpoint(request: Request) -> Response:
             f"it is in, a page counting its pagination.limit); ask for fewer fields or smaller pages"
         )
     scans = listing_scans(document, operation, variables or {})
-    if any(passes or offset for passes, offset in scans):
-        rows = await services.quotas.content_count(principal.org_id)
-        if cost + scan_cost(scans, rows) > MAX_COST:
+    if any(scan.passes or scan.offset for scan in scans):
+        read = rows_read(
+            scans, await services.contents.rows_under(principal, [scan.targets for scan in scans])
+        )
+        if cost + scan_cost(read) > MAX_COST:
             return _request_error(
-                f"this operation costs more than {MAX_COST}: its filtered listings (tags, name, "
-                f"contentTypes, modifiedSince) and offsets read up to every one of the organization's "
-                f"{rows} contents, a point per {ROWS_PER_POINT} rows and per tag; send fewer of them "
-                "in one request, or page by pagination.cursor"
+                f"this operation costs more than {MAX_COST}: it would make the catalog read up to {read} "
+                f"rows (a point per {ROWS_PER_POINT}). A listing filtered by tags, name, contentTypes or "
+                "modifiedSince reads every content of what it lists once, and once more per tag "
+                "filter; an offset reads the entries it skips. Send fewer such listings in one "
+                "request, or page by pagination.cursor"
             )
     request.state.operation = _operation_type(document, operation)
     context = RequestContext(services, principal, public_base_url(request, services.settings))

@@ -19,15 +19,17 @@ answered); a client resolving 50 URLs with aliases about 200.
 Fields are not all the work: a listing narrowed by tags, a name glob, media types or
 ``modifiedSince`` is checked row by row, and its ``totalCount`` counts every match, so it reads
 every content row under its targets, however small its page. Once the organization's size is
-known, :func:`scan_cost` adds a point per ROWS_PER_POINT rows such a listing may read (each tag
-filter another pass over them, an offset the index entries it skips), so the same query costs
-more in a larger organization and the rows one request may make the catalog read are bounded.
+known, :func:`scan_cost` adds a point per ROWS_PER_POINT rows such a listing may read (the
+contents under its association or devices, or the whole organization's without them; each tag
+filter another pass over them; an offset the index entries it skips), so the same query costs
+more on a larger asset and the rows one request may make the catalog read are bounded.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
@@ -163,17 +165,29 @@ def _page_size(field: FieldNode, variables: Mapping[str, Any]) -> int:
 
 
 def _argument(field: FieldNode, name: str, variables: Mapping[str, Any]) -> Any:
+    """An argument's value with the variables in (None when absent)."""
     for argument in field.arguments or ():
         if argument.name.value == name:
             return value_from_ast_untyped(argument.value, dict(variables))
     return None
 
 
+@dataclass(frozen=True)
+class Scan:
+    """What one root ``assetContents`` may make the catalog read."""
+
+    #: passes over its targets' rows its filters make (0: it only walks an index)
+    passes: int
+    #: index entries its offset skips
+    offset: int
+    #: the association targets it lists, (type, id); None: the whole organization
+    targets: tuple[tuple[str, str], ...] | None
+
+
 def listing_scans(
     document: DocumentNode, operation_name: str | None, variables: Mapping[str, Any]
-) -> list[tuple[int, int]]:
-    """For each root ``assetContents`` of the operation: (how many passes over its targets' rows
-    its filters make, 0 when it only walks an index; the index entries its offset skips)."""
+) -> list[Scan]:
+    """The scans of the operation's root ``assetContents`` fields (see the module docstring)."""
     chosen = [
         d
         for d in document.definitions
@@ -194,14 +208,34 @@ def listing_scans(
             passes = 1 + (len(tags) if isinstance(tags, list) else 0)
         pagination = _argument(field, "pagination", variables)
         offset = pagination.get("offset") if isinstance(pagination, dict) else None
-        scans.append((passes, offset if isinstance(offset, int) and offset > 0 else 0))
+        offset = offset if isinstance(offset, int) and offset > 0 else 0
+        scans.append(Scan(passes, offset, _targets(filters, _argument(field, "devices", variables))))
     return scans
 
 
-def scan_cost(scans: list[tuple[int, int]], organization_rows: int) -> int:
-    """The cost of the rows ``scans`` may read in an organization holding that many contents."""
-    rows = sum(passes * organization_rows + min(offset, organization_rows) for passes, offset in scans)
-    return -(-rows // ROWS_PER_POINT)
+def _targets(filters: dict[str, Any], devices: Any) -> tuple[tuple[str, str], ...] | None:
+    """The targets a listing reads under, as far as its arguments say (None: it may read the
+    whole organization). Devices count whether or not they feed the asset: an upper bound."""
+    if isinstance(devices, list):
+        return tuple(
+            ("device", f"{device.get('product_id')}.{device.get('device_id')}")
+            for device in devices
+            if isinstance(device, dict)
+        )
+    association = filters.get("association")
+    if isinstance(association, dict) and isinstance(association.get("type"), str):
+        return ((association["type"], str(association.get("id"))),)
+    return None
+
+
+def rows_read(scans: Sequence[Scan], rows: Sequence[int]) -> int:
+    """The rows ``scans`` may make the catalog read, given how many contents each one's targets hold."""
+    return sum(scan.passes * size + min(scan.offset, size) for scan, size in zip(scans, rows, strict=True))
+
+
+def scan_cost(read: int) -> int:
+    """The cost of reading that many rows: a point per ROWS_PER_POINT, rounded up."""
+    return -(-read // ROWS_PER_POINT)
 
 
 def query_cost(document: DocumentNode, operation_name: str | None, variables: Mapping[str, Any]) -> int:
