@@ -539,3 +539,35 @@ def test_filtered_listings_cost_what_they_make_the_catalog_read(tmp_path: Path) 
         assert running.data(_aliased_filtered_listings(1), FILTERS, token=RW)["l0"]["totalCount"] == 0
     finally:
         running.stop()
+
+
+# -- a flood of stalled token requests ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_stalled_token_requests_from_several_addresses_leave_health_answering(tmp_path: Path) -> None:
+    """1,100 token requests that stall after one byte of their body, from five loopback addresses
+    (each under its 256 in-flight cap): a sixth address still gets /healthz, and they all end."""
+    env = {"ASSETFILES_BODY_IDLE_TIMEOUT_SECONDS": "20"}
+    running = seed_and_start(tmp_path, document(), {}, env)
+    host, port = running.base_url.removeprefix("http://").split(":")
+    held: list[socket.socket] = []
+    try:
+        for index in range(1100):
+            connection = socket.create_connection(
+                (host, int(port)), timeout=30, source_address=(f"127.0.0.{2 + index % 5}", 0)
+            )
+            connection.sendall(
+                b"POST /apim-token-service/v2.0/token/get HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+            )
+            held.append(connection)
+        time.sleep(1)  # every request is being served (its body awaited), none has timed out
+        with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.7"), timeout=10) as client:
+            assert client.get(f"{running.base_url}/healthz").status_code == 200
+        answers = [connection.recv(200) for connection in held[:50]]
+        assert all(answer.startswith(b"HTTP/1.1 408") for answer in answers), answers[:3]
+    finally:
+        for connection in held:
+            connection.close()
+        running.stop()
