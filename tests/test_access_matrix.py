@@ -34,7 +34,7 @@ from assetfiles.server.app import create_app
 from assetfiles.server.enos import FILE_ACTIONS
 from assetfiles.service.enos_uploads import ACTIONS as INTEGRATION_ACTIONS
 from tests.backends import local_blobs_only
-from tests.helpers import Server, encryption, md5hex, run_cli, seed_and_start
+from tests.helpers import Server, encryption, md5hex, run_cli, seed_and_start, start_server
 from tests.test_enos import APPS, GQL_TOKEN, OTHER_APP, access_token, enos_document, enos_files, uris
 
 RO_TOKEN = "tok-enos-ro-0123456789"
@@ -44,7 +44,10 @@ EXPIRED_TOKEN = "tok-expired-0123456789"
 REVOKED_TOKEN = "tok-revoked-0123456789"
 MALFORMED_AUTH = ["Automation", "Basic dXNlcjpwYXNz", "Automation " + "x" * 5000, "Token\ttok"]
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
-ENOS_TTL = 3
+#: Lifetime of the EnOS token minted to be expired (by a second server on the same catalog, so
+#: the world's own tokens keep the default lifetime: a token request returns the application's
+#: current token with its remaining life, which a short lifetime would let run out mid-test).
+EXPIRING_TTL = 1
 
 
 def _document() -> dict[str, Any]:
@@ -101,8 +104,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("matrix")
-    env = {"ASSETFILES_ENOS_TOKEN_TTL_SECONDS": str(ENOS_TTL), "ASSETFILES_ENOS_REFRESH_GRACE_SECONDS": "0"}
-    server = seed_and_start(root, _document(), enos_files(), env)
+    server = seed_and_start(root, _document(), enos_files(), {"ASSETFILES_ENOS_REFRESH_GRACE_SECONDS": "0"})
     try:
         data_dir = str(server.data_dir)
         for name, secret, extra in (("expired", EXPIRED_TOKEN, ["--expires-in", "1"]),
@@ -123,10 +125,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         world = World(server, ids, [], "", "", "")
         # what another caller must never see (ids it sends may be echoed in "not found")
         world.secrets = [*ids, "Asset one", "Asset two"]
-        world.expired_enos_token = world.enos_token("ak-rw")
+        minting = start_server(server.data_dir, {"ASSETFILES_ENOS_TOKEN_TTL_SECONDS": str(EXPIRING_TTL)})
+        try:
+            world.expired_enos_token = access_token(minting, "ak-rw")
+        finally:
+            minting.stop()
         world.expired_download = world.signed_url("feature.bin", expires_in=1)
         world.expired_upload = world.upload_url(expires_in=1)
-        time.sleep(ENOS_TTL + 1.1)
+        time.sleep(EXPIRING_TTL + 1.1)
         yield world
     finally:
         server.stop()

@@ -4,9 +4,11 @@ checked off the event loop (a concurrent health probe keeps being answered)."""
 
 from __future__ import annotations
 
-import statistics
+import asyncio
+import os
 import threading
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -101,10 +103,8 @@ def test_cost_counts_pages_lists_and_fragments() -> None:
 def test_fragment_bombs_are_refused_without_expanding_them(server: Server) -> None:
     fragments = "\n".join(f"fragment F{i} on Asset {{ ...F{i + 1} ...F{i + 1} }}" for i in range(40))
     query = 'query { asset(id: "a-pump-7") { ...F0 } }\n' + fragments + "\nfragment F40 on Asset { id }"
-    started = time.perf_counter()
-    answer = post(server, query)
+    answer = post(server, query)  # expanded, it would never come back (the client times out)
     assert answer.status_code == 400
-    assert time.perf_counter() - started < 5
 
 
 def test_deeply_nested_json_bodies_are_a_400(server: Server) -> None:
@@ -134,44 +134,59 @@ def test_the_document_cache_is_bounded_by_the_text_it_holds() -> None:
 
 
 @pytest.mark.parametrize("shape", ["overlapping", "fragments"])
-def test_pathological_documents_do_not_stall_other_requests(server: Server, shape: str) -> None:
-    """While hostile documents are checked, /healthz keeps answering within a few ms."""
+def test_pathological_documents_leave_other_requests_answered(server: Server, shape: str) -> None:
+    """While hostile documents are checked, /healthz keeps answering (how fast: bench/hostile.py;
+    that the checks run off the event loop: test_unseen_documents_are_checked_on_a_worker_thread)."""
     if shape == "overlapping":
         hostile = '{ asset(id: "a-pump-7") { ' + " ".join(f"n{i}: name" for i in range(4_000)) + " } }"
     else:
         fragments = "\n".join(f"fragment F{i} on Asset {{ ...F{i + 1} ...F{i + 1} }}" for i in range(40))
         hostile = '{ asset(id: "a-pump-7") { ...F0 } }\n' + fragments + "\nfragment F40 on Asset { id }"
     stop = threading.Event()
+    flooded = []
 
     def flood() -> None:
         with httpx.Client(timeout=60) as client:
             index = 0
             while not stop.is_set():
                 index += 1  # a new text each time: nothing comes from the cache
-                client.post(
+                answer = client.post(
                     server.graphql_url,
                     json={"query": f"{hostile} # {index}"},
                     headers={"Authorization": f"Automation {RO}"},
                 )
+                flooded.append(answer.status_code)
 
     threads = [threading.Thread(target=flood) for _ in range(4)]
     for thread in threads:
         thread.start()
-    probes: list[float] = []
+    probes: list[int] = []
     try:
-        with httpx.Client(timeout=10) as client:
-            deadline = time.perf_counter() + 3
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                assert client.get(f"{server.base_url}/healthz").status_code == 200
-                probes.append(time.perf_counter() - started)
-                time.sleep(0.01)
+        with httpx.Client(timeout=30) as client:
+            for _ in range(50):
+                probes.append(client.get(f"{server.base_url}/healthz").status_code)
+                time.sleep(0.02)
     finally:
         stop.set()
         for thread in threads:
             thread.join()
-    # GIL hand-offs every 5 ms let the loop run; a check on the loop itself stalled it for seconds.
-    # The bounds leave room for a loaded 2-core CI machine (a median of 56 ms was seen there) and
-    # still fail on the stall this guards against.
-    assert statistics.median(probes) < 0.2, sorted(probes)[-5:]
-    assert max(probes) < 1.0, sorted(probes)[-5:]
+    assert probes == [200] * 50
+    assert flooded and set(flooded) <= {200, 400}
+
+
+def test_unseen_documents_are_checked_on_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsing and validating a document not seen before never runs on the event loop's thread."""
+    from assetfiles.server.graphql import endpoint
+
+    threads: list[bool] = []
+    real = endpoint._parse_and_validate
+
+    def recording(query: str) -> Any:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(query)
+
+    monkeypatch.setattr(endpoint, "_parse_and_validate", recording)
+    text = "{ currentToken { name } } # unseen " + os.urandom(8).hex()
+    asyncio.run(endpoint._document(text))
+    asyncio.run(endpoint._document(text))  # the second time from the cache
+    assert threads == [False]

@@ -85,11 +85,9 @@ def body_bounds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def test_an_idle_body_is_refused_and_the_connection_closed(body_bounds: Server) -> None:
     connection = _connect(body_bounds)
     connection.sendall(_headers_without_body(body_bounds))
-    started = time.monotonic()
     answer = connection.recv(65536).decode()
     assert answer.startswith("HTTP/1.1 408"), answer
-    assert '"REQUEST_TIMEOUT"' in answer
-    assert 0.9 <= time.monotonic() - started < 5
+    assert '"REQUEST_TIMEOUT"' in answer and "nothing received for 1 s" in answer
     connection.close()
 
 

@@ -7,8 +7,7 @@ import base64
 import hashlib
 import json
 import os
-import statistics
-import time
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -381,42 +380,69 @@ def test_names_with_lone_surrogates_are_refused(server: Server) -> None:
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and "surrogate" in error["message"]
 
 
-def test_bad_device_credentials_neither_stall_the_server_nor_tell_devices_apart(server: Server) -> None:
-    """scrypt off the event loop: a flood of wrong secrets leaves other requests answered at once;
-    an unknown device costs what a known one with a wrong secret does."""
+def test_a_flood_of_bad_device_credentials_leaves_other_requests_answered(server: Server) -> None:
+    """While 40 wrong secrets (known and unknown devices) are checked, /healthz keeps answering;
+    how fast is measured by bench/hostile.py, the mechanisms (scrypt off the event loop, one
+    verification for an unknown device too) by test_device_secrets_are_checked_off_the_loop_*."""
 
-    async def flood() -> list[float]:
+    async def flood() -> tuple[list[int], list[int]]:
         async with httpx.AsyncClient(timeout=60) as client:
 
-            async def wrong(index: int) -> None:
+            async def wrong(index: int) -> int:
                 device = "pump-007" if index % 2 else f"nobody-{index}"
                 url = f"{server.base_url}/api/devices/p7k2q9/{device}/content?name=x.txt"
-                await client.put(url, content=b"x", headers={"Authorization": "Device wrong-secret-0123"})
+                answer = await client.put(
+                    url, content=b"x", headers={"Authorization": "Device wrong-secret-0123"}
+                )
+                return answer.status_code
 
-            async def probe() -> list[float]:
-                latencies = []
+            async def probe() -> list[int]:
+                statuses = []
                 for _ in range(25):
-                    started = time.perf_counter()
-                    await client.get(f"{server.base_url}/healthz")
-                    latencies.append(time.perf_counter() - started)
+                    statuses.append((await client.get(f"{server.base_url}/healthz")).status_code)
                     await asyncio.sleep(0.02)
-                return latencies
+                return statuses
 
             probing = asyncio.ensure_future(probe())
-            await asyncio.gather(probing, *(wrong(i) for i in range(40)))
-            return probing.result()
+            refused = await asyncio.gather(*(wrong(i) for i in range(40)))
+            return await probing, list(refused)
 
-    latencies = asyncio.run(flood())
-    # 40 verifications hold ~2.4 s of CPU; on the loop, each probe would wait for a good share of it
-    assert max(latencies) < 0.3, sorted(latencies)[-5:]
+    probes, refused = asyncio.run(flood())
+    assert set(probes) == {200} and len(probes) == 25
+    assert set(refused) == {401}
 
-    def timed(device: str) -> float:
-        started = time.perf_counter()
-        answer = httpx.put(f"{server.base_url}/api/devices/p7k2q9/{device}/content?name=x.txt", content=b"x",
-                           headers={"Authorization": "Device wrong-secret-0123"})  # fmt: skip
-        assert answer.status_code == 401
-        return time.perf_counter() - started
 
-    known = statistics.median(timed("pump-007") for _ in range(7))
-    unknown = statistics.median(timed("nobody") for _ in range(7))
-    assert 0.5 < unknown / known < 2, (known, unknown)
+def test_device_secrets_are_checked_off_the_loop_and_unknown_devices_cost_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In process, against a stand-in catalog: each check runs scrypt once, on a worker thread,
+    for a known device with a wrong secret and for an unknown device (against a dummy hash)."""
+    from assetfiles.errors import Unauthenticated
+    from assetfiles.model import DeviceRef
+    from assetfiles.service import access
+    from assetfiles.service.secrets import hash_device_secret, verify_device_secret
+
+    checks: list[tuple[str, bool]] = []
+
+    def recording(secret: str, stored: str) -> bool:
+        checks.append((stored, threading.current_thread() is threading.main_thread()))
+        return verify_device_secret(secret, stored)
+
+    monkeypatch.setattr("assetfiles.service.access.verify_device_secret", recording)
+    known_hash = hash_device_secret("right-secret-0123")
+
+    class Devices:
+        async def find_devices(self, device: DeviceRef) -> list[tuple[str, str | None]]:
+            return [("o-1", known_hash)] if device.device_id == "known" else []
+
+    checker = access.Access(Devices(), key=b"k" * 32)  # type: ignore[arg-type]
+
+    async def refuse(device_id: str) -> None:
+        with pytest.raises(Unauthenticated):
+            await checker.device_principal(DeviceRef("p", device_id), "wrong-secret-0123")
+
+    asyncio.run(refuse("known"))
+    asyncio.run(refuse("unknown"))
+    assert [on_loop for _, on_loop in checks] == [False, False]
+    assert checks[0][0] == known_hash and checks[1][0] != known_hash  # the dummy hash
+    assert len(checks) == 2
