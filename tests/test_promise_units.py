@@ -18,7 +18,14 @@ from graphql import parse
 from assetfiles.config import Settings
 from assetfiles.errors import BadInput
 from assetfiles.model import CreatorKind, Permission, Principal, TokenRecord, now_ms
-from assetfiles.server.graphql.limits import ROWS_PER_POINT, listing_scans, rows_read, scan_cost
+from assetfiles.server.graphql.limits import (
+    ROWS_PER_POINT,
+    TAG_FILTER_POINTS,
+    listing_scans,
+    rows_read,
+    scan_cost,
+    tag_filter_cost,
+)
 from assetfiles.server.throttle import address_key
 from assetfiles.service import health
 from assetfiles.service.access import Access
@@ -209,6 +216,7 @@ def test_filtered_listings_cost_the_rows_they_read_and_unfiltered_ones_do_not() 
     fifty = "{ assetContents(filters: {tags: [" + '{name: "t"} ' * 50 + "]}) { totalCount } }"
     one = listing_scans(parse(fifty), None, {})
     assert scan_cost(rows_read(one * 200, [20_000] * 200)) > 60_000  # the report's query, on 20,000 files
+    assert tag_filter_cost(one * 200) == 200 * 50 * TAG_FILTER_POINTS  # and on any organization
 
 
 # -- against a real SQLite catalog ------------------------------------------------------------------

@@ -26,7 +26,16 @@ import yaml
 from assetfiles.cli.background import BackgroundServer
 from assetfiles.store.database import normalize_url
 from tests.backends import backend_env, catalog_url
-from tests.helpers import SECRET_KEY, Server, encryption, run_cli, seed_and_start, sha256
+from tests.helpers import (
+    SECRET_KEY,
+    Server,
+    encryption,
+    run_cli,
+    seed_and_start,
+    sha256,
+    start_server,
+    write_fixture,
+)
 
 RW = "tok-promise-rw-0123456789"
 SPARE = "tok-promise-spare-0123456789"
@@ -505,38 +514,72 @@ def _aliased_filtered_listings(count: int) -> str:
     return "query($f: ContentFilters) { " + fields + " }"
 
 
-#: 50 tags and a name glob: every row under the targets is read, and checked tag by tag
-FILTERS = {"f": {"name": "*N*", "tags": [{"name": f"t{index}"} for index in range(50)]}}
+def _tagged(tags: int, **more: Any) -> dict[str, Any]:
+    """A name glob and ``tags`` tag filters: every row under the targets is read, tag by tag."""
+    return {"f": {"name": "*N*", "tags": [{"name": f"t{index}"} for index in range(tags)], **more}}
+
+
+def _many_contents(data_dir: Path, org_id: str, asset_id: str, count: int) -> None:
+    """``count`` contents straight into the catalog (listings need rows, not bytes)."""
+    import asyncio
+    import uuid
+
+    from assetfiles.model import Association, Content, Creator, CreatorKind
+    from assetfiles.store.catalog import Catalog
+    from assetfiles.store.database import create_engine
+
+    async def insert() -> None:
+        catalog = Catalog(create_engine(catalog_url(data_dir)))
+        now = int(time.time() * 1000)
+        digest = sha256(b"listed")
+        batch = [
+            Content(
+                id=str(uuid.uuid4()), org_id=org_id, name=f"bulk-{index:05d}.txt", content_type="text/plain",
+                type="file", length=6, sha256=digest, md5=digest[:32], creator=Creator(CreatorKind.USER, "b"),
+                created_at=now, updated_at=now, tags={}, associations=(Association("asset", asset_id),),
+            )
+            for index in range(count)
+        ]  # fmt: skip
+        await catalog.insert_contents(batch)
+        await catalog.close()
+
+    asyncio.run(insert())
 
 
 def test_filtered_listings_cost_what_they_make_the_catalog_read(tmp_path: Path) -> None:
-    files = {f"files/f-{index:03d}.txt": b"x" for index in range(400)}
     big = {
         "id": "o-big",
         "tokens": [{"name": "rw", "secret": RW, "permissions": ["read", "write"]}],
         "assets": [
-            {"id": "a-big", "name": "Big", "content": [{"path": path} for path in files]},
-            {"id": "a-tiny", "name": "Tiny", "content": [{"path": "files/f-000.txt", "name": "tiny.txt"}]},
+            {"id": "a-big", "name": "Big"},
+            {"id": "a-tiny", "name": "Tiny", "content": [{"path": "files/tiny.txt"}]},
         ],
     }
     small = {
         "id": "o-small",
         "tokens": [{"name": "rw", "secret": OTHER, "permissions": ["read", "write"]}],
-        "assets": [{"id": "a-small", "name": "Small", "content": [{"path": "files/f-000.txt"}]}],
+        "assets": [{"id": "a-small", "name": "Small", "content": [{"path": "files/tiny.txt"}]}],
     }
-    running = seed_and_start(tmp_path, {"organizations": [big, small]}, files)
+    fixture = write_fixture(tmp_path, {"organizations": [big, small]}, {"files/tiny.txt": b"tiny"})
+    data_dir = tmp_path / "data"
+    applied = run_cli("apply", str(fixture), "--data-dir", str(data_dir))
+    assert applied.returncode == 0, applied.stderr
+    _many_contents(data_dir, "o-big", "a-big", 20_000)
+    running = start_server(data_dir)
     try:
-        heavy = _aliased_filtered_listings(200)  # about 400 by fields alone
-        refused = running.gql(heavy, FILTERS, token=RW)
+        heavy = _aliased_filtered_listings(10)  # 10 x 10 tag filters: 20,000 of cost before any row
+        refused = running.gql(heavy, _tagged(10), token=RW)
         assert refused.status_code == 400
         message = refused.json()["errors"][0]["message"]
-        assert "costs more than 60000" in message and "read up to 4090200 rows" in message  # 200 x 51 x 401
-        # the same query where it reads little, and one such listing where it reads much, are answered
-        assert running.data(heavy, FILTERS, token=OTHER)["l0"]["totalCount"] == 0
-        # ... and so is it in the large organization when it lists a small asset
-        on_tiny = {"f": {**FILTERS["f"], "association": {"type": "asset", "id": "a-tiny"}}}
+        assert "costs more than 60000" in message and "read up to 2200110 rows" in message  # 10 x 11 x 20,001
+        # the same query where it reads little is answered: in a small organization, and in the
+        # large one when it lists a small asset
+        assert running.data(heavy, _tagged(10), token=OTHER)["l0"]["totalCount"] == 0
+        on_tiny = _tagged(10, association={"type": "asset", "id": "a-tiny"})
         assert running.data(heavy, on_tiny, token=RW)["l0"]["totalCount"] == 0
-        assert running.data(_aliased_filtered_listings(1), FILTERS, token=RW)["l0"]["totalCount"] == 0
+        # tag filters cost their planning whatever the rows: 200 listings of 50 are refused anywhere
+        planned = running.gql(_aliased_filtered_listings(200), _tagged(50), token=OTHER)
+        assert planned.status_code == 400 and "each tag filter of a listing 200" in planned.text
     finally:
         running.stop()
 

@@ -146,7 +146,7 @@ class Settings(BaseSettings):
         "addresses a slow-body flood may come from, so one such flood cannot keep /healthz waiting.",
     )
     catalog_threads_per_org: int = Field(
-        default=16,
+        default=8,
         ge=1,
         le=40,
         description="Catalog calls one organization's requests run at once, per process (of the 40 "

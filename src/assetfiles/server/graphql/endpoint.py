@@ -38,6 +38,7 @@ from assetfiles.server.graphql.limits import (
     MAX_REQUEST_BYTES,
     MAX_TOKENS,
     ROWS_PER_POINT,
+    TAG_FILTER_POINTS,
     DepthLimit,
     DocumentCache,
     RootFieldLimit,
@@ -45,6 +46,7 @@ from assetfiles.server.graphql.limits import (
     query_cost,
     rows_read,
     scan_cost,
+    tag_filter_cost,
 )
 from assetfiles.server.graphql.resolvers import BINDABLES, RequestContext
 from assetfiles.server.graphql.scalars import SCALARS
@@ -198,13 +200,14 @@ async def graphql_endpoint(request: Request) -> Response:
         document = await _document(query)
     except _RequestError as exc:
         return _errors(400, exc.errors)
-    cost = query_cost(document, operation, variables or {})
+    scans = listing_scans(document, operation, variables or {})
+    cost = query_cost(document, operation, variables or {}) + tag_filter_cost(scans)
     if cost > MAX_COST:
         return _request_error(
             f"this operation costs more than {MAX_COST} (each field counts once per item of the lists "
-            f"it is in, a page counting its pagination.limit); ask for fewer fields or smaller pages"
+            f"it is in, a page counting its pagination.limit, and each tag filter of a listing "
+            f"{TAG_FILTER_POINTS}); ask for fewer fields, smaller pages or fewer tag filters"
         )
-    scans = listing_scans(document, operation, variables or {})
     if any(scan.passes or scan.offset for scan in scans):
         read = rows_read(
             scans, await services.contents.rows_under(principal, [scan.targets for scan in scans])
