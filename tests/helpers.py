@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,21 @@ def temporaries(data_dir: Path) -> list[str]:
     """Temporary files and EnOS spool directories left in a local data directory."""
     places = [data_dir / "tmp", data_dir / "blobs" / "tmp"]
     return sorted(str(path) for place in places if place.exists() for path in place.iterdir())
+
+
+def server_sent_events(lines: Iterable[str]) -> Iterator[dict[str, str]]:
+    """The named events in a server-sent event stream's lines: their event, id and data fields as
+    sent (comments, retry hints and unnamed blocks are skipped)."""
+    current: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if "event" in current:
+                yield current
+            current = {}
+            continue
+        name, _, value = line.partition(":")
+        if name in ("event", "id", "data"):
+            current[name] = value.strip()
 
 
 def md5hex(data: bytes) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import Server, seed_and_start
+from tests.helpers import Server, seed_and_start, server_sent_events
 from tests.test_sync import OTHER_TOKEN, TOKEN, delete, upload
 
 SET_TAGS = 'mutation($i: ID!) { setContentTags(id: $i, tags: [{name: "k", value: "v"}]) { id } }'
@@ -66,16 +66,8 @@ class Stream:
             with httpx.stream("GET", f"{self.url}/api/events", headers=headers, timeout=30) as response:
                 self.status = response.status_code
                 self.opened.set()
-                current: dict[str, Any] = {}
-                for line in response.iter_lines():
-                    if not line:
-                        if "event" in current:
-                            self.events.put(current)
-                        current = {}
-                        continue
-                    name, _, value = line.partition(":")
-                    if name in ("event", "id", "data"):
-                        current[name] = value.strip()
+                for event in server_sent_events(response.iter_lines()):
+                    self.events.put(event)
         except httpx.HTTPError:
             pass
         finally:

@@ -32,6 +32,7 @@ from tests.helpers import (
     encryption,
     run_cli,
     seed_and_start,
+    server_sent_events,
     sha256,
     start_server,
     write_fixture,
@@ -61,7 +62,13 @@ def document() -> dict[str, Any]:
                     {"app_key": APP_KEY, "app_secret": APP_SECRET, "policies": ["asset:read", "asset:write"]}
                 ],
                 "products": [{"id": "pp1", "devices": [{"id": "dev1", "secret": "dev1-secret"}]}],
-                "assets": [{"id": "a-one", "name": "One"}],
+                "assets": [
+                    {
+                        "id": "a-one",
+                        "name": "One",
+                        "content": [{"path": "files/enos-raced.bin", "enos_category": "feature"}],
+                    }
+                ],
             },
             {
                 "id": "o-promise-other",
@@ -72,11 +79,14 @@ def document() -> dict[str, Any]:
     }
 
 
+ENOS_FILES = {"files/enos-raced.bin": os.urandom(50 * 1024)}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # the feed is read often, so that it reads between concurrent writers' commits
     env = {"ASSETFILES_EVENTS_POLL_SECONDS": "0.01", "ASSETFILES_BODY_IDLE_TIMEOUT_SECONDS": "1"}
-    running = seed_and_start(tmp_path_factory.mktemp("promises"), document(), {}, env)
+    running = seed_and_start(tmp_path_factory.mktemp("promises"), document(), ENOS_FILES, env)
     yield running
     running.stop()
 
@@ -137,18 +147,10 @@ class EventReader:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        current: dict[str, Any] = {}
         try:
-            for line in self.response.iter_lines():
-                if not line:
-                    if current.get("event") == "content":
-                        current["data"] = json.loads(current["data"])
-                        self.events.put(current)
-                    current = {}
-                    continue
-                name, _, value = line.partition(":")
-                if name in ("event", "id", "data"):
-                    current[name] = value.strip()
+            for event in server_sent_events(self.response.iter_lines()):
+                if event["event"] == "content":
+                    self.events.put({**event, "data": json.loads(event["data"])})
         except (httpx.HTTPError, RuntimeError):
             pass  # closed by stop()
         finally:
@@ -195,6 +197,38 @@ def test_concurrent_deletes_of_one_content_charge_its_size_back_once(server: Ser
         if event["data"]["id"] == content_id and event["data"]["change"] == "deleted"
     ]
     assert len(deleted) == 1
+
+
+def test_enos_and_graphql_deletes_racing_for_one_content_charge_it_once(server: Server) -> None:
+    query = """{ assetContents(filters: {association: {type: "asset", id: "a-one"}, name: "enos-raced.bin"})
+                 { assetContents { id enos { fileUri } } } }"""
+    (found,) = server.data(query, token=RW)["assetContents"]["assetContents"]
+    before = usage(server)
+    timestamp = int(time.time() * 1000)
+    token = httpx.post(
+        f"{server.base_url}/apim-token-service/v2.0/token/get",
+        json={
+            "appKey": APP_KEY,
+            "encryption": encryption(APP_KEY, timestamp, APP_SECRET),
+            "timestamp": timestamp,
+        },
+    ).json()["data"]["accessToken"]
+    enos_delete = {"action": "delete", "orgId": "o-promise", "fileUri": found["enos"]["fileUri"],
+                   "category": "feature", "assetId": "a-one"}  # fmt: skip
+
+    def delete(index: int) -> int:
+        if index % 2:
+            url = f"{server.base_url}/connect-service/v2.1/files"
+            return httpx.post(
+                url, params=enos_delete, headers={"apim-accesstoken": token}, timeout=30
+            ).status_code
+        return server.gql(DELETE, {"i": found["id"]}, token=RW).status_code
+
+    statuses = at_once(30, delete)
+    assert set(statuses) <= {200, 404}, statuses  # EnOS says 404 to the deletes that came second
+    assert usage(server) == (before[0] - 50 * 1024, before[1] - 1)
+    changes = [event for event in replay(server, RW) if event["data"]["id"] == found["id"]]
+    assert [event["data"]["change"] for event in changes] == ["created", "deleted"]  # created by apply
 
 
 # -- the event feed -------------------------------------------------------------------------
@@ -325,7 +359,7 @@ def test_made_up_methods_do_not_become_metric_labels(server: Server) -> None:
 @pytest.fixture
 def limited(tmp_path: Path) -> Iterator[Server]:
     env = {"ASSETFILES_RATE_LIMIT_AUTH_FAILURES": "5/minute", "ASSETFILES_MAX_REQUESTS_PER_ADDRESS": "0"}
-    running = seed_and_start(tmp_path, document(), {"files/a.txt": b"a"}, env)
+    running = seed_and_start(tmp_path, document(), ENOS_FILES, env)
     yield running
     running.stop()
 
@@ -592,7 +626,7 @@ def test_stalled_token_requests_from_several_addresses_leave_health_answering(tm
     """1,100 token requests that stall after one byte of their body, from five loopback addresses
     (each under its 256 in-flight cap): a sixth address still gets /healthz, and they all end."""
     env = {"ASSETFILES_BODY_IDLE_TIMEOUT_SECONDS": "20"}
-    running = seed_and_start(tmp_path, document(), {}, env)
+    running = seed_and_start(tmp_path, document(), ENOS_FILES, env)
     host, port = running.base_url.removeprefix("http://").split(":")
     held: list[socket.socket] = []
     try:
