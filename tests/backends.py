@@ -29,7 +29,9 @@ S3_CREDENTIALS = {
 }
 _s3: dict[str, Any] = {}
 POSTGRES = os.environ.get("ASSETFILES_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-PREFIX = "aftest_"
+#: Each pytest-xdist worker has databases of its own (and drops only its own at start).
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+PREFIX = f"aftest_{_WORKER}_" if _WORKER else "aftest_"
 _created: set[str] = set()
 
 

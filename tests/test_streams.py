@@ -142,8 +142,12 @@ def test_sigkill_in_the_middle_then_a_rerun_fetches_less_than_half(server: Serve
         proxy.stop()
     assert code == 0, stderr
     assert (folder / "user/large-3.bin").read_bytes() == server.files["files/large-3.bin"]
-    # the proxy also counts what it sent past a range another stream took over, unread
-    assert summary(events)["received_bytes"] <= fetched_again < SIZE / 2, (done_at_kill, fetched_again)
+    # What the rerun received is the measure: the proxy also counts what it sent past a range another
+    # stream took over, unread, which grows with the machine's load (socket buffers fill faster
+    # than a busy client drains them), so it only bounds the received bytes from above.
+    received = summary(events)["received_bytes"]
+    assert received <= fetched_again, (received, fetched_again)
+    assert received < SIZE / 2, (done_at_kill, received, fetched_again)
 
 
 def test_an_idle_stream_takes_the_second_half_of_the_largest_remainder(tmp_path: Path) -> None:
