@@ -115,6 +115,25 @@ def temporaries(data_dir: Path) -> list[str]:
     return sorted(str(path) for place in places if place.exists() for path in place.iterdir())
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (its workers, theirs...), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(children.get(current, []))
+    return found
+
+
 def server_sent_events(lines: Iterable[str]) -> Iterator[dict[str, str]]:
     """The named events in a server-sent event stream's lines: their event, id and data fields as
     sent (comments, retry hints and unnamed blocks are skipped)."""

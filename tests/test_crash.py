@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import Server, md5hex, run_cli, seed_and_start, start_server, temporaries
+from tests.helpers import Server, descendants, md5hex, run_cli, seed_and_start, start_server, temporaries
 from tests.test_enos import GQL_TOKEN, access_token, enos_document, enos_files, integration_body
 
 pytestmark = pytest.mark.slow
@@ -55,29 +55,11 @@ class Ledger:
     acknowledged: int = 0
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
-    found, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        found.append(current)
-        stack.extend(children.get(current, []))
-    return found
-
-
 def _kill(server: Server) -> None:
     """SIGKILL the server and every worker it started: nothing gets to clean up."""
     process = server.background.process
     assert process is not None
-    for pid in _descendants(process.pid):
+    for pid in descendants(process.pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     process.wait(timeout=10)

@@ -29,6 +29,7 @@ from tests.backends import backend_env, catalog_url
 from tests.helpers import (
     SECRET_KEY,
     Server,
+    descendants,
     encryption,
     run_cli,
     seed_and_start,
@@ -474,17 +475,8 @@ def test_fixture_numbers_beyond_the_catalog_or_not_numbers_are_refused(
 # -- worker processes ------------------------------------------------------------------------------
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.add(int(entry.name))
-    return found
+def _workers(main: int) -> set[int]:
+    return set(descendants(main)) - {main}
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker processes from /proc")
@@ -495,7 +487,7 @@ def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(tmp_path: Pa
         assert running.process is not None
         main = running.process.pid
         deadline = time.monotonic() + 30
-        while len(workers := _children(main)) < 2 and time.monotonic() < deadline:
+        while len(workers := _workers(main)) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(workers) == 2, workers
         victim = sorted(workers)[0]
@@ -507,7 +499,7 @@ def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(tmp_path: Pa
             except httpx.HTTPError:
                 time.sleep(0.2)
         assert answered == 20
-        while (len(now := _children(main)) < 2 or victim in now) and time.monotonic() < deadline:
+        while (len(now := _workers(main)) < 2 or victim in now) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert running.process.poll() is None, "the main process exited"
         assert len(now) == 2 and victim not in now, now
