@@ -58,10 +58,6 @@ class SyncOptions:
     layout: Layout = Layout.ASSET_FOLDERS
 
 
-#: The name earlier versions used; the CLI exits 2 on it.
-FatalSyncError = Fatal
-
-
 @dataclass
 class _AssetRun:
     """One asset being synced: its folder, manifest and outstanding downloads."""
@@ -103,7 +99,7 @@ class Syncer:
         self.queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=options.concurrency * 2)
 
     async def run(self, asset_ids: Sequence[str] | None) -> Report:
-        """Sync ``asset_ids`` (None: every asset the token sees). Raises FatalSyncError."""
+        """Sync ``asset_ids`` (None: every asset the token sees). Raises Fatal."""
         try:
             await self.source.connect()
             ids = list(asset_ids) if asset_ids is not None else await self.source.asset_ids()

@@ -90,7 +90,7 @@ class Services:
             contents=contents,
             uploads=uploads,
             enos_tokens=enos_tokens,
-            enos_files=EnosFileService(catalog, blobs, contents),
+            enos_files=EnosFileService(catalog, contents),
             enos_uploads=EnosUploadService(catalog, uploads),
             maintenance=Maintenance(catalog, blobs, settings.data_dir / "tmp"),
             health=Health(catalog, blobs),

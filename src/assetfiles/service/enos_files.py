@@ -26,7 +26,6 @@ from assetfiles.model import (
 from assetfiles.service.access import require
 from assetfiles.service.contents import ContentService
 from assetfiles.service.signing import SignedUrl
-from assetfiles.store.blobs import BlobStore
 from assetfiles.store.catalog import Catalog
 
 CATEGORIES = ("feature", "ota")
@@ -96,9 +95,8 @@ def check_owner(asset_id: str | None, product_key: str | None, device_key: str |
 
 
 class EnosFileService:
-    def __init__(self, catalog: Catalog, blobs: BlobStore, contents: ContentService) -> None:
+    def __init__(self, catalog: Catalog, contents: ContentService) -> None:
         self.catalog = catalog
-        self.blobs = blobs
         self.contents = contents
 
     @staticmethod

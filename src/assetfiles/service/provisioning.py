@@ -15,8 +15,7 @@ from assetfiles.errors import BadInput, Conflict, NotFound
 from assetfiles.model import OBJECT_ID, Permission, TokenRecord, check_identifier, now_ms
 from assetfiles.service.audit import Audit
 from assetfiles.service.secrets import new_secret, token_hash
-from assetfiles.store.catalog import Catalog
-from assetfiles.store.catalog import Conflict as CatalogConflict
+from assetfiles.store.catalog import Catalog, SecretInUse
 
 MIN_TOKEN_SECRET = 16
 MAX_TOKEN_NAME = 128
@@ -92,7 +91,7 @@ class Provisioning:
             created = await self.catalog.upsert_token(
                 org_id, name, token_hash(secret, self.key) if secret else None, chosen, expires_at
             )
-        except CatalogConflict:
+        except SecretInUse:
             raise Conflict(
                 f"{field}.secret: already in use by another token", field=f"{field}.secret"
             ) from None

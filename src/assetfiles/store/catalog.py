@@ -90,8 +90,8 @@ class _AlreadyGone(Exception):
     """Raised inside a transaction to roll it back: a concurrent delete removed the row first."""
 
 
-class Conflict(Exception):
-    """A uniqueness rule of the catalog was broken (for example a token secret already in use)."""
+class SecretInUse(Exception):
+    """Another token already has this secret; nothing was written."""
 
 
 def escape_like(text: str) -> str:
@@ -166,7 +166,7 @@ class Catalog:
                 conn.execute(update(api_tokens).where(where).values(**values))
                 return False
         except IntegrityError as exc:
-            raise Conflict("that token secret is already in use") from exc
+            raise SecretInUse("that token secret is already in use") from exc
 
     @in_thread
     def token_exists(self, org_id: str, name: str) -> bool:
@@ -567,23 +567,25 @@ class Catalog:
     ) -> bool:
         """Give a content new bytes; the organization's usage follows the change in length."""
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(contents.c.pk, contents.c.length).where(
-                    contents.c.org_id == org_id, contents.c.id == content_id
-                )
-            ).first()
-            if row is None:
-                return False
-            pk = row.pk
             # Charged from the length the UPDATE replaces (RETURNING gives only the new row, so the
-            # UPDATE is conditional on the length read): a concurrent replacement rolls this back.
-            replaced = conn.execute(
-                update(contents)
-                .where(contents.c.pk == pk, contents.c.length == row.length)
-                .values(length=length)
-            )
-            if replaced.rowcount != 1:
-                raise Conflict(f"content '{content_id}' changed while its bytes were replaced; try again")
+            # UPDATE is conditional on the length read, and read again if a concurrent replacement
+            # changed it in between).
+            while True:
+                row = conn.execute(
+                    select(contents.c.pk, contents.c.length).where(
+                        contents.c.org_id == org_id, contents.c.id == content_id
+                    )
+                ).first()
+                if row is None:
+                    return False
+                replaced = conn.execute(
+                    update(contents)
+                    .where(contents.c.pk == row.pk, contents.c.length == row.length)
+                    .values(length=length)
+                )
+                if replaced.rowcount == 1:
+                    break
+            pk = row.pk
             self._charge(conn, org_id, length - row.length, 0, None)
             self._touch(
                 conn,
