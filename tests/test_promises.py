@@ -30,7 +30,6 @@ from tests.helpers import (
     SECRET_KEY,
     Server,
     descendants,
-    encryption,
     run_cli,
     seed_and_start,
     server_sent_events,
@@ -38,6 +37,7 @@ from tests.helpers import (
     start_server,
     write_fixture,
 )
+from tests.test_enos import token_request
 
 RW = "tok-promise-rw-0123456789"
 SPARE = "tok-promise-spare-0123456789"
@@ -205,15 +205,7 @@ def test_enos_and_graphql_deletes_racing_for_one_content_charge_it_once(server: 
                  { assetContents { id enos { fileUri } } } }"""
     (found,) = server.data(query, token=RW)["assetContents"]["assetContents"]
     before = usage(server)
-    timestamp = int(time.time() * 1000)
-    token = httpx.post(
-        f"{server.base_url}/apim-token-service/v2.0/token/get",
-        json={
-            "appKey": APP_KEY,
-            "encryption": encryption(APP_KEY, timestamp, APP_SECRET),
-            "timestamp": timestamp,
-        },
-    ).json()["data"]["accessToken"]
+    token = token_request(server, APP_KEY, APP_SECRET).json()["data"]["accessToken"]
     enos_delete = {"action": "delete", "orgId": "o-promise", "fileUri": found["enos"]["fileUri"],
                    "category": "feature", "assetId": "a-one"}  # fmt: skip
 
@@ -331,15 +323,7 @@ def test_a_token_request_whose_body_stalls_gets_408(server: Server) -> None:
 
 
 def test_a_token_request_still_works(server: Server) -> None:
-    timestamp = int(time.time() * 1000)
-    answer = httpx.post(
-        f"{server.base_url}/apim-token-service/v2.0/token/get",
-        json={
-            "appKey": APP_KEY,
-            "encryption": encryption(APP_KEY, timestamp, APP_SECRET),
-            "timestamp": timestamp,
-        },
-    )
+    answer = token_request(server, APP_KEY, APP_SECRET)
     assert answer.status_code == 200 and answer.json()["status"] == 0, answer.text
 
 

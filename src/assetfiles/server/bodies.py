@@ -51,3 +51,17 @@ async def body_chunks(request: Request) -> AsyncIterator[bytes]:
                 field="body",
             )
         yield chunk
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes | None:
+    """The whole body within the time bounds, or None as soon as it is known to exceed
+    ``max_bytes`` (from Content-Length, or once that much has arrived: no more is read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        return None
+    body = bytearray()
+    async for chunk in body_chunks(request):
+        body += chunk
+        if len(body) > max_bytes:
+            return None
+    return bytes(body)

@@ -26,7 +26,7 @@ from starlette.types import Message, Receive, Scope, Send
 from assetfiles.errors import AssetfilesError, BadInput, TokenExpired, TokenRefused
 from assetfiles.model import BlobStream, Content, Permission, Principal, content_disposition
 from assetfiles.server.auth import public_base_url
-from assetfiles.server.bodies import body_chunks
+from assetfiles.server.bodies import read_body
 from assetfiles.server.faces import INTERNAL_MESSAGE, Face, remember_principal, signing_in
 from assetfiles.server.lenient_json import LenientJsonError, parse_lenient
 from assetfiles.server.metrics import count_token_request, upload_in_flight
@@ -66,13 +66,11 @@ def _token_answer(status: int, msg: str, data: Any, http_status: int = 200) -> J
 async def _token_body(request: Request) -> Any:
     """The JSON body, read within the body time bounds (408 for a client that stalls) and
     refused past 16 KiB without reading further."""
-    raw = bytearray()
-    async for chunk in body_chunks(request):
-        raw += chunk
-        if len(raw) > MAX_TOKEN_BODY:
-            raise TokenRefused(
-                "body: larger than 16 KiB", enos_status=BAD_PARAMETER, http_status=400, field="body"
-            )
+    raw = await read_body(request, MAX_TOKEN_BODY)
+    if raw is None:
+        raise TokenRefused(
+            "body: larger than 16 KiB", enos_status=BAD_PARAMETER, http_status=400, field="body"
+        )
     try:
         return json.loads(raw)
     except ValueError:

@@ -10,7 +10,7 @@ import anyio
 import anyio.to_thread
 
 from assetfiles.errors import Forbidden, Unauthenticated
-from assetfiles.model import CreatorKind, DeviceRef, Permission, Principal, now_ms
+from assetfiles.model import CreatorKind, DeviceRef, Permission, Principal, TokenRecord, now_ms
 from assetfiles.service.audit import Audit
 from assetfiles.service.secrets import (
     hash_device_secret,
@@ -60,9 +60,9 @@ class Access:
                 await self.catalog.rehash_token(legacy, digest)
                 found = digest, old[1]
         now = now_ms()
-        if found is None or not same_hash(found[0], digest) or not found[1].usable(now):
+        token = _usable(found, digest, now)
+        if token is None:
             raise self._refused()
-        token = found[1]
         if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION_MS:
             await self._record_use(token.org_id, token.name, now)
         return token.principal()
@@ -83,8 +83,7 @@ class Access:
         """Whether ``secret`` is still a usable token (not revoked, not expired), without counting
         a use or a failure: for work that outlives one request (an event stream)."""
         digest = token_hash(secret, self.key)
-        found = await self.catalog.find_token(digest)
-        return found is not None and same_hash(found[0], digest) and found[1].usable(now_ms())
+        return _usable(await self.catalog.find_token(digest), digest, now_ms()) is not None
 
     async def device_principal(self, device: DeviceRef, secret: str) -> Principal:
         """A device authenticates with its own credential; it may only upload as itself.
@@ -109,6 +108,14 @@ class Access:
         if self.audit is not None:
             self.audit.sign_in_failed()
         raise Unauthenticated("the device credential is not valid")
+
+
+def _usable(found: tuple[str, TokenRecord] | None, digest: str, now: int) -> TokenRecord | None:
+    """The token a lookup by ``digest`` found, if its stored hash matches (in constant time) and
+    it is neither revoked nor expired."""
+    if found is None or not same_hash(found[0], digest) or not found[1].usable(now):
+        return None
+    return found[1]
 
 
 def require(principal: Principal, permission: Permission) -> None:

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 
 from assetfiles.errors import AssetfilesError, PayloadTooLarge, classify
 from assetfiles.server.auth import bearer_secret, public_base_url
-from assetfiles.server.bodies import body_chunks
+from assetfiles.server.bodies import read_body
 from assetfiles.server.faces import INTERNAL_MESSAGE, Face, remember_principal, signing_in
 from assetfiles.server.graphql.limits import (
     MAX_COST,
@@ -159,26 +159,13 @@ def _face_unexpected(request_id: str) -> Response:
 GRAPHQL = Face("graphql", _face_error, _face_unexpected)
 
 
-async def _read_limited(request: Request) -> bytes | None:
-    """The body, or None as soon as it is known to exceed MAX_REQUEST_BYTES."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-        return None
-    body = bytearray()
-    async for chunk in body_chunks(request):
-        body += chunk
-        if len(body) > MAX_REQUEST_BYTES:
-            return None
-    return bytes(body)
-
-
 @GRAPHQL
 async def graphql_endpoint(request: Request) -> Response:
     services: Services = request.app.state.services
     async with signing_in(request, request.headers.get("authorization")):
         principal = await services.access.token_principal(bearer_secret(request, ("automation", "bearer")))
     remember_principal(request, principal)
-    raw = await _read_limited(request)
+    raw = await read_body(request, MAX_REQUEST_BYTES)
     if raw is None:
         raise PayloadTooLarge(f"the request body exceeds {MAX_REQUEST_BYTES} bytes")
     try:

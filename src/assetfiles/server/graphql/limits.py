@@ -161,13 +161,20 @@ def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
 
 
 def _page_size(field: FieldNode, variables: Mapping[str, Any]) -> int:
-    for argument in field.arguments or ():
-        if argument.name.value == "pagination":
-            value = value_from_ast_untyped(argument.value, dict(variables))
-            limit = value.get("limit") if isinstance(value, dict) else None
-            if isinstance(limit, int):
-                return max(1, min(PAGE_MAX, limit))
-    return PAGE_DEFAULT
+    pagination = _argument(field, "pagination", variables)
+    limit = pagination.get("limit") if isinstance(pagination, dict) else None
+    return max(1, min(PAGE_MAX, limit)) if isinstance(limit, int) else PAGE_DEFAULT
+
+
+def _operation(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:
+    """The operation a request runs (None: unknown, which execution reports)."""
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and (
+            operation_name is None
+            or (definition.name is not None and definition.name.value == operation_name)
+        ):
+            return definition
+    return None
 
 
 def _argument(field: FieldNode, name: str, variables: Mapping[str, Any]) -> Any:
@@ -196,16 +203,11 @@ def listing_scans(
     document: DocumentNode, operation_name: str | None, variables: Mapping[str, Any]
 ) -> list[Scan]:
     """The scans of the operation's root ``assetContents`` fields (see the module docstring)."""
-    chosen = [
-        d
-        for d in document.definitions
-        if isinstance(d, OperationDefinitionNode)
-        and (operation_name is None or (d.name is not None and d.name.value == operation_name))
-    ]
-    if not chosen:
+    operation = _operation(document, operation_name)
+    if operation is None:
         return []
     scans = []
-    for field, _path in _selections(chosen[0].selection_set, _fragments(document), frozenset()):
+    for field, _path in _selections(operation.selection_set, _fragments(document), frozenset()):
         if field.name.value != "assetContents":
             continue
         filters = _argument(field, "filters", variables)
@@ -257,9 +259,8 @@ def scan_cost(read: int) -> int:
 def query_cost(document: DocumentNode, operation_name: str | None, variables: Mapping[str, Any]) -> int:
     """Fields selected, each counted once per item of every list it is inside (see the module)."""
     fragments = _fragments(document)
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    chosen = [o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)]
-    if not chosen:
+    operation = _operation(document, operation_name)
+    if operation is None:
         return 0  # execution reports the unknown operation
 
     def cost(selection_set: SelectionSetNode, seen: frozenset[str], times: int, root: bool) -> int:
@@ -280,7 +281,7 @@ def query_cost(document: DocumentNode, operation_name: str | None, variables: Ma
                 total += cost(field.selection_set, path, inner, False)
         return total
 
-    return cost(chosen[0].selection_set, frozenset(), 1, True)
+    return cost(operation.selection_set, frozenset(), 1, True)
 
 
 class DocumentCache:
