@@ -27,8 +27,8 @@ import aiohttp
 from assetfiles.config import Settings
 from assetfiles.model import Asset, Association, Content, Creator, CreatorKind, Permission
 from assetfiles.server.graphql.limits import MAX_COST, MAX_ROOT_FIELDS, TAG_FILTER_POINTS, scan_cost
+from assetfiles.service.composition import Stores
 from assetfiles.service.secrets import token_hash
-from assetfiles.store.catalog import Catalog
 from assetfiles.store.database import create_engine, migrate
 from bench.common import RESULTS, percentiles, save, start_server, stop
 
@@ -39,11 +39,13 @@ MAX_TAG_FILTERS = 50  # what a listing's filters.tags may hold
 
 
 async def populate(settings: Settings, rows: int) -> None:
-    catalog = Catalog(create_engine(settings.catalog_url))
+    stores = Stores.on(create_engine(settings.catalog_url))
     for org, token in (("o-heavy", HEAVY), ("o-light", LIGHT)):
-        await catalog.upsert_organization(org, org)
-        await catalog.upsert_token(org, "bench", token_hash(token, settings.signing_key), [Permission.READ])
-    await catalog.upsert_asset(Asset("o-heavy", "a-heavy", "Heavy"))
+        await stores.principals.upsert_organization(org, org)
+        await stores.principals.upsert_token(
+            org, "bench", token_hash(token, settings.signing_key), [Permission.READ]
+        )
+    await stores.assets.upsert_asset(Asset("o-heavy", "a-heavy", "Heavy"))
     now = int(time.time() * 1000)
     for start in range(0, rows, 5000):
         batch = []
@@ -66,8 +68,8 @@ async def populate(settings: Settings, rows: int) -> None:
                     associations=(Association("asset", "a-heavy"),),
                 )
             )
-        await catalog.insert_contents(batch)
-    await catalog.close()
+        await stores.contents.insert_contents(batch)
+    stores.engine.dispose()
 
 
 def allowed_queries(rows: int) -> list[tuple[str, dict[str, Any], int, int]]:

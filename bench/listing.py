@@ -26,8 +26,8 @@ from sqlalchemy.engine import make_url
 
 from assetfiles.config import Settings
 from assetfiles.model import Asset, Association, Content, Creator, CreatorKind, Permission
+from assetfiles.service.composition import Stores
 from assetfiles.service.secrets import token_hash
-from assetfiles.store.catalog import Catalog
 from assetfiles.store.database import create_engine, migrate, normalize_url
 from bench.common import RESULTS, percentiles, save, start_server, stop
 
@@ -44,12 +44,14 @@ OTHER_ASSETS = 900
 
 
 async def populate(settings: Settings, rows: int, asset_rows: int) -> None:
-    catalog = Catalog(create_engine(settings.catalog_url))
-    await catalog.upsert_organization("o-bench", "Bench")
-    await catalog.upsert_token("o-bench", "bench", token_hash(TOKEN, settings.signing_key), [Permission.READ])
-    await catalog.upsert_asset(Asset("o-bench", "a-bench", "Bench asset"))
+    stores = Stores.on(create_engine(settings.catalog_url))
+    await stores.principals.upsert_organization("o-bench", "Bench")
+    await stores.principals.upsert_token(
+        "o-bench", "bench", token_hash(TOKEN, settings.signing_key), [Permission.READ]
+    )
+    await stores.assets.upsert_asset(Asset("o-bench", "a-bench", "Bench asset"))
     for index in range(OTHER_ASSETS):
-        await catalog.upsert_asset(Asset("o-bench", f"a-other-{index}", f"Other {index}"))
+        await stores.assets.upsert_asset(Asset("o-bench", f"a-other-{index}", f"Other {index}"))
     base = int(time.time() * 1000) - rows
     types = ("text/csv", "application/pdf", "image/png", "application/json")
     for start in range(0, rows, BATCH):
@@ -74,10 +76,10 @@ async def populate(settings: Settings, rows: int, asset_rows: int) -> None:
                     associations=(Association("asset", target),),
                 )
             )
-        await catalog.insert_contents(batch)
+        await stores.contents.insert_contents(batch)
         print(f"  {start + len(batch):>9,} rows", end="\r", flush=True)
     print()
-    await catalog.close()
+    stores.engine.dispose()
 
 
 def recreate_database(url: str) -> None:

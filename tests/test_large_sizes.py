@@ -6,7 +6,7 @@ import asyncio
 import uuid
 
 from assetfiles.model import Association, Content, Creator, CreatorKind, now_ms
-from assetfiles.store.catalog import Catalog
+from assetfiles.store.contents import ContentStore
 from assetfiles.store.database import create_engine
 from tests.backends import catalog_url
 from tests.helpers import Server
@@ -16,7 +16,7 @@ FIVE_GIB = 5 * 1024**3 + 123
 
 async def _insert_row(server: Server, content_id: str) -> None:
     """A catalog row for a 5 GiB file (bytes absent: only listing is under test here)."""
-    catalog = Catalog(create_engine(catalog_url(server.data_dir)))
+    catalog = ContentStore(create_engine(catalog_url(server.data_dir)))
     now = now_ms()
     await catalog.insert_contents(
         [
@@ -36,7 +36,7 @@ async def _insert_row(server: Server, content_id: str) -> None:
             )
         ]
     )
-    await catalog.close()
+    catalog.engine.dispose()
 
 
 def test_length_above_2_gib_is_a_json_number(server: Server) -> None:

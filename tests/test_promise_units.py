@@ -31,10 +31,10 @@ from assetfiles.service import health
 from assetfiles.service.access import Access
 from assetfiles.service.backup import _copy_blobs
 from assetfiles.service.changes import parse_last_event_id
-from assetfiles.service.context import Services
+from assetfiles.service.composition import Services
 from assetfiles.service.shares import ThreadShares
 from assetfiles.store.blobs import blob_path
-from assetfiles.store.catalog import Catalog
+from assetfiles.store.contents import ContentStore
 from assetfiles.store.database import create_engine
 from assetfiles.store.threads import in_thread
 from tests.backends import BACKEND, BLOBS
@@ -93,10 +93,6 @@ class _Blobs:
         return None
 
 
-class _Catalog:
-    engine = object()
-
-
 def test_readiness_checks_once_for_concurrent_probes_and_answers_within_its_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -110,7 +106,7 @@ def test_readiness_checks_once_for_concurrent_probes_and_answers_within_its_boun
 
     monkeypatch.setattr(health, "schema_revisions", hanging)
     monkeypatch.setattr(health, "CHECK_SECONDS", 0.3)
-    checker = health.Health(_Catalog(), _Blobs())  # type: ignore[arg-type]
+    checker = health.Health(object(), _Blobs())  # type: ignore[arg-type]
     checker.fresh_seconds = 0
 
     async def scenario() -> None:
@@ -289,11 +285,11 @@ def test_a_backup_drops_the_contents_deleted_while_it_copied_and_stays_whole(tmp
 
     gone = hashlib.sha256(files["files/gone.bin"]).hexdigest()
     (data_dir / "blobs" / blob_path(gone)).unlink()
-    catalog = Catalog(create_engine(f"sqlite:///{backup / 'catalog.sqlite3'}"))
+    store = ContentStore(create_engine(f"sqlite:///{backup / 'catalog.sqlite3'}"))
     try:
-        copied, _ = _copy_blobs(catalog, data_dir / "blobs", backup / "blobs")
+        copied, _ = anyio.run(_copy_blobs, store, data_dir / "blobs", backup / "blobs")
     finally:
-        catalog.engine.dispose()
+        store.engine.dispose()
     assert copied == 2
     checked = run_cli("fsck", "--data-dir", str(backup), "--verify")
     assert checked.returncode == 0, checked.stdout + checked.stderr

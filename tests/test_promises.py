@@ -535,11 +535,11 @@ def _many_contents(data_dir: Path, org_id: str, asset_id: str, count: int) -> No
     import uuid
 
     from assetfiles.model import Association, Content, Creator, CreatorKind
-    from assetfiles.store.catalog import Catalog
+    from assetfiles.store.contents import ContentStore
     from assetfiles.store.database import create_engine
 
     async def insert() -> None:
-        catalog = Catalog(create_engine(catalog_url(data_dir)))
+        catalog = ContentStore(create_engine(catalog_url(data_dir)))
         now = int(time.time() * 1000)
         digest = sha256(b"listed")
         batch = [
@@ -551,7 +551,7 @@ def _many_contents(data_dir: Path, org_id: str, asset_id: str, count: int) -> No
             for index in range(count)
         ]  # fmt: skip
         await catalog.insert_contents(batch)
-        await catalog.close()
+        catalog.engine.dispose()
 
     asyncio.run(insert())
 

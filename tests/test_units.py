@@ -18,9 +18,9 @@ from assetfiles.model import ChannelId, DeviceRef, iso_to_ms, ms_to_iso
 from assetfiles.service.secrets import hash_device_secret, verify_device_secret
 from assetfiles.service.signing import UrlSigner
 from assetfiles.store.blobs import LocalBlobStore
-from assetfiles.store.catalog import glob_to_like
 from assetfiles.store.database import migrate, normalize_url
 from assetfiles.store.schema import metadata
+from assetfiles.store.sql import glob_to_like
 from tests.backends import BACKEND, catalog_url
 
 

@@ -19,7 +19,7 @@ from assetfiles.cli.options import build_settings, data_dir_option, with_service
 from assetfiles.config import Settings
 from assetfiles.errors import AssetfilesError
 from assetfiles.model import Permission, ms_to_iso, now_ms
-from assetfiles.service.context import Services
+from assetfiles.service.composition import Services
 from assetfiles.service.seeding import ApplyReport, Fixture, apply_fixture
 
 T = TypeVar("T")

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from assetfiles.cli.options import build_settings, data_dir_option
-from assetfiles.service.context import Services
+from assetfiles.service.composition import Services
 from assetfiles.service.maintenance import FsckReport, GcReport
 
 

@@ -12,7 +12,7 @@ import click
 from assetfiles.config import CONFIG_ENV, ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from assetfiles.service.context import Services
+    from assetfiles.service.composition import Services
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,7 +64,7 @@ def with_services(
     """Open the services, run one piece of work, close them; a refusal becomes a usage error
     naming the option it is about (``hints`` maps a service field to that option)."""
     from assetfiles.errors import AssetfilesError
-    from assetfiles.service.context import Services
+    from assetfiles.service.composition import Services
 
     async def run() -> T:
         services = await Services.open(settings)

@@ -10,7 +10,7 @@ import click
 
 from assetfiles.cli.options import build_settings, data_dir_option, with_services
 from assetfiles.model import now_ms
-from assetfiles.service.context import Services
+from assetfiles.service.composition import Services
 from assetfiles.service.retention import Doomed
 
 

@@ -19,10 +19,10 @@ from assetfiles.server import enos
 from assetfiles.server.devices import device_upload
 from assetfiles.server.events import events
 from assetfiles.server.graphql.endpoint import graphql_endpoint
-from assetfiles.server.middleware import RequestContext
+from assetfiles.server.middleware import RequestTracking
 from assetfiles.server.throttle import Throttle
 from assetfiles.server.transfer import download, upload
-from assetfiles.service.context import Services
+from assetfiles.service.composition import Services
 
 #: How often counted sign-in failures are written to the audit log.
 AUDIT_FLUSH_SECONDS = 10.0
@@ -65,7 +65,7 @@ async def graphql_get(request: Request) -> Response:
     )
 
 
-def create_app(settings: Settings | None = None) -> RequestContext:
+def create_app(settings: Settings | None = None) -> RequestTracking:
     """The server: every face's routes, inside the request middleware (ids, access log, metrics)."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -118,4 +118,4 @@ def create_app(settings: Settings | None = None) -> RequestContext:
         metrics = Metrics.get()
         routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
-    return RequestContext(app, access_log=settings.access_log, metrics=metrics)
+    return RequestTracking(app, access_log=settings.access_log, metrics=metrics)

@@ -22,7 +22,7 @@ from assetfiles.server.faces import DEVICE, remember_principal, signing_in
 from assetfiles.server.metrics import upload_in_flight
 from assetfiles.server.rendering import content_json
 from assetfiles.server.transfer import check_declared_length, request_body
-from assetfiles.service.context import Services
+from assetfiles.service.composition import Services
 from assetfiles.service.uploads import ContentSpec
 
 _SHA256_FIELD = re.compile(r"(?:^|,)\s*sha-256=:([A-Za-z0-9+/=]+):")

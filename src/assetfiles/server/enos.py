@@ -33,7 +33,7 @@ from assetfiles.server.metrics import count_token_request, upload_in_flight
 from assetfiles.server.multipart import EnosMultipart
 from assetfiles.server.request_id import numeric_request_id, request_id_of
 from assetfiles.server.transfer import accel_path, file_response, request_body
-from assetfiles.service.context import Services
+from assetfiles.service.composition import Services
 from assetfiles.service.enos_files import check_category, check_file_uri, check_org, check_owner, required
 from assetfiles.service.enos_tokens import BAD_PARAMETER
 from assetfiles.service.maintenance import SPOOL_PREFIX

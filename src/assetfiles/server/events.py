@@ -27,7 +27,7 @@ from assetfiles.model import Principal, ms_to_iso
 from assetfiles.server.auth import bearer_secret
 from assetfiles.server.faces import TRANSFER, remember_principal, signing_in
 from assetfiles.service.changes import LAST_EVENT_ID, PAGE, ChangeFeed, StreamStart, parse_last_event_id
-from assetfiles.service.context import Services
+from assetfiles.service.composition import Services
 
 PING_SECONDS = 15
 #: How often an open stream checks that its token is still valid.

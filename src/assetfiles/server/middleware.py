@@ -38,7 +38,7 @@ class _Outcome:
     declared: int | None = None  # Content-Length, for the file fast path that sends no body messages
 
 
-class RequestContext:
+class RequestTracking:
     def __init__(self, app: ASGIApp, *, access_log: bool = True, metrics: Metrics | None = None) -> None:
         self.app = app
         self.access_log = access_log

@@ -21,7 +21,7 @@ from assetfiles.server.bodies import body_chunks
 from assetfiles.server.faces import TRANSFER
 from assetfiles.server.metrics import upload_in_flight
 from assetfiles.server.rendering import content_json
-from assetfiles.service.context import Services
+from assetfiles.service.composition import Services
 
 CHUNK = 1024 * 1024
 

@@ -12,6 +12,7 @@ import anyio.to_thread
 from assetfiles.errors import Forbidden, Unauthenticated
 from assetfiles.model import CreatorKind, DeviceRef, Permission, Principal, TokenRecord, now_ms
 from assetfiles.service.audit import Audit
+from assetfiles.service.ports import Principals
 from assetfiles.service.secrets import (
     hash_device_secret,
     legacy_token_hash,
@@ -19,7 +20,6 @@ from assetfiles.service.secrets import (
     token_hash,
     verify_device_secret,
 )
-from assetfiles.store.catalog import Catalog
 
 #: Concurrent scrypt verifications: one per core; more would only queue inside the CPU.
 _SCRYPT_SLOTS = anyio.CapacityLimiter(os.cpu_count() or 2)
@@ -36,8 +36,8 @@ LAST_USED_RESOLUTION_MS = 60_000
 
 
 class Access:
-    def __init__(self, catalog: Catalog, audit: Audit | None = None, *, key: bytes) -> None:
-        self.catalog = catalog
+    def __init__(self, principals: Principals, audit: Audit | None = None, *, key: bytes) -> None:
+        self.principals = principals
         self.audit = audit
         self.key = key
         #: (org id, token name) -> when this process last wrote the token's last use (epoch ms);
@@ -52,12 +52,12 @@ class Access:
     async def token_principal(self, secret: str) -> Principal:
         """The token's principal; unknown, revoked and expired tokens get the same answer."""
         digest = token_hash(secret, self.key)
-        found = await self.catalog.find_token(digest)
+        found = await self.principals.find_token(digest)
         if found is None:  # stored before hashes were keyed: accepted once, then upgraded
             legacy = legacy_token_hash(secret)
-            old = await self.catalog.find_token(legacy)
+            old = await self.principals.find_token(legacy)
             if old is not None and same_hash(old[0], legacy):
-                await self.catalog.rehash_token(legacy, digest)
+                await self.principals.rehash_token(legacy, digest)
                 found = digest, old[1]
         now = now_ms()
         token = _usable(found, digest, now)
@@ -77,13 +77,13 @@ class Access:
         if len(self._use_written) >= 100_000:
             self._use_written.clear()  # bounded: at worst one extra write per token
         self._use_written[key] = now
-        await self.catalog.token_used(org_id, name, now, LAST_USED_RESOLUTION_MS)
+        await self.principals.token_used(org_id, name, now, LAST_USED_RESOLUTION_MS)
 
     async def token_valid(self, secret: str) -> bool:
         """Whether ``secret`` is still a usable token (not revoked, not expired), without counting
         a use or a failure: for work that outlives one request (an event stream)."""
         digest = token_hash(secret, self.key)
-        return _usable(await self.catalog.find_token(digest), digest, now_ms()) is not None
+        return _usable(await self.principals.find_token(digest), digest, now_ms()) is not None
 
     async def device_principal(self, device: DeviceRef, secret: str) -> Principal:
         """A device authenticates with its own credential; it may only upload as itself.
@@ -92,7 +92,7 @@ class Access:
         credentials cannot stall the event loop; an unknown device is checked against a dummy
         hash, so the answer takes as long as for a known device with a wrong secret.
         """
-        found = [(org_id, stored) for org_id, stored in await self.catalog.find_devices(device) if stored]
+        found = [(org_id, stored) for org_id, stored in await self.principals.find_devices(device) if stored]
         for org_id, stored in found or [("", _dummy_hash())]:
             matches = await anyio.to_thread.run_sync(
                 verify_device_secret, secret, stored, limiter=_SCRYPT_SLOTS

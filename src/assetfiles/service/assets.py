@@ -8,20 +8,20 @@ from assetfiles.errors import BadInput, NotFound
 from assetfiles.model import Asset, Permission, Principal
 from assetfiles.service.access import require
 from assetfiles.service.paging import MAX_LIMIT, check_pagination
-from assetfiles.store.catalog import Catalog
+from assetfiles.service.ports import Assets
 
 MAX_TEXT = 256
 
 
 class AssetService:
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
+    def __init__(self, assets: Assets) -> None:
+        self.assets = assets
 
     async def get(self, principal: Principal, asset_id: str, *, field: str = "id") -> Asset:
         require(principal, Permission.READ)
         if not isinstance(asset_id, str) or not asset_id:
             raise BadInput(f"{field}: must be a non-empty id", field=field)
-        asset = await self.catalog.get_asset(principal.org_id, asset_id)
+        asset = await self.assets.get_asset(principal.org_id, asset_id)
         if asset is None:
             raise NotFound(f"asset '{asset_id}' not found", field=field)
         return asset
@@ -38,13 +38,13 @@ class AssetService:
         """The assets the caller sees, ExoSense's way: ``ids`` restricts, ``text`` searches name and id."""
         require(principal, Permission.READ)
         limit, offset = check_pagination(limit, offset)
-        return await self.catalog.list_assets(
+        return await self.assets.list_assets(
             principal.org_id, _check_text(text), _check_ids(ids), limit, offset
         )
 
     async def count(self, principal: Principal, *, text: str | None, ids: Sequence[str | None] | None) -> int:
         require(principal, Permission.READ)
-        return await self.catalog.count_assets(principal.org_id, _check_text(text), _check_ids(ids))
+        return await self.assets.count_assets(principal.org_id, _check_text(text), _check_ids(ids))
 
 
 def _check_text(text: str | None) -> str | None:

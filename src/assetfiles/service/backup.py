@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
-from sqlalchemy import select
 
 from assetfiles.config import Settings
 from assetfiles.errors import BadInput
 from assetfiles.store.blobs import blob_path
-from assetfiles.store.catalog import Catalog
-from assetfiles.store.database import create_engine
-from assetfiles.store.schema import contents
+from assetfiles.store.contents import ContentStore
+from assetfiles.store.database import copy_sqlite, create_engine
 
 
 @dataclass(frozen=True)
@@ -56,53 +53,37 @@ def backup(settings: Settings, destination: Path) -> BackupReport:
         raise BadInput(f"destination: {destination} exists and is not empty", field="destination")
     destination.mkdir(parents=True, exist_ok=True)
     os.chmod(destination, 0o700)
-    live = sqlite3.connect(source)
-    copy = sqlite3.connect(destination / "catalog.sqlite3")
-    try:
-        live.backup(copy)
-    finally:
-        copy.close()
-        live.close()
+    copy_sqlite(source, destination / "catalog.sqlite3")
     key = settings.data_dir / "secret.key"
     key_copied = key.exists() and not settings.secret_key
     if key_copied:
         shutil.copy2(key, destination / "secret.key")
         os.chmod(destination / "secret.key", 0o600)
-    catalog = Catalog(create_engine(f"sqlite:///{destination / 'catalog.sqlite3'}"))
+    copied = ContentStore(create_engine(f"sqlite:///{destination / 'catalog.sqlite3'}"))
     try:
-        count, size = _copy_blobs(catalog, settings.blob_path, destination / "blobs")
+        count, size = anyio.run(_copy_blobs, copied, settings.blob_path, destination / "blobs")
     finally:
-        catalog.engine.dispose()
+        copied.engine.dispose()
     return BackupReport(destination, count, size, key_copied)
 
 
-def _copy_blobs(catalog: Catalog, source: Path, target: Path) -> tuple[int, int]:
+async def _copy_blobs(copied: ContentStore, source: Path, target: Path) -> tuple[int, int]:
     """Copy the blobs the copied catalog names; delete from it the contents whose blob the live
     system deleted meanwhile. Returns (blobs, bytes) copied."""
-    with catalog.engine.connect() as conn:
-        named = sorted({row.sha256 for row in conn.execute(select(contents.c.sha256))})
+    named = await copied.blob_digests()
     count = size = 0
     vanished = set()
     for sha256 in named:
         relative = blob_path(sha256)
-        copied = target / relative
-        copied.parent.mkdir(parents=True, exist_ok=True)
+        copy = target / relative
+        copy.parent.mkdir(parents=True, exist_ok=True)
         try:
-            shutil.copy2(source / relative, copied)
+            shutil.copy2(source / relative, copy)
         except FileNotFoundError:
             vanished.add(sha256)  # its contents were deleted after the snapshot
             continue
         count += 1
-        size += copied.stat().st_size
-    if vanished:
-        with catalog.engine.connect() as conn:
-            gone = conn.execute(
-                select(contents.c.org_id, contents.c.id).where(contents.c.sha256.in_(sorted(vanished)))
-            ).all()
-
-        async def delete_gone() -> None:
-            for row in gone:
-                await catalog.delete_content(row.org_id, row.id)
-
-        anyio.run(delete_gone)
+        size += copy.stat().st_size
+    for org_id, content_id in await copied.contents_of_blobs(sorted(vanished)):
+        await copied.delete_content(org_id, content_id)
     return count, size

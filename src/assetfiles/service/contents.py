@@ -29,9 +29,9 @@ from assetfiles.service.access import require
 from assetfiles.service.audit import Audit
 from assetfiles.service.batching import BatchLoader
 from assetfiles.service.paging import CURSOR_FIELD, check_pagination, decode_cursor, encode_cursor
+from assetfiles.service.ports import Assets, Contents, QuotaRecords
 from assetfiles.service.signing import SignedUrl, UrlSigner
 from assetfiles.store.blobs import BlobStore
-from assetfiles.store.catalog import Catalog
 
 ASSOCIATION_TYPES = ("asset", "device")
 MAX_TAG_NAME = 255
@@ -108,10 +108,18 @@ def check_association(kind: str, target: str, *, field: str) -> Association:
 
 class ContentService:
     def __init__(
-        self, catalog: Catalog, blobs: BlobStore, signer: UrlSigner, audit: Audit | None = None
+        self,
+        records: Contents,
+        assets: Assets,
+        usage: QuotaRecords,
+        blobs: BlobStore,
+        signer: UrlSigner,
+        audit: Audit | None = None,
     ) -> None:
         self.audit = audit
-        self.catalog = catalog
+        self.records = records
+        self.assets = assets
+        self.usage = usage
         self.blobs = blobs
         self.signer = signer
 
@@ -126,13 +134,13 @@ class ContentService:
                     "filters.association: an asset association is required when devices are given",
                     field="filters.association",
                 )
-            feeding = await self.catalog.feeding_devices(principal.org_id, asset_id)
+            feeding = await self.assets.feeding_devices(principal.org_id, asset_id)
             wanted = tuple(device for device in query.devices if device in feeding)
             if not wanted:
                 await self._check_asset(principal.org_id, asset_id)
                 return Page([], 0)
             query = replace(query, devices=wanted, association=None)
-        page = await self.catalog.list_contents(query)
+        page = await self.records.list_contents(query)
         if asset_id is not None and page.total == 0:
             await self._check_asset(principal.org_id, asset_id)  # an empty answer must not hide a typo
         if page.last_key is not None:
@@ -141,7 +149,7 @@ class ContentService:
         return page
 
     async def _check_asset(self, org_id: str, asset_id: str) -> None:
-        if not await self.catalog.asset_exists(org_id, asset_id):
+        if not await self.assets.asset_exists(org_id, asset_id):
             raise NotFound(f"asset '{asset_id}' not found", field="filters.association.id")
 
     @staticmethod
@@ -225,7 +233,7 @@ class ContentService:
 
     def batch(self, principal: Principal) -> BatchLoader[str, Content]:
         """A loader that fetches the contents asked for in one tick together (one request's scope)."""
-        return BatchLoader(lambda ids: self.catalog.get_contents(principal.org_id, ids))
+        return BatchLoader(lambda ids: self.records.get_contents(principal.org_id, ids))
 
     async def get(
         self,
@@ -241,7 +249,7 @@ class ContentService:
         if batch is not None:
             content = await batch.load(content_id)
         else:
-            content = await self.catalog.get_content(principal.org_id, content_id)
+            content = await self.records.get_content(principal.org_id, content_id)
         if content is None:
             raise NotFound(f"content '{content_id}' not found", field=field)
         return content
@@ -298,7 +306,7 @@ class ContentService:
     ) -> tuple[StoredFile, Path | str]:
         """Check a signed download URL and return the file with where its bytes are (see delivery)."""
         org_id = self.signer.verify(UrlSigner.DOWNLOAD, org, content_id, expires, sig)
-        stored = await self.catalog.get_stored_file(org_id, content_id)
+        stored = await self.records.get_stored_file(org_id, content_id)
         if stored is None:
             raise NotFound(f"content '{content_id}' not found")
         return stored, self.delivery(stored)
@@ -310,10 +318,10 @@ class ContentService:
         organization's contents they hold: the rows a filtered listing of them reads. Two reads
         of kept counts, whatever the number of listings."""
         named = sorted({target for group in targets if group is not None for target in group})
-        sizes = await self.catalog.target_sizes(principal.org_id, named) if named else {}
+        sizes = await self.records.target_sizes(principal.org_id, named) if named else {}
         whole = 0
         if any(group is None for group in targets):
-            whole = (await self.catalog.usage(principal.org_id)).get(principal.org_id, (0, 0, None))[1]
+            whole = (await self.usage.usage(principal.org_id)).get(principal.org_id, (0, 0, None))[1]
         return tuple(
             whole if group is None else sum(sizes.get(target, 0) for target in group) for group in targets
         )
@@ -321,7 +329,7 @@ class ContentService:
     async def set_tags(self, principal: Principal, content_id: str, tags: dict[str, str]) -> Content:
         require(principal, Permission.WRITE)
         check_tags(tags)
-        if not await self.catalog.set_tags(principal.org_id, content_id, tags, now_ms()):
+        if not await self.records.set_tags(principal.org_id, content_id, tags, now_ms()):
             raise NotFound(f"content '{content_id}' not found", field="id")
         if self.audit is not None:
             await self.audit.record(
@@ -339,7 +347,7 @@ class ContentService:
         deletes what its plan saw, not what a user changed meanwhile): otherwise NotFound.
         """
         require(principal, Permission.WRITE)
-        sha256 = await self.catalog.delete_content(
+        sha256 = await self.records.delete_content(
             principal.org_id, content_id, unmodified_since=unmodified_since
         )
         if sha256 is None:
@@ -352,4 +360,4 @@ class ContentService:
 
     async def release_bytes(self, sha256: str) -> None:
         """Remove a blob that no content row references any more."""
-        await self.blobs.remove_unless(sha256, lambda: self.catalog.blob_in_use(sha256))
+        await self.blobs.remove_unless(sha256, lambda: self.records.blob_in_use(sha256))

@@ -25,8 +25,8 @@ from assetfiles.model import (
 )
 from assetfiles.service.access import require
 from assetfiles.service.contents import ContentService
+from assetfiles.service.ports import Assets, Contents
 from assetfiles.service.signing import SignedUrl
-from assetfiles.store.catalog import Catalog
 
 CATEGORIES = ("feature", "ota")
 
@@ -95,8 +95,9 @@ def check_owner(asset_id: str | None, product_key: str | None, device_key: str |
 
 
 class EnosFileService:
-    def __init__(self, catalog: Catalog, contents: ContentService) -> None:
-        self.catalog = catalog
+    def __init__(self, records: Contents, assets: Assets, contents: ContentService) -> None:
+        self.records = records
+        self.assets = assets
         self.contents = contents
 
     @staticmethod
@@ -109,7 +110,7 @@ class EnosFileService:
     ) -> Content:
         """The file a request names; ``category`` None (delete) matches either category."""
         require(principal, permission)
-        content = await self.catalog.get_content_by_enos_uri(principal.org_id, file_uri)
+        content = await self.records.get_content_by_enos_uri(principal.org_id, file_uri)
         if (
             content is None
             or content.enos is None
@@ -132,7 +133,7 @@ class EnosFileService:
         assert owner.asset_id is not None
         if any(a.type == "asset" and a.id == owner.asset_id for a in content.associations):
             return True
-        return bool(devices & await self.catalog.feeding_devices(org_id, owner.asset_id))
+        return bool(devices & await self.assets.feeding_devices(org_id, owner.asset_id))
 
     async def open_bytes(self, content: Content, byte_range: str | None) -> Path | BlobStream:
         """EnOS answers ``download`` with the bytes: a local file, or the object store's stream."""

@@ -43,6 +43,7 @@ from assetfiles.model import (
 from assetfiles.service.access import require
 from assetfiles.service.contents import check_media_type
 from assetfiles.service.enos_files import Owner, check_owner
+from assetfiles.service.ports import Assets, Principals
 from assetfiles.service.signing import SignedUrl
 from assetfiles.service.uploads import (
     MAX_RESERVATIONS_PER_REQUEST,
@@ -50,7 +51,6 @@ from assetfiles.service.uploads import (
     UploadService,
     guess_content_type,
 )
-from assetfiles.store.catalog import Catalog
 
 #: action -> (feature type, the key of the value map in each params entry)
 ACTIONS = {
@@ -111,8 +111,9 @@ def _file_length(entry: dict[str, Any], where: str, limit: int) -> int:
 
 
 class EnosUploadService:
-    def __init__(self, catalog: Catalog, uploads: UploadService) -> None:
-        self.catalog = catalog
+    def __init__(self, assets: Assets, principals: Principals, uploads: UploadService) -> None:
+        self.assets = assets
+        self.principals = principals
         self.uploads = uploads
 
     @staticmethod
@@ -246,7 +247,7 @@ class EnosUploadService:
             field=f"{where}.originalFilename",
         )
         if owner.asset_id is not None:
-            if not await self.catalog.asset_exists(principal.org_id, owner.asset_id):
+            if not await self.assets.asset_exists(principal.org_id, owner.asset_id):
                 raise NotFound(
                     f"{where}.assetId: asset '{owner.asset_id}' not found", field=f"{where}.assetId"
                 )
@@ -255,7 +256,7 @@ class EnosUploadService:
         else:
             device = owner.device
             assert device is not None
-            if principal.org_id not in {org for org, _ in await self.catalog.find_devices(device)}:
+            if principal.org_id not in {org for org, _ in await self.principals.find_devices(device)}:
                 raise NotFound(f"{where}.deviceKey: device '{device}' not found", field=f"{where}.deviceKey")
             association = Association("device", str(device))
             creator = Creator(CreatorKind.DEVICE, device=DeviceRef(device.product_id, device.device_id))

@@ -24,7 +24,6 @@ import anyio.to_thread
 from sqlalchemy import Engine
 
 from assetfiles.store.blobs import BlobStore
-from assetfiles.store.catalog import Catalog
 from assetfiles.store.database import schema_revisions
 
 logger = logging.getLogger("assetfiles.health")
@@ -34,8 +33,8 @@ FRESH_SECONDS = 1.0
 
 
 class Health:
-    def __init__(self, catalog: Catalog, blobs: BlobStore) -> None:
-        self.catalog = catalog
+    def __init__(self, engine: Engine, blobs: BlobStore) -> None:
+        self.engine = engine
         self.blobs = blobs
         #: how long an answer is reused (FRESH_SECONDS)
         self.fresh_seconds = FRESH_SECONDS
@@ -62,7 +61,7 @@ class Health:
                 raise TimeoutError("the previous check has not come back")
             with anyio.fail_after(CHECK_SECONDS):
                 current, head = await anyio.to_thread.run_sync(
-                    self._revisions, self.catalog.engine, abandon_on_cancel=True, limiter=self._threads
+                    self._revisions, self.engine, abandon_on_cancel=True, limiter=self._threads
                 )
             checks["catalog"] = "ok"
             checks["migrations"] = "ok" if current == head else f"at {current}, this version needs {head}"

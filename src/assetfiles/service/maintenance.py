@@ -19,8 +19,8 @@ from pathlib import Path
 import anyio.to_thread
 
 from assetfiles.model import StoredFile
+from assetfiles.service.ports import Contents
 from assetfiles.store.blobs import BlobInfo, BlobStore
-from assetfiles.store.catalog import Catalog
 
 BATCH = 1000
 
@@ -70,8 +70,8 @@ def _remove_stale_spools(root: Path, cutoff: float) -> int:
 
 
 class Maintenance:
-    def __init__(self, catalog: Catalog, blobs: BlobStore, spool_root: Path | None = None) -> None:
-        self.catalog = catalog
+    def __init__(self, contents: Contents, blobs: BlobStore, spool_root: Path | None = None) -> None:
+        self.contents = contents
         self.blobs = blobs
         self.spool_root = spool_root
 
@@ -98,7 +98,7 @@ class Maintenance:
         if not batch:
             return
         report.blobs += len(batch)
-        used = await self.catalog.blobs_in_use([blob.sha256 for blob in batch])
+        used = await self.contents.blobs_in_use([blob.sha256 for blob in batch])
         for blob in batch:
             if blob.sha256 in used:
                 continue
@@ -111,14 +111,14 @@ class Maintenance:
                 report.removed_bytes += blob.length
 
     async def _remove(self, blob: BlobInfo) -> bool:
-        return await self.blobs.remove_unless(blob.sha256, lambda: self.catalog.blob_in_use(blob.sha256))
+        return await self.blobs.remove_unless(blob.sha256, lambda: self.contents.blob_in_use(blob.sha256))
 
     async def fsck(self, *, verify: bool = False) -> FsckReport:
         """Each content row against its blob: present, the right length and (``verify``) the right sha256."""
         report = FsckReport()
         checked: dict[str, str | None] = {}  # sha256 -> problem kind or None, so shared blobs are read once
         after = 0
-        while page := await self.catalog.stored_files_after(after, BATCH):
+        while page := await self.contents.stored_files_after(after, BATCH):
             after = page[-1][0]
             for _, stored in page:
                 report.contents += 1

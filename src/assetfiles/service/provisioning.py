@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from assetfiles.errors import BadInput, Conflict, NotFound
 from assetfiles.model import OBJECT_ID, Permission, TokenRecord, check_identifier, now_ms
 from assetfiles.service.audit import Audit
+from assetfiles.service.ports import Principals
 from assetfiles.service.secrets import new_secret, token_hash
-from assetfiles.store.catalog import Catalog, SecretInUse
+from assetfiles.store.principals import SecretInUse
 
 MIN_TOKEN_SECRET = 16
 MAX_TOKEN_NAME = 128
@@ -61,8 +62,8 @@ def expiry_from(expires_in: int | None, *, now: int, field: str = "expires_in") 
 
 
 class Provisioning:
-    def __init__(self, catalog: Catalog, audit: Audit | None = None, *, key: bytes) -> None:
-        self.catalog = catalog
+    def __init__(self, principals: Principals, audit: Audit | None = None, *, key: bytes) -> None:
+        self.principals = principals
         self.audit = audit
         self.key = key
 
@@ -82,13 +83,13 @@ class Provisioning:
         chosen = check_permissions(permissions, field=f"{field}.permissions")
         if secret is not None:
             check_token_secret(secret, field=f"{field}.secret")
-        if not await self.catalog.organization_exists(org_id):
+        if not await self.principals.organization_exists(org_id):
             raise NotFound(f"{field}.org: organization '{org_id}' not found", field=f"{field}.org")
         generated = None
-        if secret is None and not await self.catalog.token_exists(org_id, name):
+        if secret is None and not await self.principals.token_exists(org_id, name):
             generated = secret = new_secret()
         try:
-            created = await self.catalog.upsert_token(
+            created = await self.principals.upsert_token(
                 org_id, name, token_hash(secret, self.key) if secret else None, chosen, expires_at
             )
         except SecretInUse:
@@ -111,7 +112,7 @@ class Provisioning:
         expires_in: int | None = None,
     ) -> str:
         """A new token (refused when the name is taken); returns its secret, to be shown once."""
-        if await self.catalog.token_exists(org_id, name):
+        if await self.principals.token_exists(org_id, name):
             raise Conflict(f"name: organization '{org_id}' already has a token '{name}'", field="name")
         secret = secret or new_secret()
         expires_at = expiry_from(expires_in, now=now_ms())
@@ -119,10 +120,10 @@ class Provisioning:
         return secret
 
     async def revoke_token(self, org_id: str, name: str) -> None:
-        if not await self.catalog.revoke_token(org_id, name, now_ms()):
+        if not await self.principals.revoke_token(org_id, name, now_ms()):
             raise NotFound(f"token '{org_id}/{name}' not found or already revoked", field="name")
         if self.audit is not None:
             await self.audit.record("token.revoked", org_id=org_id, target=name)
 
     async def list_tokens(self, org_id: str | None = None) -> list[TokenRecord]:
-        return await self.catalog.list_tokens(org_id)
+        return await self.principals.list_tokens(org_id)

@@ -16,7 +16,7 @@ from typing import Any
 
 from assetfiles.errors import AssetfilesError, BadInput
 from assetfiles.model import OBJECT_ID, Quota, check_identifier
-from assetfiles.store.catalog import Catalog
+from assetfiles.service.ports import Principals, QuotaRecords
 
 #: The largest byte count the catalog stores (a signed 64-bit integer on SQLite and PostgreSQL).
 MAX_BYTES = 2**63 - 1
@@ -108,30 +108,31 @@ def check_quota(quota: Quota) -> Quota:
 
 
 class Quotas:
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
+    def __init__(self, records: QuotaRecords, principals: Principals) -> None:
+        self.records = records
+        self.principals = principals
 
     async def get(self, org_id: str) -> Quota | None:
-        return await self.catalog.get_quota(org_id)
+        return await self.records.get_quota(org_id)
 
     async def set(self, org_id: str, quota: Quota | None) -> None:
         check_identifier(org_id, field="org", pattern=OBJECT_ID)
-        if not await self.catalog.organization_exists(org_id):
+        if not await self.principals.organization_exists(org_id):
             raise BadInput(f"org: organization '{org_id}' not found", field="org")
-        await self.catalog.set_quota(org_id, check_quota(quota) if quota is not None else None)
+        await self.records.set_quota(org_id, check_quota(quota) if quota is not None else None)
 
     async def usage(self, org_id: str | None = None) -> list[Usage]:
-        found = await self.catalog.usage(org_id)
+        found = await self.records.usage(org_id)
         return [Usage(org, stored, count, quota) for org, (stored, count, quota) in found.items()]
 
     async def file_limit(self, org_id: str) -> int | None:
         """The largest file the organization may store, for limits applied while spooling."""
-        quota = await self.catalog.get_quota(org_id)
+        quota = await self.records.get_quota(org_id)
         return quota.max_file_bytes if quota else None
 
     async def admit(self, org_id: str, content_type: str, length: int | None) -> Admission:
         """Refuse what the quota forbids already (type, a declared length); else the stream limit."""
-        stored, _, quota = (await self.catalog.usage(org_id)).get(org_id, (0, 0, None))
+        stored, _, quota = (await self.records.usage(org_id)).get(org_id, (0, 0, None))
         if quota is None:
             return Admission(org_id, None, None)
         if not quota.allows_type(content_type):

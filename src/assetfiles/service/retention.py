@@ -33,8 +33,8 @@ from assetfiles.model import (
 )
 from assetfiles.service.audit import CURRENT_FACE
 from assetfiles.service.contents import ContentService
+from assetfiles.service.ports import Assets
 from assetfiles.service.quotas import MEDIA_TYPE_PATTERN
-from assetfiles.store.catalog import Catalog
 from assetfiles.store.retention import RetentionPolicy, RetentionStore
 
 logger = logging.getLogger("assetfiles.retention")
@@ -80,9 +80,9 @@ def check_policy(policy: RetentionPolicy, *, field: str = "retention") -> Retent
 
 
 class Retention:
-    def __init__(self, store: RetentionStore, catalog: Catalog, contents: ContentService) -> None:
+    def __init__(self, store: RetentionStore, assets: Assets, contents: ContentService) -> None:
         self.store = store
-        self.catalog = catalog
+        self.assets = assets
         self.contents = contents
 
     async def set_policies(self, org_id: str, policies: Sequence[RetentionPolicy]) -> bool:
@@ -103,7 +103,7 @@ class Retention:
     async def _plan_one(self, policy: RetentionPolicy, now: int) -> list[Doomed]:
         targets: list[tuple[str, str]] | None = None
         if policy.asset_id is not None:
-            devices = await self.catalog.feeding_devices(policy.org_id, policy.asset_id)
+            devices = await self.assets.feeding_devices(policy.org_id, policy.asset_id)
             targets = [
                 ("asset", policy.asset_id),
                 *(("device", str(device)) for device in sorted(devices, key=str)),

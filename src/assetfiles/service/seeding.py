@@ -32,7 +32,7 @@ from assetfiles.model import (
     mint_enos_uri,
     now_ms,
 )
-from assetfiles.service.context import Services
+from assetfiles.service.composition import Services
 from assetfiles.service.provisioning import check_token_name, check_token_secret
 from assetfiles.service.secrets import hash_device_secret, new_secret
 from assetfiles.service.uploads import ContentSpec, check_spec, guess_content_type
@@ -217,9 +217,9 @@ async def apply_fixture(services: Services, fixture: Fixture, base_dir: Path) ->
     """Create or update everything in ``fixture``; files are read relative to ``base_dir``."""
     report = ApplyReport()
     _check_files(fixture, base_dir)
-    catalog = services.catalog
+    principals = services.stores.principals
     for org in fixture.organizations:
-        await catalog.upsert_organization(org.id, org.name or org.id)
+        await principals.upsert_organization(org.id, org.name or org.id)
         if "quota" in org.model_fields_set:
             await services.quotas.set(org.id, org.quota.quota() if org.quota else None)
         if org.retention is not None:
@@ -249,15 +249,17 @@ async def apply_fixture(services: Services, fixture: Fixture, base_dir: Path) ->
             if changed:
                 report.changes.append(f"EnOS application {org.id}/{application.app_key} stored")
         for product in org.products:
-            await catalog.upsert_product(org.id, product.id, product.name)
+            await principals.upsert_product(org.id, product.id, product.name)
             for device in product.devices:
                 ref = DeviceRef(product.id, device.id)
                 secret = device.secret
-                is_new = await catalog.device_credential(org.id, ref) is None
+                is_new = await principals.device_credential(org.id, ref) is None
                 if secret is None and is_new:
                     secret = new_secret()
                     report.generated_secrets.append((f"device {org.id}/{ref}", secret))
-                if await catalog.upsert_device(org.id, ref, hash_device_secret(secret) if secret else None):
+                if await principals.upsert_device(
+                    org.id, ref, hash_device_secret(secret) if secret else None
+                ):
                     report.changes.append(f"device {org.id}/{ref} created")
         for asset in org.assets:
             await _apply_asset(services, org.id, asset, base_dir, report)
@@ -282,9 +284,9 @@ async def _apply_asset(
         Signal(s.id, s.name, ChannelId.parse(s.channel, field="channel"), s.properties) for s in spec.signals
     )
     asset = Asset(org_id, spec.id, spec.name, spec.description, spec.meta, signals)
-    await services.catalog.upsert_asset(asset)
+    await services.stores.assets.upsert_asset(asset)
     for device in asset.devices:
-        await services.catalog.upsert_device(org_id, device, None)
+        await services.stores.principals.upsert_device(org_id, device, None)
     for index, entry in enumerate(spec.content):
         where = f"organizations[{org_id}].assets[{spec.id}].content[{index}]"
         path = (base_dir / entry.path).resolve()
@@ -305,7 +307,7 @@ async def _apply_asset(
         content_spec = check_spec(
             ContentSpec(name, (association,), content_type, entry.type, entry.tags), prefix=f"{where}."
         )
-        existing = await services.catalog.find_content_by_name(org_id, association, name)
+        existing = await services.stores.contents.find_content_by_name(org_id, association, name)
         if existing is None:
             enos = EnosFacet(mint_enos_uri(name), entry.enos_category) if entry.enos_category else None
             content_spec = ContentSpec(name, (association,), content_type, entry.type, entry.tags, enos)
@@ -322,7 +324,7 @@ async def _apply_asset(
                 if bytes_changed
                 else StoredBlob(existing.sha256, existing.md5, existing.length)
             )
-            await services.catalog.replace_bytes(
+            await services.stores.contents.replace_bytes(
                 org_id,
                 existing.id,
                 sha256=blob.sha256,
@@ -335,5 +337,5 @@ async def _apply_asset(
             if bytes_changed:
                 await services.contents.release_bytes(existing.sha256)
         if existing.tags != entry.tags:
-            await services.catalog.set_tags(org_id, existing.id, dict(entry.tags), now_ms())
+            await services.stores.contents.set_tags(org_id, existing.id, dict(entry.tags), now_ms())
             report.changes.append(f"content {org_id}/{spec.id}/{name} tags updated")

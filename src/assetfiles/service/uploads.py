@@ -29,10 +29,12 @@ from assetfiles.model import (
 from assetfiles.service.access import require
 from assetfiles.service.audit import Audit
 from assetfiles.service.contents import check_association, check_media_type, check_tags
+from assetfiles.service.ports import Assets, Contents, PendingUploads, Principals
 from assetfiles.service.quotas import Admission, Quotas, storage_full
 from assetfiles.service.signing import SignedUrl, UrlSigner
 from assetfiles.store.blobs import BlobStore
-from assetfiles.store.catalog import Catalog, OverQuota, TooManyPending
+from assetfiles.store.quotas import OverQuota
+from assetfiles.store.uploads import TooManyPending
 
 #: Upload URLs one request may ask for (GraphQL aliases of createContentUpload, files of one EnOS
 #: upload-URL-mode message): each is a pending reservation in the catalog.
@@ -88,22 +90,36 @@ def check_spec(spec: ContentSpec, *, prefix: str = "") -> ContentSpec:
     return ContentSpec(spec.name, associations, content_type, spec.type, spec.tags, spec.enos)
 
 
+@dataclass(frozen=True)
+class UploadStores:
+    """The records an upload reads and writes: reservations, contents, the assets it may attach
+    to and the tokens that minted its URL."""
+
+    pending: PendingUploads
+    contents: Contents
+    assets: Assets
+    principals: Principals
+
+
 class UploadService:
     def __init__(
         self,
-        catalog: Catalog,
+        stores: UploadStores,
+        quotas: Quotas,
         blobs: BlobStore,
         signer: UrlSigner,
         max_upload_bytes: int,
         audit: Audit | None = None,
-        quotas: Quotas | None = None,
         *,
         max_pending_uploads: int | None = None,
     ) -> None:
         self.max_pending_uploads = max_pending_uploads
         self.audit = audit
-        self.quotas = quotas or Quotas(catalog)
-        self.catalog = catalog
+        self.quotas = quotas
+        self.pending = stores.pending
+        self.records = stores.contents
+        self.assets = stores.assets
+        self.principals = stores.principals
         self.blobs = blobs
         self.signer = signer
         self.max_upload_bytes = max_upload_bytes
@@ -122,7 +138,7 @@ class UploadService:
                     "(devices upload their own files)",
                     field=f"{field_name}.type",
                 )
-            if not await self.catalog.asset_exists(org_id, association.id):
+            if not await self.assets.asset_exists(org_id, association.id):
                 raise NotFound(f"asset '{association.id}' not found", field=f"{field_name}.id")
 
     async def begin(
@@ -205,7 +221,7 @@ class UploadService:
             "token": token,
         }
         try:
-            await self.catalog.insert_upload(
+            await self.pending.insert_upload(
                 content_id, org_id, record, url.expires_at * 1000, max_pending=self.max_pending_uploads
             )
         except TooManyPending as exc:
@@ -226,7 +242,7 @@ class UploadService:
     ) -> Content:
         """Accept the bytes for a signed upload URL; they must match the declared length and sha256."""
         org_id = self.signer.verify(UrlSigner.UPLOAD, org, content_id, expires, sig)
-        record = await self.catalog.get_upload(content_id, org_id)
+        record = await self.pending.get_upload(content_id, org_id)
         if record is None:
             raise NotFound(f"upload '{content_id}' not found or already completed")
         await self._check_minting_token(org_id, record.get("token"))
@@ -261,7 +277,7 @@ class UploadService:
         """An upload URL is only as good as the token that asked for it, now."""
         if name is None:
             return
-        token = await self.catalog.get_token(org_id, name)
+        token = await self.principals.get_token(org_id, name)
         if token is None or not token.usable(now_ms()):
             raise Forbidden(
                 f"upload URL: the token '{name}' that asked for it has been revoked or has expired"
@@ -379,22 +395,22 @@ class UploadService:
         try:
             if upload_id is not None:
                 (content,) = batch
-                if not await self.catalog.complete_upload(upload_id, content, max_total):
+                if not await self.pending.complete_upload(upload_id, content, max_total):
                     raise NotFound(f"upload '{upload_id}' not found or already completed")
             else:
-                await self.catalog.insert_contents(batch, max_total)
+                await self.records.insert_contents(batch, max_total)
         except OverQuota:
             # Another upload took the room while these bytes arrived: nothing is kept.
             for content in batch:
                 await self.blobs.remove_unless(
-                    content.sha256, functools.partial(self.catalog.blob_in_use, content.sha256)
+                    content.sha256, functools.partial(self.records.blob_in_use, content.sha256)
                 )
             raise storage_full(org_id, quotas[0]) from None
         for content in batch:
             if not await self.blobs.exists(content.sha256):
                 # A delete of identical bytes won the race (see LocalBlobStore.remove_unless).
                 for created in batch:
-                    await self.catalog.delete_content(org_id, created.id)
+                    await self.records.delete_content(org_id, created.id)
                 raise UploadRaced("the upload raced with a delete of identical content; retry it")
         if self.audit is not None:
             for content in batch:

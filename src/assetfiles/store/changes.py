@@ -16,11 +16,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from assetfiles.model import Association
 from assetfiles.store.schema import change_counters, content_associations, content_changes
+from assetfiles.store.sql import upsert
 from assetfiles.store.threads import in_thread
 
 
@@ -65,8 +65,7 @@ def record(
 def _advance(conn: Connection, org_id: str, count: int) -> int:
     """Take ``count`` ids from the organization's counter; returns the last one taken. The row
     stays locked until the caller's transaction ends."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(change_counters).values(org_id=org_id, last=0).on_conflict_do_nothing())
+    conn.execute(upsert(conn, change_counters).values(org_id=org_id, last=0).on_conflict_do_nothing())
     last = conn.execute(
         update(change_counters)
         .where(change_counters.c.org_id == org_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,15 @@ def schema_revisions(engine: Engine, timeout_seconds: float | None = None) -> tu
         current = MigrationContext.configure(conn).get_current_revision()
         conn.rollback()
     return current, head
+
+
+def copy_sqlite(source: Path, target: Path) -> None:
+    """Copy a live SQLite database with SQLite's online backup API: a consistent snapshot while
+    writers keep going (blocking)."""
+    live = sqlite3.connect(source)
+    copy = sqlite3.connect(target)
+    try:
+        live.backup(copy)
+    finally:
+        copy.close()
+        live.close()

@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, delete, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from assetfiles.store.catalog import escape_like
 from assetfiles.store.schema import content_associations, contents, leases, retention_policies
+from assetfiles.store.sql import escape_like, upsert
 from assetfiles.store.threads import in_thread
 
 
@@ -110,9 +109,8 @@ class RetentionStore:
     def try_lease(self, name: str, holder: str, until: int, now: int) -> bool:
         """Take (or renew) the lease ``name`` until ``until`` unless another holder has it now."""
         with self.engine.begin() as conn:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
             conn.execute(
-                dialect.insert(leases).values(name=name, holder=holder, expires_at=0).on_conflict_do_nothing()
+                upsert(conn, leases).values(name=name, holder=holder, expires_at=0).on_conflict_do_nothing()
             )
             taken = conn.execute(
                 update(leases)

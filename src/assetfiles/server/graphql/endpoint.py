@@ -48,9 +48,9 @@ from assetfiles.server.graphql.limits import (
     scan_cost,
     tag_filter_cost,
 )
-from assetfiles.server.graphql.resolvers import BINDABLES, RequestContext
+from assetfiles.server.graphql.resolvers import BINDABLES, ResolverState
 from assetfiles.server.graphql.scalars import SCALARS
-from assetfiles.service.context import Services
+from assetfiles.service.composition import Services
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ async def graphql_endpoint(request: Request) -> Response:
                 "request, or page by pagination.cursor"
             )
     request.state.operation = _operation_type(document, operation)
-    context = RequestContext(services, principal, public_base_url(request, services.settings))
+    context = ResolverState(services, principal, public_base_url(request, services.settings))
     result = execute(
         SCHEMA, document, variable_values=variables, operation_name=operation, context_value=context
     )

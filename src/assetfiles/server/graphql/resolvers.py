@@ -12,14 +12,14 @@ from assetfiles.errors import BadInput
 from assetfiles.model import Association, Content, CreatorKind, Permission, Principal, Signal
 from assetfiles.service.access import require
 from assetfiles.service.batching import BatchLoader
+from assetfiles.service.composition import Services
 from assetfiles.service.contents import ListingFilters
-from assetfiles.service.context import Services
 from assetfiles.service.signing import SignedUrl
 from assetfiles.service.uploads import MAX_RESERVATIONS_PER_REQUEST, ContentSpec
 
 
 @dataclass
-class RequestContext:
+class ResolverState:
     """Per-request state handed to every resolver."""
 
     services: Services
@@ -54,7 +54,7 @@ class RequestContext:
         return self.signed[key]
 
 
-Info = GraphQLResolveInfo[RequestContext]
+Info = GraphQLResolveInfo[ResolverState]
 
 
 query = QueryType()

@@ -1,10 +1,16 @@
-"""Wiring: one object holding the store adapters and the services built on them."""
+"""The composition root: the one place that builds the stores and hands each service the ones it uses.
+
+Faces, the CLI and the fixture loader get a :class:`Services`; a service never reaches another's
+stores, and only this module (and the CLI's direct admin commands) knows which class implements
+each port of :mod:`assetfiles.service.ports`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import anyio.to_thread
+from sqlalchemy import Engine
 
 from assetfiles.config import Settings
 from assetfiles.service.access import Access
@@ -22,20 +28,49 @@ from assetfiles.service.quotas import Quotas
 from assetfiles.service.retention import Retention
 from assetfiles.service.shares import ThreadShares
 from assetfiles.service.signing import UrlSigner
-from assetfiles.service.uploads import UploadService
+from assetfiles.service.uploads import UploadService, UploadStores
+from assetfiles.store.assets import AssetStore
 from assetfiles.store.audit import AuditStore
 from assetfiles.store.blobs import BlobStore, LocalBlobStore
-from assetfiles.store.catalog import Catalog
 from assetfiles.store.changes import ChangeLog
+from assetfiles.store.contents import ContentStore
 from assetfiles.store.database import create_engine, migrate
 from assetfiles.store.enos import EnosStore
+from assetfiles.store.principals import PrincipalStore
+from assetfiles.store.quotas import QuotaStore
 from assetfiles.store.retention import RetentionStore
+from assetfiles.store.uploads import UploadStore
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The SQL stores, one per aggregate, over one engine."""
+
+    engine: Engine
+    principals: PrincipalStore
+    assets: AssetStore
+    contents: ContentStore
+    uploads: UploadStore
+    quotas: QuotaStore
+
+    @classmethod
+    def on(cls, engine: Engine) -> Stores:
+        return cls(
+            engine,
+            PrincipalStore(engine),
+            AssetStore(engine),
+            ContentStore(engine),
+            UploadStore(engine),
+            QuotaStore(engine),
+        )
 
 
 @dataclass
 class Services:
     settings: Settings
-    catalog: Catalog
+    #: for the fixture loader (service/seeding.py), which writes every aggregate
+    stores: Stores
+    blobs: BlobStore
     audit: Audit
     access: Access
     assets: AssetService
@@ -57,20 +92,20 @@ class Services:
         if run_migrations:
             await anyio.to_thread.run_sync(migrate, settings.catalog_url)
         engine = create_engine(settings.catalog_url)
-        catalog = Catalog(engine)
+        stores = Stores.on(engine)
         blobs = open_blob_store(settings)
         await blobs.open()
         signer = UrlSigner(settings.signing_key, settings.url_ttl_seconds)
         audit = Audit(AuditStore(engine))
-        contents = ContentService(catalog, blobs, signer, audit)
-        quotas = Quotas(catalog)
+        contents = ContentService(stores.contents, stores.assets, stores.quotas, blobs, signer, audit)
+        quotas = Quotas(stores.quotas, stores.principals)
         uploads = UploadService(
-            catalog,
+            UploadStores(stores.uploads, stores.contents, stores.assets, stores.principals),
+            quotas,
             blobs,
             signer,
             settings.max_upload_bytes,
             audit,
-            quotas,
             max_pending_uploads=settings.max_pending_uploads_per_org,
         )
         enos_tokens = EnosTokenService(
@@ -83,20 +118,21 @@ class Services:
         enos_tokens.audit = audit
         return cls(
             settings=settings,
-            catalog=catalog,
+            stores=stores,
+            blobs=blobs,
             audit=audit,
-            access=Access(catalog, audit, key=settings.signing_key),
-            assets=AssetService(catalog),
+            access=Access(stores.principals, audit, key=settings.signing_key),
+            assets=AssetService(stores.assets),
             contents=contents,
             uploads=uploads,
             enos_tokens=enos_tokens,
-            enos_files=EnosFileService(catalog, contents),
-            enos_uploads=EnosUploadService(catalog, uploads),
-            maintenance=Maintenance(catalog, blobs, settings.data_dir / "tmp"),
-            health=Health(catalog, blobs),
-            provisioning=Provisioning(catalog, audit, key=settings.signing_key),
+            enos_files=EnosFileService(stores.contents, stores.assets, contents),
+            enos_uploads=EnosUploadService(stores.assets, stores.principals, uploads),
+            maintenance=Maintenance(stores.contents, blobs, settings.data_dir / "tmp"),
+            health=Health(engine, blobs),
+            provisioning=Provisioning(stores.principals, audit, key=settings.signing_key),
             quotas=quotas,
-            retention=Retention(RetentionStore(engine), catalog, contents),
+            retention=Retention(RetentionStore(engine), stores.assets, contents),
             shares=ThreadShares(settings.catalog_threads_per_org),
             changes=ChangeFeed(
                 ChangeLog(engine),
@@ -108,8 +144,8 @@ class Services:
 
     async def close(self) -> None:
         await self.audit.flush()
-        await self.contents.blobs.close()
-        await self.catalog.close()
+        await self.blobs.close()
+        await anyio.to_thread.run_sync(self.stores.engine.dispose)
 
 
 def open_blob_store(settings: Settings) -> BlobStore:

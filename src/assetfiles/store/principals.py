@@ -1,0 +1,217 @@
+"""Organizations and who may act in them: API tokens, products and devices (with their credential
+hashes). The store of the principals aggregate; see :mod:`assetfiles.store.sql`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import IntegrityError
+
+from assetfiles.model import DeviceRef, Permission, TokenRecord, now_ms
+from assetfiles.store.schema import api_tokens, devices, organizations, products
+from assetfiles.store.threads import in_thread
+
+
+class SecretInUse(Exception):
+    """Another token already has this secret; nothing was written."""
+
+
+class PrincipalStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @in_thread
+    def upsert_organization(self, org_id: str, name: str) -> None:
+        with self.engine.begin() as conn:
+            found = conn.scalar(select(organizations.c.id).where(organizations.c.id == org_id))
+            if found is None:
+                conn.execute(insert(organizations).values(id=org_id, name=name, created_at=now_ms()))
+            else:
+                conn.execute(update(organizations).where(organizations.c.id == org_id).values(name=name))
+
+    @in_thread
+    def organization_exists(self, org_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(organizations.c.id).where(organizations.c.id == org_id)) is not None
+
+    @in_thread
+    def upsert_token(
+        self,
+        org_id: str,
+        name: str,
+        secret_hash: str | None,
+        permissions: Iterable[Permission],
+        expires_at: int | None = None,
+    ) -> bool:
+        """Create or update a token; ``secret_hash=None`` keeps an existing secret. True if created.
+
+        A new secret (or a re-created token) clears a revocation.
+        """
+        perms = ",".join(sorted(p.value for p in permissions))
+        where = and_(api_tokens.c.org_id == org_id, api_tokens.c.name == name)
+        try:
+            with self.engine.begin() as conn:
+                found = conn.scalar(select(api_tokens.c.pk).where(where))
+                if found is None:
+                    if secret_hash is None:
+                        raise ValueError("a new token needs a secret")
+                    conn.execute(
+                        insert(api_tokens).values(
+                            org_id=org_id,
+                            name=name,
+                            secret_hash=secret_hash,
+                            permissions=perms,
+                            created_at=now_ms(),
+                            expires_at=expires_at,
+                        )
+                    )
+                    return True
+                values: dict[str, Any] = {"permissions": perms, "expires_at": expires_at}
+                if secret_hash is not None:
+                    values.update(secret_hash=secret_hash, revoked_at=None)
+                conn.execute(update(api_tokens).where(where).values(**values))
+                return False
+        except IntegrityError as exc:
+            raise SecretInUse("that token secret is already in use") from exc
+
+    @in_thread
+    def token_exists(self, org_id: str, name: str) -> bool:
+        with self.engine.connect() as conn:
+            query = select(api_tokens.c.pk).where(api_tokens.c.org_id == org_id, api_tokens.c.name == name)
+            return conn.scalar(query) is not None
+
+    @in_thread
+    def revoke_token(self, org_id: str, name: str, now: int) -> bool:
+        """Revoke a token that is not revoked yet; False when there is no such token to revoke."""
+        with self.engine.begin() as conn:
+            revoked = conn.execute(
+                update(api_tokens)
+                .where(
+                    api_tokens.c.org_id == org_id,
+                    api_tokens.c.name == name,
+                    api_tokens.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            )
+            return bool(revoked.rowcount)
+
+    @in_thread
+    def list_tokens(self, org_id: str | None) -> list[TokenRecord]:
+        query = select(api_tokens).order_by(api_tokens.c.org_id, api_tokens.c.name)
+        if org_id is not None:
+            query = query.where(api_tokens.c.org_id == org_id)
+        with self.engine.connect() as conn:
+            return [_token_record(row) for row in conn.execute(query)]
+
+    @in_thread
+    def get_token(self, org_id: str, name: str) -> TokenRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(api_tokens).where(api_tokens.c.org_id == org_id, api_tokens.c.name == name)
+            ).first()
+        return _token_record(row) if row is not None else None
+
+    @in_thread
+    def find_token(self, secret_hash: str) -> tuple[str, TokenRecord] | None:
+        """The token whose secret hashes to ``secret_hash``, and its stored hash for a constant-time check."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(api_tokens).where(api_tokens.c.secret_hash == secret_hash)).first()
+        if row is None:
+            return None
+        return row.secret_hash, _token_record(row)
+
+    @in_thread
+    def rehash_token(self, old_hash: str, new_hash: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(api_tokens).where(api_tokens.c.secret_hash == old_hash).values(secret_hash=new_hash)
+            )
+
+    @in_thread
+    def token_used(self, org_id: str, name: str, now: int, resolution_ms: int) -> bool:
+        """Record a use unless one within ``resolution_ms`` is recorded already (by any process);
+        True when this call wrote it."""
+        with self.engine.begin() as conn:
+            written = conn.execute(
+                update(api_tokens)
+                .where(
+                    api_tokens.c.org_id == org_id,
+                    api_tokens.c.name == name,
+                    or_(
+                        api_tokens.c.last_used_at.is_(None), api_tokens.c.last_used_at <= now - resolution_ms
+                    ),
+                )
+                .values(last_used_at=now)
+            )
+            return bool(written.rowcount)
+
+    @in_thread
+    def upsert_product(self, org_id: str, product_id: str, name: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            self._upsert_product(conn, org_id, product_id, name)
+
+    @staticmethod
+    def _upsert_product(conn: Connection, org_id: str, product_id: str, name: str | None = None) -> None:
+        where = and_(products.c.org_id == org_id, products.c.id == product_id)
+        if conn.scalar(select(products.c.id).where(where)) is None:
+            conn.execute(insert(products).values(org_id=org_id, id=product_id, name=name))
+
+    @in_thread
+    def upsert_device(self, org_id: str, device: DeviceRef, secret_hash: str | None) -> bool:
+        """Create a device or update its credential (``None`` keeps the current one). True if created."""
+        where = and_(
+            devices.c.org_id == org_id,
+            devices.c.product_id == device.product_id,
+            devices.c.id == device.device_id,
+        )
+        with self.engine.begin() as conn:
+            self._upsert_product(conn, org_id, device.product_id)
+            if conn.scalar(select(devices.c.id).where(where)) is None:
+                conn.execute(
+                    insert(devices).values(
+                        org_id=org_id,
+                        product_id=device.product_id,
+                        id=device.device_id,
+                        secret_hash=secret_hash,
+                        created_at=now_ms(),
+                    )
+                )
+                return True
+            if secret_hash is not None:
+                conn.execute(update(devices).where(where).values(secret_hash=secret_hash))
+            return False
+
+    @in_thread
+    def device_credential(self, org_id: str, device: DeviceRef) -> str | None:
+        """The stored credential hash of a device; None when the device or its credential is absent."""
+        with self.engine.connect() as conn:
+            return conn.scalar(
+                select(devices.c.secret_hash).where(
+                    devices.c.org_id == org_id,
+                    devices.c.product_id == device.product_id,
+                    devices.c.id == device.device_id,
+                )
+            )
+
+    @in_thread
+    def find_devices(self, device: DeviceRef) -> list[tuple[str, str | None]]:
+        """(org_id, credential hash) of every organization holding a device of that name."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(devices.c.org_id, devices.c.secret_hash).where(
+                    devices.c.product_id == device.product_id, devices.c.id == device.device_id
+                )
+            )
+            return [(row.org_id, row.secret_hash) for row in rows]
+
+    # -- assets ------------------------------------------------------------------------------
+
+
+def _token_record(row: Row[Any]) -> TokenRecord:
+    permissions = frozenset(Permission(p) for p in row.permissions.split(",") if p)
+    return TokenRecord(
+        row.org_id, row.name, permissions, row.created_at, row.expires_at, row.revoked_at, row.last_used_at
+    )
