@@ -268,7 +268,7 @@ def test_an_unkeyed_hash_from_before_is_accepted_once_and_upgraded(tmp_path: Pat
         inner = app.app
         assert isinstance(inner, Starlette)
         async with inner.router.lifespan_context(inner):
-            catalog = inner.state.services.catalog
+            catalog = inner.state.services.stores.principals
             await catalog.upsert_organization("o-old", "Old")
             await catalog.upsert_token("o-old", "old", legacy_token_hash(secret), [Permission.READ])
             transport = httpx.ASGITransport(app=app)

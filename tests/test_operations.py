@@ -170,12 +170,12 @@ def test_readiness_fails_when_blobs_or_catalog_fail(tmp_path: Path) -> None:
             tmp.unlink()
             tmp.mkdir()
             services = inner.state.services
-            with services.catalog.engine.begin() as conn:
+            with services.stores.engine.begin() as conn:
                 conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
             answer = await client.get("/readyz")
             assert answer.status_code == 503
             assert answer.json()["checks"]["migrations"].startswith("at 0003")
-            services.catalog.engine.dispose()
+            services.stores.engine.dispose()
             (tmp_path / "catalog.sqlite3").write_bytes(b"garbage" * 1000)
             for suffix in ("-wal", "-shm"):
                 (tmp_path / f"catalog.sqlite3{suffix}").unlink(missing_ok=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from pathlib import Path
+from typing import Any, Generic, TypeAlias, TypeVar
 from urllib.parse import quote
 
 from assetfiles.errors import BadInput
@@ -268,6 +269,35 @@ class BlobStream:
     length: int | None
     content_range: str | None
     body: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """The bytes are a file on this machine: served from ``path`` with Range and conditional
+    requests, or by nginx from ``relative`` (its path under the blob root, see docs/nginx.md)."""
+
+    path: Path
+    relative: str
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """The blob store serves the bytes itself: send the caller to ``url`` (valid until then)."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """The bytes must pass through us (an API that answers with them, from a store that is not a
+    local file): ``open`` fetches them, one ``Range`` header applied."""
+
+    open: Callable[[str | None], Awaitable[BlobStream]]
+
+
+#: How a blob store delivers a content's bytes: the one answer of :meth:`BlobStore.deliver`, which
+#: the server's delivery module turns into a response for every face.
+Delivery: TypeAlias = LocalFile | Redirect | Streamed
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import anyio
 from starlette.requests import ClientDisconnect, Request
 
 from assetfiles.config import Settings
-from assetfiles.errors import ClientGone, RequestTimeout
+from assetfiles.errors import BadInput, ClientGone, PayloadTooLarge, RequestTimeout
 
 
 async def body_chunks(request: Request) -> AsyncIterator[bytes]:
@@ -65,3 +65,16 @@ async def read_body(request: Request, max_bytes: int) -> bytes | None:
         if len(body) > max_bytes:
             return None
     return bytes(body)
+
+
+def check_declared_length(request: Request, limit: int) -> None:
+    """Refuse an oversized body from its Content-Length, before reading a byte of it."""
+    header = request.headers.get("content-length")
+    if header is None:
+        return
+    if not header.isdigit():
+        raise BadInput("Content-Length: must be a non-negative integer", field="Content-Length")
+    if int(header) > limit:
+        raise PayloadTooLarge(
+            f"Content-Length {header} exceeds the upload limit of {limit} bytes", field="Content-Length"
+        )

@@ -18,10 +18,10 @@ from starlette.responses import JSONResponse, Response
 from assetfiles.errors import BadInput
 from assetfiles.model import DeviceRef, check_identifier
 from assetfiles.server.auth import bearer_secret
+from assetfiles.server.bodies import body_chunks, check_declared_length
 from assetfiles.server.faces import DEVICE, remember_principal, signing_in
 from assetfiles.server.metrics import upload_in_flight
 from assetfiles.server.rendering import content_json
-from assetfiles.server.transfer import check_declared_length, request_body
 from assetfiles.service.composition import Services
 from assetfiles.service.uploads import ContentSpec
 
@@ -67,6 +67,6 @@ async def device_upload(request: Request) -> Response:
     spec = ContentSpec(name=name, content_type=request.headers.get("content-type"))
     with upload_in_flight():
         content = await services.uploads.device_upload(
-            principal, spec, request_body(request), expected_sha256=expected_sha256(request)
+            principal, spec, body_chunks(request), expected_sha256=expected_sha256(request)
         )
     return JSONResponse(content_json(content), status_code=201)

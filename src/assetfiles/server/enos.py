@@ -20,19 +20,18 @@ from typing import Any
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.types import Message, Receive, Scope, Send
+from starlette.responses import JSONResponse, Response
 
 from assetfiles.errors import AssetfilesError, BadInput, TokenExpired, TokenRefused
-from assetfiles.model import BlobStream, Content, Permission, Principal, content_disposition
+from assetfiles.model import Content, Permission, Principal
 from assetfiles.server.auth import public_base_url
-from assetfiles.server.bodies import read_body
+from assetfiles.server.bodies import body_chunks, read_body
+from assetfiles.server.delivery import respond
 from assetfiles.server.faces import INTERNAL_MESSAGE, Face, remember_principal, signing_in
 from assetfiles.server.lenient_json import LenientJsonError, parse_lenient
 from assetfiles.server.metrics import count_token_request, upload_in_flight
 from assetfiles.server.multipart import EnosMultipart
 from assetfiles.server.request_id import numeric_request_id, request_id_of
-from assetfiles.server.transfer import accel_path, file_response, request_body
 from assetfiles.service.composition import Services
 from assetfiles.service.enos_files import check_category, check_file_uri, check_org, check_owner, required
 from assetfiles.service.enos_tokens import BAD_PARAMETER
@@ -193,11 +192,17 @@ async def _download(request: Request, services: Services, content: Content, requ
     """EnOS answers ``download`` with the bytes themselves (clients need not follow redirects):
     from object storage they are streamed through, one Range passed on."""
     _ignore_unknown_range_unit(request)
-    where = await services.enos_files.open_bytes(content, request.headers.get("range"))
-    if isinstance(where, BlobStream):
-        return _streamed(where, content, request_id)
-    response = file_response(request, content, where, accel_path(services, content.sha256))
-    return _RangeRefusalAsEnvelope(response, request_id)  # type: ignore[return-value]
+    delivery = services.enos_files.delivery(content)
+    accel_prefix = services.settings.accel_redirect_prefix
+
+    def refuse_range(status: int, content_range: str | None) -> Response:
+        msg = "Range: not satisfiable for this file" if status == 416 else "Range: malformed"
+        refusal = envelope(None, request_id, code=status, msg=msg, status=status)
+        if content_range is not None:
+            refusal.headers["Content-Range"] = content_range
+        return refusal
+
+    return await respond(request, content, delivery, accel_prefix=accel_prefix, refuse_range=refuse_range)
 
 
 def _ignore_unknown_range_unit(request: Request) -> None:
@@ -210,56 +215,6 @@ def _ignore_unknown_range_unit(request: Request) -> None:
     if value is not None and not value.strip().lower().startswith("bytes="):
         request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k.lower() != b"range"]
         del request._headers  # Starlette caches the parsed headers
-
-
-class _RangeRefusalAsEnvelope:
-    """Starlette's file response refuses a bad ``Range`` in plain text; EnOS callers get envelopes.
-
-    It decides while sending (the range is checked against the file then), so the refusal is
-    caught on its way out and replaced by ``{code: 416|400, ...}`` with the same status and
-    ``Content-Range``.
-    """
-
-    def __init__(self, response: Response, request_id: str) -> None:
-        self.response = response
-        self.request_id = request_id
-        self.headers = response.headers
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        replaced = False
-
-        async def guarded(message: Message) -> None:
-            nonlocal replaced
-            if message["type"] == "http.response.start" and message["status"] in (400, 416):
-                replaced = True
-                status = message["status"]
-                msg = "Range: not satisfiable for this file" if status == 416 else "Range: malformed"
-                refusal = envelope(None, self.request_id, code=status, msg=msg, status=status)
-                for name, value in message.get("headers", []):
-                    if name.lower() == b"content-range":
-                        refusal.headers["Content-Range"] = value.decode("latin-1")
-                await refusal(scope, receive, send)
-                return
-            if not replaced:
-                await send(message)
-
-        await self.response(scope, receive, guarded)
-
-
-def _streamed(stream: BlobStream, content: Content, request_id: str) -> Response:
-    headers = {"Accept-Ranges": "bytes", "ETag": f'"{content.sha256}"',
-               "Content-Disposition": content_disposition(content.name)}  # fmt: skip
-    if stream.content_range:
-        headers["Content-Range"] = stream.content_range
-    if stream.status == 416:
-        refused = envelope(None, request_id, code=416, msg="Range: not satisfiable for this file", status=416)
-        refused.headers["Content-Range"] = headers["Content-Range"]
-        return refused
-    if stream.length is not None:
-        headers["Content-Length"] = str(stream.length)
-    response = StreamingResponse(stream.body, status_code=stream.status, headers=headers)
-    response.headers["Content-Type"] = content.content_type  # as stored: no charset appended
-    return response
 
 
 async def parse_message(raw: bytes) -> Any:
@@ -319,7 +274,7 @@ async def integration(request: Request) -> Response:
             else settings.enos_max_file_bytes,
             accept_files=not lark,
         )
-        received = await parser.read(request.headers.get("content-type"), request_body(request))
+        received = await parser.read(request.headers.get("content-type"), body_chunks(request))
         message = await parse_message(received.message)
         if lark:
             base = public_base_url(request, settings)

@@ -31,7 +31,7 @@ from assetfiles.service.signing import UrlSigner
 from assetfiles.service.uploads import UploadService, UploadStores
 from assetfiles.store.assets import AssetStore
 from assetfiles.store.audit import AuditStore
-from assetfiles.store.blobs import BlobStore, LocalBlobStore
+from assetfiles.store.blobs import BlobBackend, LocalBlobStore
 from assetfiles.store.changes import ChangeLog
 from assetfiles.store.contents import ContentStore
 from assetfiles.store.database import create_engine, migrate
@@ -70,7 +70,7 @@ class Services:
     settings: Settings
     #: for the fixture loader (service/seeding.py), which writes every aggregate
     stores: Stores
-    blobs: BlobStore
+    blobs: BlobBackend
     audit: Audit
     access: Access
     assets: AssetService
@@ -148,7 +148,7 @@ class Services:
         await anyio.to_thread.run_sync(self.stores.engine.dispose)
 
 
-def open_blob_store(settings: Settings) -> BlobStore:
+def open_blob_store(settings: Settings) -> BlobBackend:
     """The local blob directory, or S3-compatible storage when ``blob_url`` is set."""
     if settings.blob_url:
         from assetfiles.store.s3 import S3BlobStore, S3Location  # only deployments on S3 import botocore

@@ -5,23 +5,22 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from assetfiles.errors import BadInput, NotFound
 from assetfiles.model import (
     MAX_NAME_LENGTH,
     Association,
-    BlobStream,
     Content,
     ContentQuery,
+    Delivery,
     DeviceRef,
     OrderBy,
     Page,
     Permission,
     Principal,
+    Redirect,
     StoredFile,
     check_identifier,
-    content_disposition,
     iso_to_ms,
     now_ms,
 )
@@ -276,35 +275,31 @@ class ContentService:
         return content
 
     def download_url(self, content: Content | StoredFile, ttl_seconds: int | None = None) -> SignedUrl:
-        """Our signed transfer URL, or, when the blob store serves bytes itself (S3), its presigned
-        URL with the same expiry, so that downloads never pass through Python."""
+        """Our signed transfer URL, or, when the blob store serves bytes itself (S3), its URL with
+        the same expiry, so that downloads never pass through Python."""
         signed = self.signer.sign(UrlSigner.DOWNLOAD, content.org_id, content.id, ttl_seconds=ttl_seconds)
-        direct = self._presigned(content, signed.expires_at)
-        return signed if direct is None else SignedUrl(direct, signed.expires_at)
+        delivery = self.delivery(content, expires_at=signed.expires_at)
+        return SignedUrl(delivery.url, signed.expires_at) if isinstance(delivery, Redirect) else signed
 
-    def delivery(self, stored: StoredFile | Content) -> Path | str:
-        """Where a download's bytes come from: a local file, or a presigned URL to redirect to."""
-        direct = self._presigned(stored, int(time.time()) + self.signer.ttl_seconds)
-        return self.blobs.local_path(stored.sha256) if direct is None else direct
-
-    async def open_bytes(self, stored: StoredFile | Content, byte_range: str | None) -> Path | BlobStream:
-        """For APIs that answer with the bytes themselves: a local file, or the store's stream."""
-        stream = await self.blobs.stream(stored.sha256, byte_range)
-        return self.blobs.local_path(stored.sha256) if stream is None else stream
-
-    def _presigned(self, stored: StoredFile | Content, expires_at: int) -> str | None:
-        return self.blobs.presign(
+    def delivery(
+        self, stored: StoredFile | Content, *, inline: bool = False, expires_at: int | None = None
+    ) -> Delivery:
+        """How a content's bytes reach the caller (see :meth:`BlobStore.deliver`); ``inline`` for
+        an API that answers with the bytes themselves."""
+        if expires_at is None:
+            expires_at = int(time.time()) + self.signer.ttl_seconds
+        return self.blobs.deliver(
             stored.sha256,
             name=stored.name,
             content_type=stored.content_type,
-            disposition=content_disposition(stored.name),
             expires_at=expires_at,
+            inline=inline,
         )
 
     async def open_download(
         self, content_id: str, org: str | None, expires: str | None, sig: str | None
-    ) -> tuple[StoredFile, Path | str]:
-        """Check a signed download URL and return the file with where its bytes are (see delivery)."""
+    ) -> tuple[StoredFile, Delivery]:
+        """Check a signed download URL; the file and how its bytes reach the caller."""
         org_id = self.signer.verify(UrlSigner.DOWNLOAD, org, content_id, expires, sig)
         stored = await self.records.get_stored_file(org_id, content_id)
         if stored is None:

@@ -9,15 +9,14 @@ that device uploaded it. Anything else, and any other organization's file, is "n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import unquote
 
 from assetfiles.errors import BadInput, Forbidden, NotFound
 from assetfiles.model import (
     ENOS_FILE_URI,
     OBJECT_ID,
-    BlobStream,
     Content,
+    Delivery,
     DeviceRef,
     Permission,
     Principal,
@@ -135,9 +134,9 @@ class EnosFileService:
             return True
         return bool(devices & await self.assets.feeding_devices(org_id, owner.asset_id))
 
-    async def open_bytes(self, content: Content, byte_range: str | None) -> Path | BlobStream:
+    def delivery(self, content: Content) -> Delivery:
         """EnOS answers ``download`` with the bytes: a local file, or the object store's stream."""
-        return await self.contents.open_bytes(content, byte_range)
+        return self.contents.delivery(content, inline=True)
 
     def download_url(self, content: Content) -> SignedUrl:
         return self.contents.download_url(content)

@@ -20,7 +20,7 @@ import anyio.to_thread
 
 from assetfiles.model import StoredFile
 from assetfiles.service.ports import Contents
-from assetfiles.store.blobs import BlobInfo, BlobStore
+from assetfiles.store.blobs import BlobInfo, BlobMaintenance
 
 BATCH = 1000
 
@@ -70,7 +70,7 @@ def _remove_stale_spools(root: Path, cutoff: float) -> int:
 
 
 class Maintenance:
-    def __init__(self, contents: Contents, blobs: BlobStore, spool_root: Path | None = None) -> None:
+    def __init__(self, contents: Contents, blobs: BlobMaintenance, spool_root: Path | None = None) -> None:
         self.contents = contents
         self.blobs = blobs
         self.spool_root = spool_root

@@ -22,7 +22,7 @@ import anyio
 import anyio.to_thread
 
 from assetfiles.errors import IntegrityMismatch, PayloadTooLarge
-from assetfiles.model import SHA256_HEX, BlobStream
+from assetfiles.model import SHA256_HEX, Delivery, LocalFile
 
 FLUSH_BYTES = 1024 * 1024
 
@@ -86,7 +86,8 @@ class WriteChecks:
 
 
 class BlobStore(Protocol):
-    """What the services need of any blob backend: a local directory or S3-compatible storage."""
+    """What serving and storing content needs of any blob backend: a local directory or
+    S3-compatible storage."""
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -104,27 +105,33 @@ class BlobStore(Protocol):
         expected_md5: str | None = None,
     ) -> StoredBlob: ...
 
-    def relative_path(self, sha256: str) -> str: ...
-    def local_path(self, sha256: str) -> Path: ...
-
-    def presign(
-        self, sha256: str, *, name: str, content_type: str, disposition: str, expires_at: int
-    ) -> str | None:
-        """A URL of the store itself for downloads, or None when assetfiles serves the bytes."""
-        ...
-
-    async def stream(self, sha256: str, byte_range: str | None) -> BlobStream | None:
-        """The bytes from the store itself, or None when assetfiles serves them from ``local_path``."""
+    def deliver(
+        self, sha256: str, *, name: str, content_type: str, expires_at: int, inline: bool
+    ) -> Delivery:
+        """How these bytes reach a caller until ``expires_at`` (epoch seconds), answered without
+        I/O: a local file, a redirect to the store's own URL (answering with ``name`` and
+        ``content_type``), or, with ``inline`` (an API that must answer with the bytes), a stream."""
         ...
 
     async def exists(self, sha256: str) -> bool: ...
-    async def remove_unless(self, sha256: str, still_used: Callable[[], Awaitable[bool]]) -> bool: ...
+    async def remove_unless(self, sha256: str, still_used: Callable[[], Awaitable[bool]]) -> bool:
+        """Remove a blob unless ``still_used()`` says a content names it (checked under the
+        store's removal lock, so an upload committing the same digest keeps its bytes)."""
+        ...
 
-    # Maintenance (gc, fsck).
+
+class BlobMaintenance(Protocol):
+    """What gc and fsck need besides: walking, measuring and reading every blob."""
+
     async def blob_length(self, sha256: str) -> int | None: ...
     def list_blobs(self) -> AsyncIterator[BlobInfo]: ...
     def read_blob(self, sha256: str) -> AsyncIterator[bytes]: ...
     async def remove_stale_temporaries(self, older_than: float) -> int: ...
+    async def remove_unless(self, sha256: str, still_used: Callable[[], Awaitable[bool]]) -> bool: ...
+
+
+class BlobBackend(BlobStore, BlobMaintenance, Protocol):
+    """A backend whole (LocalBlobStore, S3BlobStore): what the composition root opens."""
 
 
 class _PendingFile:
@@ -194,9 +201,6 @@ class LocalBlobStore:
 
         await anyio.to_thread.run_sync(write_and_remove)
 
-    def relative_path(self, sha256: str) -> str:
-        return blob_path(sha256)
-
     async def exists(self, sha256: str) -> bool:
         return await anyio.to_thread.run_sync(self.local_path(sha256).exists)
 
@@ -256,13 +260,11 @@ class LocalBlobStore:
     async def close(self) -> None:
         pass
 
-    def presign(
-        self, sha256: str, *, name: str, content_type: str, disposition: str, expires_at: int
-    ) -> None:
-        return None  # the transfer endpoint (or nginx, see docs/nginx.md) serves local blobs
-
-    async def stream(self, sha256: str, byte_range: str | None) -> None:
-        return None  # served from local_path, with Range handled by the response
+    def deliver(
+        self, sha256: str, *, name: str, content_type: str, expires_at: int, inline: bool
+    ) -> Delivery:
+        # the transfer endpoint (or nginx, see docs/nginx.md) serves local blobs, Range included
+        return LocalFile(self.local_path(sha256), blob_path(sha256))
 
     async def list_blobs(self) -> AsyncIterator[BlobInfo]:
         listing = self._iter_blobs()

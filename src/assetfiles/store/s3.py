@@ -13,6 +13,7 @@ Credentials, region and endpoint come from the settings or the standard AWS envi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import uuid
@@ -27,7 +28,7 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from assetfiles.model import SHA256_HEX, BlobStream
+from assetfiles.model import SHA256_HEX, BlobStream, Delivery, Redirect, Streamed, content_disposition
 from assetfiles.store.blobs import BlobInfo, StoredBlob, WriteChecks, blob_path
 
 PART_BYTES = 8 * 1024 * 1024  # S3 wants >= 5 MiB for every part but the last
@@ -93,18 +94,20 @@ class S3BlobStore:
         await self._client.put_object(Bucket=self.bucket, Key=key, Body=b"ok")
         await self._client.delete_object(Bucket=self.bucket, Key=key)
 
-    def relative_path(self, sha256: str) -> str:
-        return blob_path(sha256)
-
     def _blob_key(self, sha256: str) -> str:
         return self.location.key(blob_path(sha256))
 
-    def local_path(self, sha256: str) -> Any:
-        raise NotImplementedError("blobs in object storage have no local path; use presign()")
-
     # -- downloads -----------------------------------------------------------------------------
 
-    def presign(self, sha256: str, *, name: str, content_type: str, disposition: str, expires_at: int) -> str:
+    def deliver(
+        self, sha256: str, *, name: str, content_type: str, expires_at: int, inline: bool
+    ) -> Delivery:
+        """A presigned GET URL of the object store, or, ``inline``, the object streamed through."""
+        if inline:
+            return Streamed(functools.partial(self._stream, sha256))
+        return Redirect(self._presign(sha256, content_type, content_disposition(name), expires_at))
+
+    def _presign(self, sha256: str, content_type: str, disposition: str, expires_at: int) -> str:
         """A GET URL of the object store, valid until ``expires_at``, answering with our name and type."""
         params = {"Bucket": self.bucket, "Key": self._blob_key(sha256),
                   "ResponseContentDisposition": disposition, "ResponseContentType": content_type}  # fmt: skip
@@ -112,7 +115,7 @@ class S3BlobStore:
         url: str = self._signer.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
         return url
 
-    async def stream(self, sha256: str, byte_range: str | None) -> BlobStream | None:
+    async def _stream(self, sha256: str, byte_range: str | None) -> BlobStream:
         """The object's bytes (one ``Range`` passed through), for APIs that must answer with them."""
         options = {"Range": byte_range} if byte_range else {}
         try:
