@@ -1,19 +1,22 @@
 """Typed errors raised by the service layer and rendered by each face in its own dialect.
 
-Faces map these to HTTP statuses, GraphQL ``extensions.code`` values or EnOS envelopes; the
-service never knows which face called it.
+An error carries a domain ``code``, a message safe to show its caller and the domain name of the
+``field`` at fault; nothing here knows HTTP or any platform's codes. Each face maps them in one
+place: the HTTP status table in server/faces.py, EnOS codes and envelopes in server/enos.py,
+argument paths (``filters.orderBy``) in the GraphQL endpoint. The service never knows which face
+called it.
 """
 
 from __future__ import annotations
 
 import errno
+from enum import StrEnum
 
 
 class AssetfilesError(Exception):
     """Base of every error a caller may see; ``message`` is safe to show to that caller."""
 
     code = "INTERNAL"
-    http_status = 500
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -25,78 +28,108 @@ class BadInput(AssetfilesError):
     """A request argument is malformed; ``field`` names it."""
 
     code = "BAD_USER_INPUT"
-    http_status = 400
 
 
 class Unauthenticated(AssetfilesError):
     """No credential, or one that matches nothing."""
 
     code = "UNAUTHENTICATED"
-    http_status = 401
 
 
 class Forbidden(AssetfilesError):
     """The caller is known but lacks the permission, or a signed URL is bad or expired."""
 
     code = "FORBIDDEN"
-    http_status = 403
 
 
 class NotFound(AssetfilesError):
     """Unknown, or belonging to another organization: the two must look the same."""
 
     code = "NOT_FOUND"
-    http_status = 404
 
 
 class PayloadTooLarge(AssetfilesError):
     code = "PAYLOAD_TOO_LARGE"
-    http_status = 413
 
 
 class IntegrityMismatch(AssetfilesError):
     """Uploaded bytes differ from their declared length or digest; nothing was stored."""
 
     code = "BAD_USER_INPUT"
-    http_status = 400
 
 
 class TokenExpired(Unauthenticated):
-    """An access token that was valid and is no longer (EnOS code 1203)."""
+    """An access token that was valid and is no longer."""
 
     code = "TOKEN_EXPIRED"
 
 
+class TokenRefusal(StrEnum):
+    """Why an application's token request was refused."""
+
+    #: the same signed request again, after the token it obtained is gone
+    REPLAYED = "replayed"
+    UNKNOWN_APPLICATION = "unknown_application"
+    BAD_SIGNATURE = "bad_signature"
+    MALFORMED = "malformed"
+    EMPTY = "empty"
+    #: a refresh naming a token the application does not hold
+    NOT_REFRESHABLE = "not_refreshable"
+
+
 class TokenRefused(AssetfilesError):
-    """The EnOS token service refused a request; ``enos_status`` is its documented code."""
+    """The token service refused an application's request; ``reason`` says why."""
 
     code = "TOKEN_REFUSED"
 
-    def __init__(self, message: str, *, enos_status: int, http_status: int, field: str | None = None) -> None:
+    def __init__(self, message: str, *, reason: TokenRefusal, field: str | None = None) -> None:
         super().__init__(message, field=field)
-        self.enos_status = enos_status
-        self.http_status = http_status
+        self.reason = reason
+
+    @property
+    def refuses_credential(self) -> bool:
+        """True when the request was well formed and its credential was not accepted."""
+        return self.reason not in (TokenRefusal.MALFORMED, TokenRefusal.EMPTY)
 
 
 class BytesMissing(AssetfilesError):
     """The catalog has the content but the blob store lost its bytes (``assetfiles fsck`` finds these)."""
 
     code = "INTERNAL"
-    http_status = 500
 
 
 class Conflict(AssetfilesError):
     """The request clashes with what exists (a name taken, a secret in use)."""
 
     code = "CONFLICT"
-    http_status = 409
+
+
+class UploadRaced(Conflict):
+    """The bytes were deleted by a concurrent delete of identical content; retrying succeeds."""
+
+
+class QuotaExceeded(AssetfilesError):
+    """An upload the organization's quota does not allow; the subclass says which limit."""
+
+    code = "QUOTA_EXCEEDED"
+
+
+class FileTooLarge(QuotaExceeded):
+    """Larger than the organization accepts one file to be."""
+
+
+class QuotaFull(QuotaExceeded):
+    """The organization would store more bytes in all than its quota allows."""
+
+
+class TypeNotAccepted(QuotaExceeded):
+    """A media type the organization's quota does not accept."""
 
 
 class RateLimited(AssetfilesError):
     """Too many requests (or failed sign-ins) from one credential or address; retry later."""
 
     code = "RATE_LIMITED"
-    http_status = 429
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
@@ -107,21 +140,26 @@ class RequestTimeout(AssetfilesError):
     """The client sent its body too slowly, or stopped sending it."""
 
     code = "REQUEST_TIMEOUT"
-    http_status = 408
 
 
 class ClientGone(AssetfilesError):
     """The client closed the connection before its body was complete; nothing was stored."""
 
     code = "CLIENT_DISCONNECTED"
-    http_status = 400
 
 
 class InsufficientStorage(AssetfilesError):
     """The server's disk (blobs, spool or catalog) is full; the request stored nothing."""
 
     code = "INSUFFICIENT_STORAGE"
-    http_status = 507
+
+
+def refuses_credential(error: AssetfilesError) -> bool:
+    """Whether the error refuses the credential a caller presented: a failed sign-in, which the
+    per-address limit counts."""
+    if isinstance(error, TokenRefused):
+        return error.refuses_credential
+    return isinstance(error, Unauthenticated)
 
 
 #: errno values of a full file system or an exhausted disk quota

@@ -10,6 +10,7 @@ import click
 
 from assetfiles.cli.options import build_settings, data_dir_option, with_services
 from assetfiles.model import Quota
+from assetfiles.server.rendering import usage_json
 from assetfiles.service.quotas import MAX_BYTES
 
 T = TypeVar("T")
@@ -62,7 +63,7 @@ def usage_command(org: str | None, as_json: bool, data_dir: Path | None) -> None
     for usage in with_services(
         build_settings(data_dir=data_dir), lambda services: services.quotas.usage(org)
     ):
-        record = usage.as_json()
+        record = usage_json(usage)
         if as_json:
             click.echo(json.dumps(record))
             continue

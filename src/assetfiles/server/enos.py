@@ -22,19 +22,18 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from assetfiles.errors import AssetfilesError, BadInput, TokenExpired, TokenRefused
+from assetfiles.errors import AssetfilesError, BadInput, TokenExpired, TokenRefusal, TokenRefused
 from assetfiles.model import Content, Permission, Principal
 from assetfiles.server.auth import public_base_url
 from assetfiles.server.bodies import body_chunks, read_body
 from assetfiles.server.delivery import respond
-from assetfiles.server.faces import INTERNAL_MESSAGE, Face, remember_principal, signing_in
+from assetfiles.server.faces import INTERNAL_MESSAGE, Face, http_status, remember_principal, signing_in
 from assetfiles.server.lenient_json import LenientJsonError, parse_lenient
 from assetfiles.server.metrics import count_token_request, upload_in_flight
 from assetfiles.server.multipart import EnosMultipart
 from assetfiles.server.request_id import numeric_request_id, request_id_of
 from assetfiles.service.composition import Services
 from assetfiles.service.enos_files import check_category, check_file_uri, check_org, check_owner, required
-from assetfiles.service.enos_tokens import BAD_PARAMETER
 from assetfiles.service.maintenance import SPOOL_PREFIX
 
 BUSINESS = "apim-token-service"
@@ -67,21 +66,33 @@ async def _token_body(request: Request) -> Any:
     refused past 16 KiB without reading further."""
     raw = await read_body(request, MAX_TOKEN_BODY)
     if raw is None:
-        raise TokenRefused(
-            "body: larger than 16 KiB", enos_status=BAD_PARAMETER, http_status=400, field="body"
-        )
+        raise TokenRefused("body: larger than 16 KiB", reason=TokenRefusal.MALFORMED, field="body")
     try:
         return json.loads(raw)
     except ValueError:
         raise TokenRefused(
-            "body: must be a JSON object", enos_status=BAD_PARAMETER, http_status=400, field="body"
+            "body: must be a JSON object", reason=TokenRefusal.MALFORMED, field="body"
         ) from None
 
 
+#: The token service's documented code for each refusal.
+TOKEN_SERVICE_CODES = {
+    TokenRefusal.REPLAYED: 1001,
+    TokenRefusal.UNKNOWN_APPLICATION: 1002,
+    TokenRefusal.BAD_SIGNATURE: 1003,
+    TokenRefusal.MALFORMED: 1004,
+    TokenRefusal.EMPTY: 1202,
+    TokenRefusal.NOT_REFRESHABLE: 1204,
+}
+#: The Connection Service's code for an access token that has expired (others carry their status).
+TOKEN_EXPIRED = 1203
+
+
 def _token_error(request: Request, error: AssetfilesError, request_id: str) -> Response:
-    status = error.enos_status if isinstance(error, TokenRefused) else error.http_status
-    count_token_request(getattr(request.state, "operation", "-"), str(status))
-    return _token_answer(status, error.message, None, error.http_status)
+    status = http_status(error)
+    code = TOKEN_SERVICE_CODES[error.reason] if isinstance(error, TokenRefused) else status
+    count_token_request(getattr(request.state, "operation", "-"), str(code))
+    return _token_answer(code, error.message, None, status)
 
 
 #: The token service's error boundary: its own codes, and 500 in its own envelope.
@@ -121,8 +132,9 @@ def envelope(
 
 
 def failure(error: AssetfilesError, request_id: str) -> JSONResponse:
-    code = 1203 if isinstance(error, TokenExpired) else error.http_status
-    return envelope(None, request_id, code=code, msg=error.message, status=error.http_status)
+    status = http_status(error)
+    code = TOKEN_EXPIRED if isinstance(error, TokenExpired) else status
+    return envelope(None, request_id, code=code, msg=error.message, status=status)
 
 
 #: The Connection Service's error boundary: every failure becomes an envelope, typed errors with

@@ -1,10 +1,11 @@
-"""JSON shapes shared by the REST endpoints."""
+"""JSON shapes shared by the faces (and the CLI's ``usage --json``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from assetfiles.model import Content, ms_to_iso
+from assetfiles.service.quotas import Usage
 
 
 def content_json(content: Content) -> dict[str, Any]:
@@ -27,4 +28,21 @@ def content_json(content: Content) -> dict[str, Any]:
         },
         "createdAt": ms_to_iso(content.created_at),
         "lastModified": ms_to_iso(content.updated_at),
+    }
+
+
+def usage_json(usage: Usage) -> dict[str, Any]:
+    """The shape both ``assetfiles usage --json`` and GraphQL's ``organizationUsage`` show."""
+    quota = usage.quota
+    return {
+        "org": usage.org_id,
+        "storedBytes": usage.stored_bytes,
+        "contentCount": usage.contents,
+        "quota": None
+        if quota is None
+        else {
+            "maxTotalBytes": quota.max_total_bytes,
+            "maxFileBytes": quota.max_file_bytes,
+            "contentTypes": list(quota.content_types) if quota.content_types is not None else None,
+        },
     }

@@ -36,7 +36,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 
 from assetfiles.config import Settings
-from assetfiles.errors import RateLimited, classify
+from assetfiles.errors import RateLimited, classify, refuses_credential
 
 #: Credentials remembered as having signed in recently, per process (least recently used out).
 TRUSTED_CREDENTIALS = 10_000
@@ -98,7 +98,7 @@ class Throttle:
             yield
         except Exception as exc:
             error = classify(exc)
-            if error is not None and error.http_status == 401:
+            if error is not None and refuses_credential(error):
                 self._limiter.hit(self._failures, "auth-failures", key)
             raise
         else:

@@ -49,7 +49,7 @@ class AssetService:
 
 def _check_text(text: str | None) -> str | None:
     if text is not None and len(text) > MAX_TEXT:
-        raise BadInput(f"filters.text: at most {MAX_TEXT} characters", field="filters.text")
+        raise BadInput(f"text: at most {MAX_TEXT} characters", field="text")
     return text or None
 
 

@@ -130,8 +130,8 @@ class ContentService:
             # Device content is listed for an asset only for the devices that feed it.
             if asset_id is None:
                 raise BadInput(
-                    "filters.association: an asset association is required when devices are given",
-                    field="filters.association",
+                    "association: an asset association is required when devices are given",
+                    field="association",
                 )
             feeding = await self.assets.feeding_devices(principal.org_id, asset_id)
             wanted = tuple(device for device in query.devices if device in feeding)
@@ -149,7 +149,7 @@ class ContentService:
 
     async def _check_asset(self, org_id: str, asset_id: str) -> None:
         if not await self.assets.asset_exists(org_id, asset_id):
-            raise NotFound(f"asset '{asset_id}' not found", field="filters.association.id")
+            raise NotFound(f"asset '{asset_id}' not found", field="association.id")
 
     @staticmethod
     def _query(org_id: str, filters: ListingFilters) -> ContentQuery:
@@ -161,16 +161,14 @@ class ContentService:
             except ValueError:
                 choices = ", ".join(o.value for o in OrderBy)
                 raise BadInput(
-                    f"filters.orderBy: must be one of {choices}, got {filters.order_by!r}",
-                    field="filters.orderBy",
+                    f"orderBy: must be one of {choices}, got {filters.order_by!r}",
+                    field="orderBy",
                 ) from None
         sort = (filters.sort or "desc").lower()
         if sort not in ("asc", "desc"):
-            raise BadInput(f"filters.sort: must be asc or desc, got {filters.sort!r}", field="filters.sort")
+            raise BadInput(f"sort: must be asc or desc, got {filters.sort!r}", field="sort")
         association = (
-            check_association(*filters.association, field="filters.association")
-            if filters.association
-            else None
+            check_association(*filters.association, field="association") if filters.association else None
         )
         devices: tuple[DeviceRef, ...] | None = None
         if filters.devices is not None:
@@ -189,22 +187,20 @@ class ContentService:
         content_types = [t for t in filters.content_types or () if t]
         if len(content_types) > MAX_FILTER_CONTENT_TYPES:
             raise BadInput(
-                f"filters.contentTypes: at most {MAX_FILTER_CONTENT_TYPES} media types",
-                field="filters.contentTypes",
+                f"contentTypes: at most {MAX_FILTER_CONTENT_TYPES} media types",
+                field="contentTypes",
             )
         for index, content_type in enumerate(content_types):
-            check_media_type(content_type, field=f"filters.contentTypes[{index}]")
+            check_media_type(content_type, field=f"contentTypes[{index}]")
         if len(filters.tags) > MAX_FILTER_TAGS:
-            raise BadInput(f"filters.tags: at most {MAX_FILTER_TAGS} tags", field="filters.tags")
+            raise BadInput(f"tags: at most {MAX_FILTER_TAGS} tags", field="tags")
         if filters.name is not None and len(filters.name) > MAX_NAME_GLOB:
-            raise BadInput(f"filters.name: at most {MAX_NAME_GLOB} characters", field="filters.name")
+            raise BadInput(f"name: at most {MAX_NAME_GLOB} characters", field="name")
         for index, tag in enumerate(filters.tags):
             if not tag[0]:
-                raise BadInput(
-                    f"filters.tags[{index}].name: must not be empty", field=f"filters.tags[{index}].name"
-                )
+                raise BadInput(f"tags[{index}].name: must not be empty", field=f"tags[{index}].name")
         if filters.name is not None and not filters.name:
-            raise BadInput("filters.name: must not be empty", field="filters.name")
+            raise BadInput("name: must not be empty", field="name")
         after = None
         if filters.cursor is not None:
             if offset:
@@ -219,7 +215,7 @@ class ContentService:
             tags=tuple(filters.tags),
             name_glob=filters.name,
             modified_since=(
-                iso_to_ms(filters.modified_since, field="filters.modifiedSince")
+                iso_to_ms(filters.modified_since, field="modifiedSince")
                 if filters.modified_since is not None
                 else None
             ),
@@ -263,15 +259,15 @@ class ContentService:
     ) -> Content:
         """Content uploaded by that device; anything else is 'not found', as for unknown ids."""
         ref = DeviceRef(
-            check_identifier(device[0], field="input.product_id"),
-            check_identifier(device[1], field="input.device_id"),
+            check_identifier(device[0], field="product_id"),
+            check_identifier(device[1], field="device_id"),
         )
         try:
-            content = await self.get(principal, content_id, field="input.id", batch=batch)
+            content = await self.get(principal, content_id, field="id", batch=batch)
         except NotFound:
             content = None
         if content is None or content.creator.device != ref:
-            raise NotFound(f"content '{content_id}' of device '{ref}' not found", field="input.id")
+            raise NotFound(f"content '{content_id}' of device '{ref}' not found", field="id")
         return content
 
     def download_url(self, content: Content | StoredFile, ttl_seconds: int | None = None) -> SignedUrl:

@@ -31,7 +31,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from assetfiles.errors import BadInput, TokenExpired, TokenRefused, Unauthenticated
+from assetfiles.errors import BadInput, TokenExpired, TokenRefusal, TokenRefused, Unauthenticated
 from assetfiles.model import CreatorKind, Permission, Principal, now_ms
 from assetfiles.service.audit import Audit
 from assetfiles.store.enos import Application, EnosStore, IssuedToken, SeenRequest
@@ -39,14 +39,9 @@ from assetfiles.store.enos import Application, EnosStore, IssuedToken, SeenReque
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 POLICIES = {"asset:read": Permission.READ, "asset:write": Permission.WRITE}
 
-# Codes of the EnOS token service.
-REPLAYED, UNKNOWN_APP, BAD_ENCRYPTION, BAD_PARAMETER = 1001, 1002, 1003, 1004
-EMPTY_PARAMETER, TOKEN_EXPIRED, REFRESH_FAILED = 1202, 1203, 1204
 
-
-def _refused(code: int, message: str, *, field: str | None = None) -> TokenRefused:
-    status = 400 if code in (BAD_PARAMETER, EMPTY_PARAMETER) else 401
-    return TokenRefused(message, enos_status=code, http_status=status, field=field)
+def _refused(reason: TokenRefusal, message: str, *, field: str | None = None) -> TokenRefused:
+    return TokenRefused(message, reason=reason, field=field)
 
 
 class SecretBox:
@@ -65,7 +60,8 @@ class SecretBox:
         except InvalidToken:
             # The server key changed since the application was stored: re-apply the fixture.
             raise _refused(
-                UNKNOWN_APP, "appKey: the stored secret cannot be read with this server's key"
+                TokenRefusal.UNKNOWN_APPLICATION,
+                "appKey: the stored secret cannot be read with this server's key",
             ) from None
 
 
@@ -160,13 +156,15 @@ class EnosTokenService:
         )
         old = body["accessToken"]
         if not isinstance(old, str):
-            raise _refused(BAD_PARAMETER, "accessToken: must be a string", field="accessToken")
+            raise _refused(TokenRefusal.MALFORMED, "accessToken: must be a string", field="accessToken")
         encryption, old_hash = body["encryption"], _hash(old)
         seen = await self.store.seen_request("refresh", encryption, now)
         if seen is not None:
             if not hmac.compare_digest(seen.access_token_hash or "", old_hash):
                 raise _refused(
-                    REPLAYED, "encryption: already used to refresh another token", field="encryption"
+                    TokenRefusal.REPLAYED,
+                    "encryption: already used to refresh another token",
+                    field="encryption",
                 )
             return await self._again(seen, now)
         value, expire = await self._issue(application, now, replaces=old_hash)
@@ -179,7 +177,7 @@ class EnosTokenService:
         found = await self.store.find_token(seen.token_hash)
         if found is None or found[0].expires_at <= now:
             message = "encryption: this request was already used and its token is gone; sign a new timestamp"
-            raise _refused(REPLAYED, message, field="encryption")
+            raise _refused(TokenRefusal.REPLAYED, message, field="encryption")
         token = found[0]
         return self._token_value(token), max(1, (token.expires_at - now) // 1000)
 
@@ -192,7 +190,9 @@ class EnosTokenService:
             _hash(value), token, replaces=replaces, retire_at=now + self.grace_ms
         ):
             raise _refused(
-                REFRESH_FAILED, "accessToken: not a token of this application", field="accessToken"
+                TokenRefusal.NOT_REFRESHABLE,
+                "accessToken: not a token of this application",
+                field="accessToken",
             )
         return value, self.ttl_ms // 1000
 
@@ -203,22 +203,24 @@ class EnosTokenService:
     async def _authenticate(self, body: Any, *, required: tuple[str, ...]) -> tuple[Application, int, int]:
         """(the application, now, the request's timestamp) once its signature checks out."""
         if not isinstance(body, dict):
-            raise _refused(BAD_PARAMETER, "the body must be a JSON object")
+            raise _refused(TokenRefusal.MALFORMED, "the body must be a JSON object")
         for name in required:
             if body.get(name) is None or body.get(name) == "":
-                raise _refused(EMPTY_PARAMETER, f"{name}: must not be empty", field=name)
+                raise _refused(TokenRefusal.EMPTY, f"{name}: must not be empty", field=name)
         app_key, encryption, timestamp = body["appKey"], body["encryption"], body["timestamp"]
         if not isinstance(app_key, str):
-            raise _refused(BAD_PARAMETER, "appKey: must be a string", field="appKey")
+            raise _refused(TokenRefusal.MALFORMED, "appKey: must be a string", field="appKey")
         if not isinstance(encryption, str) or not SHA256_HEX.fullmatch(encryption):
             raise _refused(
-                BAD_PARAMETER, "encryption: must be 64 lowercase hexadecimal characters", field="encryption"
+                TokenRefusal.MALFORMED,
+                "encryption: must be 64 lowercase hexadecimal characters",
+                field="encryption",
             )
         stamp = _timestamp(timestamp)
         now = now_ms()
         if abs(now - stamp) > self.window_ms:
             raise _refused(
-                BAD_PARAMETER,
+                TokenRefusal.MALFORMED,
                 f"timestamp: {stamp} is more than {self.window_ms // 1000} s from the server's clock ({now})",
                 field="timestamp",
             )
@@ -226,14 +228,18 @@ class EnosTokenService:
         if application is None and self.audit is not None:
             self.audit.sign_in_failed()
         if application is None:
-            raise _refused(UNKNOWN_APP, f"appKey: application '{app_key}' does not exist", field="appKey")
+            raise _refused(
+                TokenRefusal.UNKNOWN_APPLICATION,
+                f"appKey: application '{app_key}' does not exist",
+                field="appKey",
+            )
         secret = self.box.open(application.sealed_secret)
         expected = hashlib.sha256(f"{app_key}{timestamp}{secret}".encode()).hexdigest()
         if not hmac.compare_digest(expected, encryption):
             if self.audit is not None:
                 self.audit.sign_in_failed()
             message = "encryption: does not match sha256(appKey + timestamp + appSecret)"
-            raise _refused(BAD_ENCRYPTION, message, field="encryption")
+            raise _refused(TokenRefusal.BAD_SIGNATURE, message, field="encryption")
         return application, now, stamp
 
     # -- checking --------------------------------------------------------------------------
@@ -256,10 +262,12 @@ class EnosTokenService:
 def _timestamp(value: Any) -> int:
     """Epoch milliseconds, sent as a number or a string of digits."""
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _refused(BAD_PARAMETER, "timestamp: must be epoch milliseconds", field="timestamp")
+        raise _refused(TokenRefusal.MALFORMED, "timestamp: must be epoch milliseconds", field="timestamp")
     text = str(value)
     if not text.isdigit():
-        raise _refused(BAD_PARAMETER, f"timestamp: {value!r} is not epoch milliseconds", field="timestamp")
+        raise _refused(
+            TokenRefusal.MALFORMED, f"timestamp: {value!r} is not epoch milliseconds", field="timestamp"
+        )
     return int(text)
 
 

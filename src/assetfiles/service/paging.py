@@ -24,17 +24,15 @@ def check_pagination(limit: int | None, offset: int | None) -> tuple[int, int]:
     limit = DEFAULT_LIMIT if limit is None else limit
     offset = 0 if offset is None else offset
     if not 1 <= limit <= MAX_LIMIT:
-        raise BadInput(
-            f"pagination.limit: must be between 1 and {MAX_LIMIT}, got {limit}", field="pagination.limit"
-        )
+        raise BadInput(f"limit: must be between 1 and {MAX_LIMIT}, got {limit}", field="limit")
     if offset < 0:
-        raise BadInput(f"pagination.offset: must not be negative, got {offset}", field="pagination.offset")
+        raise BadInput(f"offset: must not be negative, got {offset}", field="offset")
     return limit, offset
 
 
 #: Longest cursor accepted: ours are well under 200 characters even for 255-byte names.
 MAX_CURSOR = 2048
-CURSOR_FIELD = "pagination.cursor"
+CURSOR_FIELD = "cursor"
 #: The contents' primary key is a 32-bit integer on every engine.
 MAX_KEY = 2**31 - 1
 

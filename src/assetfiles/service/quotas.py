@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
-from assetfiles.errors import AssetfilesError, BadInput
+from assetfiles.errors import BadInput, FileTooLarge, QuotaFull, TypeNotAccepted
 from assetfiles.model import OBJECT_ID, Quota, check_identifier
 from assetfiles.service.ports import Principals, QuotaRecords
 
@@ -23,38 +22,12 @@ MAX_BYTES = 2**63 - 1
 MEDIA_TYPE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/(\*|[a-z0-9][a-z0-9!#$&^_.+-]{0,126})$")
 
 
-class QuotaExceeded(AssetfilesError):
-    """An upload the organization's quota does not allow; ``http_status`` says which limit."""
-
-    code = "QUOTA_EXCEEDED"
-
-    def __init__(self, message: str, *, http_status: int, field: str | None = None) -> None:
-        super().__init__(message, field=field)
-        self.http_status = http_status
-
-
 @dataclass(frozen=True)
 class Usage:
     org_id: str
     stored_bytes: int
     contents: int
     quota: Quota | None
-
-    def as_json(self) -> dict[str, Any]:
-        """The shape both ``assetfiles usage --json`` and GraphQL's ``organizationUsage`` show."""
-        quota = self.quota
-        return {
-            "org": self.org_id,
-            "storedBytes": self.stored_bytes,
-            "contentCount": self.contents,
-            "quota": None
-            if quota is None
-            else {
-                "maxTotalBytes": quota.max_total_bytes,
-                "maxFileBytes": quota.max_file_bytes,
-                "contentTypes": list(quota.content_types) if quota.content_types is not None else None,
-            },
-        }
 
 
 @dataclass(frozen=True)
@@ -66,25 +39,22 @@ class Admission:
     #: the most bytes this upload may have under the quota (None: no quota limit)
     stream_limit: int | None
 
-    def too_large(self) -> QuotaExceeded:
+    def too_large(self) -> FileTooLarge | QuotaFull:
         assert self.quota is not None and self.stream_limit is not None
         if self.quota.max_file_bytes is not None and self.stream_limit == self.quota.max_file_bytes:
             return _file_too_large(self.org_id, self.quota.max_file_bytes)
         return storage_full(self.org_id, self.quota)
 
 
-def _file_too_large(org_id: str, limit: int) -> QuotaExceeded:
-    return QuotaExceeded(
-        f"quota: organization '{org_id}' accepts files of at most {limit} bytes",
-        http_status=413,
-        field="length",
+def _file_too_large(org_id: str, limit: int) -> FileTooLarge:
+    return FileTooLarge(
+        f"quota: organization '{org_id}' accepts files of at most {limit} bytes", field="length"
     )
 
 
-def storage_full(org_id: str, quota: Quota) -> QuotaExceeded:
-    return QuotaExceeded(
+def storage_full(org_id: str, quota: Quota) -> QuotaFull:
+    return QuotaFull(
         f"quota: organization '{org_id}' may store at most {quota.max_total_bytes} bytes in all",
-        http_status=507,
         field="length",
     )
 
@@ -137,9 +107,8 @@ class Quotas:
             return Admission(org_id, None, None)
         if not quota.allows_type(content_type):
             allowed = ", ".join(quota.content_types or ())
-            raise QuotaExceeded(
+            raise TypeNotAccepted(
                 f"quota: organization '{org_id}' does not accept {content_type!r} (allowed: {allowed})",
-                http_status=415,
                 field="contentType",
             )
         limits = []

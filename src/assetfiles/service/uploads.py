@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass, field
 
-from assetfiles.errors import AssetfilesError, BadInput, Forbidden, NotFound, PayloadTooLarge, RateLimited
+from assetfiles.errors import BadInput, Forbidden, NotFound, PayloadTooLarge, RateLimited, UploadRaced
 from assetfiles.model import (
     SHA256_HEX,
     Association,
@@ -42,13 +42,6 @@ MAX_RESERVATIONS_PER_REQUEST = 100
 #: The longest an upload URL (and its reservation) may live: unlike a download URL it holds a
 #: catalog row and a share of the organization's pending uploads until used or expired.
 MAX_UPLOAD_TTL_SECONDS = 24 * 3600
-
-
-class UploadRaced(AssetfilesError):
-    """The bytes were deleted by a concurrent delete of identical content; retrying succeeds."""
-
-    code = "CONFLICT"
-    http_status = 409
 
 
 @dataclass(frozen=True)
@@ -124,14 +117,14 @@ class UploadService:
         self.signer = signer
         self.max_upload_bytes = max_upload_bytes
 
-    async def _check_targets(self, org_id: str, associations: Sequence[Association], prefix: str) -> None:
+    async def _check_targets(self, org_id: str, associations: Sequence[Association]) -> None:
         """Content created through the API is attached to existing assets of the caller's organization.
 
         Device associations are reserved for files a device uploads itself, so that a device
         listing never shows what somebody else uploaded in its name.
         """
         for index, association in enumerate(associations):
-            field_name = f"{prefix}associations[{index}]"
+            field_name = f"associations[{index}]"
             if association.type != "asset":
                 raise BadInput(
                     f"{field_name}.type: only asset associations can be created through the API "
@@ -151,21 +144,19 @@ class UploadService:
     ) -> tuple[str, SignedUrl]:
         """Reserve a content id and sign a URL that accepts exactly the declared bytes."""
         require(principal, Permission.WRITE)
-        spec = check_spec(spec, prefix="input.")
+        spec = check_spec(spec, prefix="")
         if not spec.associations:
-            raise BadInput(
-                "input.associations: at least one association is required", field="input.associations"
-            )
+            raise BadInput("associations: at least one association is required", field="associations")
         if not isinstance(length, int) or length < 0:
-            raise BadInput("input.length: must be a non-negative integer", field="input.length")
+            raise BadInput("length: must be a non-negative integer", field="length")
         if length > self.max_upload_bytes:
             raise PayloadTooLarge(
-                f"input.length: {length} bytes exceeds the upload limit of {self.max_upload_bytes}",
-                field="input.length",
+                f"length: {length} bytes exceeds the upload limit of {self.max_upload_bytes}",
+                field="length",
             )
         if not isinstance(sha256, str) or not SHA256_HEX.fullmatch(sha256.lower()):
-            raise BadInput("input.sha256: must be 64 hexadecimal characters", field="input.sha256")
-        await self._check_targets(principal.org_id, spec.associations, "input.")
+            raise BadInput("sha256: must be 64 hexadecimal characters", field="sha256")
+        await self._check_targets(principal.org_id, spec.associations)
         assert spec.content_type is not None
         await self.quotas.admit(principal.org_id, spec.content_type, length)  # refused before any byte
         creator = Creator(principal.kind, principal.name)

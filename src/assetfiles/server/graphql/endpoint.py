@@ -17,6 +17,7 @@ import anyio
 from ariadne import make_executable_schema
 from graphql import (
     DocumentNode,
+    FieldNode,
     GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
@@ -31,7 +32,7 @@ from starlette.responses import JSONResponse, Response
 from assetfiles.errors import AssetfilesError, PayloadTooLarge, classify
 from assetfiles.server.auth import bearer_secret, public_base_url
 from assetfiles.server.bodies import read_body
-from assetfiles.server.faces import INTERNAL_MESSAGE, Face, remember_principal, signing_in
+from assetfiles.server.faces import INTERNAL_MESSAGE, Face, http_status, remember_principal, signing_in
 from assetfiles.server.graphql.limits import (
     MAX_COST,
     MAX_QUERY_CHARS,
@@ -48,6 +49,7 @@ from assetfiles.server.graphql.limits import (
     scan_cost,
     tag_filter_cost,
 )
+from assetfiles.server.graphql.paths import in_arguments
 from assetfiles.server.graphql.resolvers import BINDABLES, ResolverState
 from assetfiles.server.graphql.scalars import SCALARS
 from assetfiles.service.composition import Services
@@ -122,7 +124,11 @@ def _format(error: GraphQLError) -> dict[str, Any]:
         formatted["message"] = original.message
         formatted["extensions"] = {"code": original.code}
         if original.field:
-            formatted["extensions"]["field"] = original.field
+            node = error.nodes[0] if error.nodes and len(error.path or ()) == 1 else None
+            root_field = node.name.value if isinstance(node, FieldNode) else None
+            message, path = in_arguments(root_field, original.message, original.field)
+            formatted["message"] = message
+            formatted["extensions"]["field"] = path
     elif error.original_error is not None and error.path:
         log.error("resolver failed", exc_info=error.original_error)
         formatted["message"] = "internal error"
@@ -146,9 +152,10 @@ def _face_error(request: Request, error: AssetfilesError, request_id: str) -> Re
     if error.field:
         extensions["field"] = error.field
     headers = None
-    if error.http_status == 401:
+    status = http_status(error)
+    if status == 401:
         headers = {"WWW-Authenticate": 'Automation realm="assetfiles", Bearer realm="assetfiles"'}
-    return _errors(error.http_status, [{"message": error.message, "extensions": extensions}], headers)
+    return _errors(status, [{"message": error.message, "extensions": extensions}], headers)
 
 
 def _face_unexpected(request_id: str) -> Response:

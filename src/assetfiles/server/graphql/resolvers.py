@@ -10,6 +10,7 @@ from graphql import GraphQLResolveInfo
 
 from assetfiles.errors import BadInput
 from assetfiles.model import Association, Content, CreatorKind, Permission, Principal, Signal
+from assetfiles.server.rendering import usage_json
 from assetfiles.service.access import require
 from assetfiles.service.batching import BatchLoader
 from assetfiles.service.composition import Services
@@ -127,7 +128,7 @@ async def resolve_organization_usage(_obj: None, info: Info) -> dict[str, Any]:
     ctx = info.context
     require(ctx.principal, Permission.READ)
     usage = (await ctx.services.quotas.usage(ctx.principal.org_id))[0]
-    return usage.as_json()
+    return usage_json(usage)
 
 
 @query.field("assetsCount")
