@@ -112,7 +112,8 @@ def stored_blobs(data_dir: Path) -> set[str]:
 
 
 local_blobs_only = pytest.mark.skipif(
-    BLOBS != "local", reason="about the local blob directory (nginx, planted files); S3 has tests/test_s3.py"
+    BLOBS != "local",
+    reason="about the local blob directory (nginx, planted files); S3 has tests/e2e/test_s3.py",
 )
 
 

@@ -62,9 +62,27 @@ class Server:
         scheme: str = "Automation",
     ) -> httpx.Response:
         headers = {"Authorization": f"{scheme} {token}"} if token else {}
-        return httpx.post(
-            self.graphql_url, json={"query": query, "variables": variables}, headers=headers, timeout=30
-        )
+        return self.post(self.graphql_url, json={"query": query, "variables": variables}, headers=headers)
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request over a real socket (the app tier's server sends it into the app instead)."""
+        kwargs.setdefault("timeout", 30)
+        return httpx.request(method, url, **kwargs)
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def head(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("HEAD", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", url, **kwargs)
 
     def data(self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
         """Run a query that must succeed; return its data."""
@@ -172,6 +190,19 @@ def write_fixture(directory: Path, document: dict[str, Any], files: dict[str, by
     return fixture
 
 
+def seed(
+    root: Path, document: dict[str, Any], files: dict[str, bytes], env: dict[str, str] | None = None
+) -> Path:
+    """Write a fixture under ``root`` and apply it into ``root/data`` with the CLI, as a user would;
+    ``apply`` gets the server's key (it seals EnOS application secrets with it) and ``env``."""
+    fixture = write_fixture(root, document, files)
+    data_dir = root / "data"
+    apply_env = {"ASSETFILES_SECRET_KEY": SECRET_KEY, **(env or {})}
+    applied = run_cli("apply", str(fixture), "--data-dir", str(data_dir), env=apply_env)
+    assert applied.returncode == 0, applied.stderr + applied.stdout
+    return data_dir
+
+
 def seed_and_start(
     root: Path,
     document: dict[str, Any],
@@ -180,16 +211,11 @@ def seed_and_start(
     *,
     env: dict[str, str] | None = None,
 ) -> Server:
-    """Write a fixture under ``root``, apply it into ``root/data`` and serve that.
+    """Seed ``root/data`` (see :func:`seed`) and serve it from a subprocess.
 
-    ``apply`` gets the server's key (it seals EnOS application secrets with it) and ``env``,
-    which the server gets too (a blob store, say); ``server_env`` is for the server only.
+    ``env`` goes to ``apply`` and the server (a blob store, say); ``server_env`` to the server only.
     """
-    fixture = write_fixture(root, document, files)
-    data_dir = root / "data"
-    apply_env = {"ASSETFILES_SECRET_KEY": SECRET_KEY, **(env or {})}
-    applied = run_cli("apply", str(fixture), "--data-dir", str(data_dir), env=apply_env)
-    assert applied.returncode == 0, applied.stderr + applied.stdout
+    data_dir = seed(root, document, files, env)
     server = start_server(data_dir, {**(env or {}), **(server_env or {})})
     server.files = files
     return server

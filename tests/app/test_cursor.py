@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from typing import Any
@@ -11,9 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import assetfiles.client.exosense as exosense
-from assetfiles.client import Client
-from tests.conftest import LIST_ITEMS, RW
+from tests.conftest import LIST_ITEMS
 from tests.helpers import Server
 
 LIST = """query L($filters: ContentFilters, $pagination: Pagination) {
@@ -110,30 +107,6 @@ def test_a_forged_cursor_never_crosses_organizations(server: Server) -> None:
     assert {item["name"] for item in result["assetContents"]} <= {
         item["name"] for item in page(server, {"limit": 1000})["assetContents"]
     }
-
-
-def test_the_client_follows_the_cursor(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(exosense, "ASSETFILES_PAGE", 4)
-    sent: list[dict[str, Any]] = []
-
-    async def run() -> list[str]:
-        async with Client(server.base_url, RW) as client:
-            source = await client.source()
-            original = source.client.execute
-
-            async def recording(query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-                if variables and "pagination" in variables:
-                    sent.append(variables["pagination"])
-                return await original(query, variables)
-
-            source.client.execute = recording  # type: ignore[method-assign]
-            listing = await client.list_files("a-list")
-            return [remote.id for remote in listing.files]
-
-    ids = asyncio.run(run())
-    assert len(ids) == len(set(ids)) == LIST_ITEMS
-    assert len(sent) == -(-LIST_ITEMS // 4) + (1 if LIST_ITEMS % 4 == 0 else 0)
-    assert "cursor" not in sent[0] and all("cursor" in item and "offset" not in item for item in sent[1:])
 
 
 @given(

@@ -1,23 +1,18 @@
-"""The rules behind the promises of test_promises.py, in process: organizations' thread lanes,
-single-flight readiness, last-use writes, address keys, the scan cost of filtered listings, and
-(against a real SQLite catalog) retention's re-check and a backup that stays whole."""
+"""The rules behind the promises of test_promises.py, against stand-ins: organizations' thread
+lanes, single-flight readiness, last-use writes, address keys, the scan cost of filtered listings."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
-import time
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from graphql import parse
 
-from assetfiles.config import Settings
 from assetfiles.errors import BadInput
-from assetfiles.model import CreatorKind, Permission, Principal, TokenRecord, now_ms
+from assetfiles.model import Permission, TokenRecord
 from assetfiles.server.graphql.limits import (
     ROWS_PER_POINT,
     TAG_FILTER_POINTS,
@@ -29,16 +24,9 @@ from assetfiles.server.graphql.limits import (
 from assetfiles.server.throttle import address_key
 from assetfiles.service import health
 from assetfiles.service.access import Access
-from assetfiles.service.backup import _copy_blobs
 from assetfiles.service.changes import parse_last_event_id
-from assetfiles.service.composition import Services
 from assetfiles.service.shares import ThreadShares
-from assetfiles.store.blobs import blob_path
-from assetfiles.store.contents import ContentStore
-from assetfiles.store.database import create_engine
 from assetfiles.store.threads import in_thread
-from tests.backends import BACKEND, BLOBS
-from tests.helpers import run_cli, write_fixture
 
 # -- organizations' lanes --------------------------------------------------------------------
 
@@ -85,9 +73,6 @@ def test_an_organizations_calls_hold_at_most_its_share_and_others_still_run() ->
     anyio.run(scenario)
 
 
-# -- readiness ---------------------------------------------------------------------------------
-
-
 class _Blobs:
     async def check_writable(self) -> None:
         return None
@@ -128,9 +113,6 @@ def test_readiness_checks_once_for_concurrent_probes_and_answers_within_its_boun
     hung.set()
 
 
-# -- a token's last use ----------------------------------------------------------------------------
-
-
 class _Tokens:
     def __init__(self) -> None:
         self.writes = 0
@@ -156,9 +138,6 @@ def test_concurrent_first_uses_of_a_token_write_its_last_use_once() -> None:
 
     asyncio.run(scenario())
     assert tokens.writes == 1
-
-
-# -- addresses, event ids, scan cost -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -213,86 +192,3 @@ def test_filtered_listings_cost_the_rows_they_read_and_unfiltered_ones_do_not() 
     one = listing_scans(parse(fifty), None, {})
     assert scan_cost(rows_read(one * 200, [20_000] * 200)) > 60_000  # the report's query, on 20,000 files
     assert tag_filter_cost(one * 200) == 200 * 50 * TAG_FILTER_POINTS  # and on any organization
-
-
-# -- against a real SQLite catalog ------------------------------------------------------------------
-
-local_sqlite = pytest.mark.skipif(
-    BACKEND != "sqlite" or BLOBS != "local", reason="reads the embedded default's files directly"
-)
-
-
-def _applied(tmp_path: Path, organization: dict[str, Any], files: dict[str, bytes]) -> Path:
-    fixture = write_fixture(tmp_path, {"organizations": [organization]}, files)
-    data_dir = tmp_path / "data"
-    applied = run_cli("apply", str(fixture), "--data-dir", str(data_dir))
-    assert applied.returncode == 0, applied.stderr
-    return data_dir
-
-
-@local_sqlite
-def test_retention_keeps_what_was_modified_after_its_plan(tmp_path: Path) -> None:
-    names = ["a.txt", "b.txt", "c.txt"]
-    organization = {
-        "id": "o-ret",
-        "assets": [{"id": "a-1", "name": "A", "content": [{"path": f"files/{n}"} for n in names]}],
-        "retention": [{"delete_after_days": 0}],
-    }
-    data_dir = _applied(tmp_path, organization, {f"files/{n}": n.encode() for n in names})
-    time.sleep(0.01)  # the contents are older than now, to the millisecond
-
-    async def scenario() -> None:
-        services = await Services.open(Settings(data_dir=data_dir, secret_key="k" * 32))
-        try:
-            retention = services.retention
-            stale = await retention.plan(now_ms())
-            assert sorted(d.name for d in stale) == names
-            kept = next(d for d in stale if d.name == "b.txt")
-            both = frozenset({Permission.READ, Permission.WRITE})
-            user = Principal("o-ret", "user", both, CreatorKind.TOKEN)
-            await services.contents.set_tags(user, kept.content_id, {"keep": "yes"})
-
-            async def stale_plan(now: int, org_id: str | None = None) -> list[Any]:
-                return stale
-
-            retention.plan = stale_plan  # type: ignore[method-assign]
-            deleted = await retention.apply(now_ms())
-            assert sorted(d.name for d in deleted) == ["a.txt", "c.txt"]
-            assert (await services.contents.get(user, kept.content_id)).tags == {"keep": "yes"}
-        finally:
-            await services.close()
-
-    asyncio.run(scenario())
-
-
-@local_sqlite
-def test_a_backup_drops_the_contents_deleted_while_it_copied_and_stays_whole(tmp_path: Path) -> None:
-    files = {f"files/{n}.bin": n.encode() * 1000 for n in ("keep", "gone", "also")}
-    organization = {
-        "id": "o-bak",
-        "assets": [{"id": "a-1", "name": "A", "content": [{"path": p} for p in files]}],
-    }
-    data_dir = _applied(tmp_path, organization, files)
-    backup = tmp_path / "backup"
-    backup.mkdir()
-    live = sqlite3.connect(data_dir / "catalog.sqlite3")
-    copy = sqlite3.connect(backup / "catalog.sqlite3")
-    live.backup(copy)  # the snapshot
-    copy.close()
-    live.close()
-    # deleted in the live system after the snapshot: its bytes are gone before the copy reaches them
-    import hashlib
-
-    gone = hashlib.sha256(files["files/gone.bin"]).hexdigest()
-    (data_dir / "blobs" / blob_path(gone)).unlink()
-    store = ContentStore(create_engine(f"sqlite:///{backup / 'catalog.sqlite3'}"))
-    try:
-        copied, _ = anyio.run(_copy_blobs, store, data_dir / "blobs", backup / "blobs")
-    finally:
-        store.engine.dispose()
-    assert copied == 2
-    checked = run_cli("fsck", "--data-dir", str(backup), "--verify")
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "0 problem" in checked.stdout
-    shown = run_cli("usage", "--org", "o-bak", "--json", "--data-dir", str(backup))
-    assert '"contentCount": 2' in shown.stdout and f'"storedBytes": {8000}' in shown.stdout

@@ -57,7 +57,7 @@ def usage(server: Server) -> dict[str, Any]:
 
 
 def device_put(server: Server, data: bytes, content_type: str = "application/octet-stream") -> httpx.Response:
-    return httpx.put(
+    return server.put(
         f"{server.base_url}/api/devices/p1/d1/content?name=f-{time.monotonic_ns()}.bin",
         content=data,
         headers={"Authorization": f"Device {DEVICE}", "Content-Type": content_type},
@@ -70,14 +70,14 @@ def reserve(server: Server, length: int, content_type: str = "text/plain") -> di
     )
     variables = {"input": {"name": "r.txt", "contentType": content_type, "length": length,
                            "sha256": "0" * 64, "associations": [{"type": "asset", "id": "a-q"}]}}  # fmt: skip
-    body: dict[str, Any] = httpx.post(server.graphql_url, json={"query": mutation, "variables": variables},
+    body: dict[str, Any] = server.post(server.graphql_url, json={"query": mutation, "variables": variables},
                                       headers={"Authorization": f"Automation {TOKEN}"}).json()  # fmt: skip
     return body
 
 
 def enos_token(server: Server) -> str:
     stamp = int(time.time() * 1000)
-    answer = httpx.post(
+    answer = server.post(
         f"{server.base_url}/apim-token-service/v2.0/token/get",
         json={"appKey": APP_KEY, "encryption": encryption(APP_KEY, stamp, APP_SECRET), "timestamp": stamp},
     )
@@ -94,7 +94,7 @@ def enos_post(server: Server, data: bytes, *, lark: bool = False) -> httpx.Respo
     if not lark:
         parts.append(("enos-file", (name, data, "application/octet-stream")))
     url = f"{server.base_url}/connect-service/v2.1/integration?action=postAttribute&orgId=o-q"
-    return httpx.post(url + ("&useLark=true" if lark else ""), files=parts,
+    return server.post(url + ("&useLark=true" if lark else ""), files=parts,
                       headers={"apim-accesstoken": enos_token(server)})  # fmt: skip
 
 
@@ -143,7 +143,7 @@ def test_the_total_is_enforced_at_reservation_while_streaming_and_at_insert(serv
     assert before["storedBytes"] > MAX_TOTAL - 900
     # the reserved PUT no longer fits: 507 (its declared sha256 is right for these bytes)
     url = admitted["data"]["createContentUpload"]["uploadUrl"]
-    full = httpx.put(url, content=data)
+    full = server.put(url, content=data)
     assert full.status_code == 507 and full.json()["error"]["code"] == "QUOTA_EXCEEDED", full.text
     # a new reservation or device upload past the total is refused as well
     assert reserve(server, 900)["errors"][0]["extensions"]["code"] == "QUOTA_EXCEEDED"

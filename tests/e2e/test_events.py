@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.test_sync import OTHER_TOKEN, TOKEN, delete, upload
 from tests.helpers import Server, seed_and_start, server_sent_events
-from tests.test_sync import OTHER_TOKEN, TOKEN, delete, upload
 
 SET_TAGS = 'mutation($i: ID!) { setContentTags(id: $i, tags: [{name: "k", value: "v"}]) { id } }'
 

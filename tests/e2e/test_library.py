@@ -24,8 +24,8 @@ from assetfiles.client import (
     sync,
 )
 from assetfiles.client.lock import exclusive
+from tests.e2e.test_sync import TOKEN, server, world
 from tests.helpers import Server, sha256
-from tests.test_sync import TOKEN, server, world
 
 __all__ = ["server", "world"]  # the fixtures, imported for this module
 

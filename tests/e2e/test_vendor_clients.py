@@ -30,8 +30,8 @@ import pytest
 from tests.backends import stored_blobs
 from tests.helpers import Server, encryption, md5hex, seed_and_start
 
-ROOT = Path(__file__).resolve().parent.parent
-VENDOR = Path(__file__).resolve().parent / "vendor"
+ROOT = Path(__file__).resolve().parents[2]
+VENDOR = Path(__file__).resolve().parents[1] / "vendor"
 GQL_TOKEN = "tok-vendor-rw-0123456789"
 # EnOS access and secret keys are UUIDs; poseidon (the samples' library) parses them as such.
 APP_KEY, APP_SECRET = "7c4e2a1b-5d3f-4e6a-9b8c-0d1e2f3a4b5c", "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"

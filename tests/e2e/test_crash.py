@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.test_enos import GQL_TOKEN, access_token, enos_document, enos_files, integration_body
 from tests.helpers import Server, descendants, md5hex, run_cli, seed_and_start, start_server, temporaries
-from tests.test_enos import GQL_TOKEN, access_token, enos_document, enos_files, integration_body
 
 pytestmark = pytest.mark.slow
 

@@ -31,7 +31,7 @@ if skip_reason() is None:
 
 RW = "tok-console-rw-0123456789"
 RO = "tok-console-ro-0123456789"
-DEMO_FILES = Path(__file__).parent.parent / "src" / "assetfiles" / "demo" / "files"
+DEMO_FILES = Path(__file__).parents[2] / "src" / "assetfiles" / "demo" / "files"
 HOSTILE_NAME = "<img src=x onerror=alert(1)>"
 HOSTILE_TAG = "<b onmouseover=alert(4)>x</b>"
 SVG = (

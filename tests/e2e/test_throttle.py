@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from tests.conftest import RO, RW, world_document, world_files
+from tests.e2e.test_enos import APPS, enos_document, enos_files, token_request
 from tests.helpers import Server, seed_and_start
-from tests.test_enos import APPS, enos_document, enos_files, token_request
 
 LIMITS = {
     "ASSETFILES_RATE_LIMIT_AUTH_FAILURES": "5/minute",

@@ -34,8 +34,8 @@ from assetfiles.server.app import create_app
 from assetfiles.server.enos import FILE_ACTIONS
 from assetfiles.service.enos_uploads import ACTIONS as INTEGRATION_ACTIONS
 from tests.backends import local_blobs_only
+from tests.e2e.test_enos import APPS, GQL_TOKEN, OTHER_APP, access_token, enos_document, enos_files, uris
 from tests.helpers import Server, encryption, md5hex, run_cli, seed_and_start, start_server
-from tests.test_enos import APPS, GQL_TOKEN, OTHER_APP, access_token, enos_document, enos_files, uris
 
 RO_TOKEN = "tok-enos-ro-0123456789"
 FOREIGN_TOKEN = "tok-foreign-rw-0123456789"
@@ -142,7 +142,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def discovered_operations() -> set[str]:
-    schema_file = Path(__file__).parents[1] / "src/assetfiles/server/graphql/schema.graphql"
+    schema_file = Path(__file__).parents[2] / "src/assetfiles/server/graphql/schema.graphql"
     schema = build_schema(schema_file.read_text())
     operations = {f"graphql {kind.name}.{name}" for kind in (schema.query_type, schema.mutation_type)
                   if kind is not None for name in kind.fields}  # fmt: skip

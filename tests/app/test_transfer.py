@@ -7,7 +7,6 @@ import hashlib
 import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
 import pytest
 
 from assetfiles.service.signing import UrlSigner
@@ -40,8 +39,8 @@ def data_bytes(server: Server) -> bytes:
     return server.files["files/data.bin"]
 
 
-def test_full_download_headers(data_url: str, data_bytes: bytes) -> None:
-    response = httpx.get(data_url)
+def test_full_download_headers(server: Server, data_url: str, data_bytes: bytes) -> None:
+    response = server.get(data_url)
     assert response.status_code == 200
     assert response.content == data_bytes
     digest = hashlib.sha256(data_bytes)
@@ -54,8 +53,8 @@ def test_full_download_headers(data_url: str, data_bytes: bytes) -> None:
     )
 
 
-def test_head_has_headers_and_no_body(data_url: str, data_bytes: bytes) -> None:
-    response = httpx.head(data_url)
+def test_head_has_headers_and_no_body(server: Server, data_url: str, data_bytes: bytes) -> None:
+    response = server.head(data_url)
     assert response.status_code == 200
     assert response.headers["content-length"] == str(len(data_bytes))
     assert response.content == b""
@@ -65,8 +64,10 @@ def test_head_has_headers_and_no_body(data_url: str, data_bytes: bytes) -> None:
     ("header", "start", "end"),
     [("bytes=0-1023", 0, 1024), ("bytes=1000-", 1000, None), ("bytes=-500", -500, None), ("bytes=5-5", 5, 6)],
 )
-def test_single_ranges(data_url: str, data_bytes: bytes, header: str, start: int, end: int | None) -> None:
-    response = httpx.get(data_url, headers={"Range": header})
+def test_single_ranges(
+    server: Server, data_url: str, data_bytes: bytes, header: str, start: int, end: int | None
+) -> None:
+    response = server.get(data_url, headers={"Range": header})
     assert response.status_code == 206
     expected = data_bytes[start:end]
     assert response.content == expected
@@ -74,38 +75,38 @@ def test_single_ranges(data_url: str, data_bytes: bytes, header: str, start: int
     assert response.headers["content-range"] == f"bytes {first}-{first + len(expected) - 1}/{len(data_bytes)}"
 
 
-def test_unsatisfiable_range_is_416_with_length(data_url: str, data_bytes: bytes) -> None:
-    response = httpx.get(data_url, headers={"Range": f"bytes={len(data_bytes)}-"})
+def test_unsatisfiable_range_is_416_with_length(server: Server, data_url: str, data_bytes: bytes) -> None:
+    response = server.get(data_url, headers={"Range": f"bytes={len(data_bytes)}-"})
     assert response.status_code == 416
     assert response.headers["content-range"] == f"bytes */{len(data_bytes)}"
 
 
-def test_malformed_range_is_400(data_url: str) -> None:
-    response = httpx.get(data_url, headers={"Range": "lines=1-2"})
+def test_malformed_range_is_400(server: Server, data_url: str) -> None:
+    response = server.get(data_url, headers={"Range": "lines=1-2"})
     assert response.status_code == 400
 
 
-def test_if_range_with_current_etag_gives_partial(data_url: str, data_bytes: bytes) -> None:
+def test_if_range_with_current_etag_gives_partial(server: Server, data_url: str, data_bytes: bytes) -> None:
     etag = f'"{hashlib.sha256(data_bytes).hexdigest()}"'
-    response = httpx.get(data_url, headers={"Range": "bytes=10-19", "If-Range": etag})
+    response = server.get(data_url, headers={"Range": "bytes=10-19", "If-Range": etag})
     assert response.status_code == 206
     assert response.content == data_bytes[10:20]
 
 
-def test_if_range_with_stale_etag_gives_whole_file(data_url: str, data_bytes: bytes) -> None:
-    response = httpx.get(data_url, headers={"Range": "bytes=10-19", "If-Range": '"stale"'})
+def test_if_range_with_stale_etag_gives_whole_file(server: Server, data_url: str, data_bytes: bytes) -> None:
+    response = server.get(data_url, headers={"Range": "bytes=10-19", "If-Range": '"stale"'})
     assert response.status_code == 200
     assert response.content == data_bytes
 
 
-def test_if_none_match(data_url: str, data_bytes: bytes) -> None:
+def test_if_none_match(server: Server, data_url: str, data_bytes: bytes) -> None:
     etag = f'"{hashlib.sha256(data_bytes).hexdigest()}"'
-    response = httpx.get(data_url, headers={"If-None-Match": etag})
+    response = server.get(data_url, headers={"If-None-Match": etag})
     assert response.status_code == 304
     assert response.content == b""
     assert response.headers["etag"] == etag
-    assert httpx.get(data_url, headers={"If-None-Match": f'"other", {etag}'}).status_code == 304
-    assert httpx.get(data_url, headers={"If-None-Match": '"other"'}).status_code == 200
+    assert server.get(data_url, headers={"If-None-Match": f'"other", {etag}'}).status_code == 304
+    assert server.get(data_url, headers={"If-None-Match": '"other"'}).status_code == 200
 
 
 def _with(url: str, **changes: str) -> str:
@@ -124,8 +125,8 @@ def _with(url: str, **changes: str) -> str:
         {"exp": "soon"},
     ],
 )
-def test_tampered_urls_are_403(data_url: str, change: dict[str, str]) -> None:
-    response = httpx.get(_with(data_url, **change))
+def test_tampered_urls_are_403(server: Server, data_url: str, change: dict[str, str]) -> None:
+    response = server.get(_with(data_url, **change))
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "FORBIDDEN"
 
@@ -134,12 +135,12 @@ def test_url_for_another_content_is_403(server: Server, data_url: str) -> None:
     other = content_id(server, "manual.pdf")
     path = urlsplit(data_url)
     forged = path._replace(path=f"/transfer/content/{other}").geturl()
-    assert httpx.get(forged).status_code == 403
+    assert server.get(forged).status_code == 403
 
 
-def test_unsigned_url_is_403(data_url: str) -> None:
+def test_unsigned_url_is_403(server: Server, data_url: str) -> None:
     bare = urlsplit(data_url)._replace(query="").geturl()
-    response = httpx.get(bare)
+    response = server.get(bare)
     assert response.status_code == 403
     assert "not signed" in response.json()["error"]["message"]
 
@@ -148,11 +149,11 @@ def test_expired_url_is_403(server: Server) -> None:
     item = content_id(server, "manual.pdf")
     signer = UrlSigner(SECRET_KEY.encode(), 600)
     expired = signer.sign_until(UrlSigner.DOWNLOAD, "o-acme", item, int(time.time()) - 1)
-    response = httpx.get(expired.absolute(server.base_url))
+    response = server.get(expired.absolute(server.base_url))
     assert response.status_code == 403
     assert "expired" in response.json()["error"]["message"]
     fresh = signer.sign_until(UrlSigner.DOWNLOAD, "o-acme", item, int(time.time()) + 60)
-    assert httpx.get(fresh.absolute(server.base_url)).status_code == 200
+    assert server.get(fresh.absolute(server.base_url)).status_code == 200
 
 
 def test_expires_at_and_expires_in(server: Server) -> None:
@@ -185,7 +186,7 @@ def test_download_of_deleted_content_is_404(server: Server) -> None:
             }
         },
     )["createContentUpload"]
-    assert httpx.put(upload["uploadUrl"], content=b"abc").status_code == 201
+    assert server.put(upload["uploadUrl"], content=b"abc").status_code == 201
     url = server.data(CONTENT, {"id": upload["id"]})["content"]["url"]
     server.data("mutation($id: ID!) { deleteContent(id: $id) { id } }", {"id": upload["id"]})
-    assert httpx.get(url).status_code == 404
+    assert server.get(url).status_code == 404

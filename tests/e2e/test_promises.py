@@ -26,6 +26,7 @@ import yaml
 from assetfiles.cli.background import BackgroundServer
 from assetfiles.store.database import normalize_url
 from tests.backends import backend_env, catalog_url
+from tests.e2e.test_enos import token_request
 from tests.helpers import (
     SECRET_KEY,
     Server,
@@ -37,7 +38,6 @@ from tests.helpers import (
     start_server,
     write_fixture,
 )
-from tests.test_enos import token_request
 
 RW = "tok-promise-rw-0123456789"
 SPARE = "tok-promise-spare-0123456789"

@@ -1,5 +1,5 @@
 """The console's serving rules (no browser): its headers, its files, what it may load, and the API
-additions and checks it relies on. tests/test_console_browser.py drives it in Chromium."""
+additions and checks it relies on. tests/e2e/test_console_browser.py drives it in Chromium."""
 
 from __future__ import annotations
 
@@ -88,9 +88,9 @@ def test_the_package_ships_every_console_file() -> None:
     """pyproject's package-data globs cover every file the console serves."""
     import tomllib
 
-    globs = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["tool"][
-        "setuptools"
-    ]["package-data"]["assetfiles"]
+    globs = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["assetfiles"]
     package = STATIC_DIR.parent.parent.parent
     shipped = {path for pattern in globs for path in package.glob(pattern)}
     for path in STATIC_DIR.rglob("*"):

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.test_sync import OTHER_TOKEN, TOKEN, delete, upload
 from tests.helpers import Server, run_cli, seed_and_start
-from tests.test_sync import OTHER_TOKEN, TOKEN, delete, upload
 
 DEVICE_SECRET = "d1-secret-0123"
 

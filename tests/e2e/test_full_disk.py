@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from tests.backends import local_blobs_only
+from tests.e2e.test_enos import GQL_TOKEN, access_token, enos_document, enos_files, post_integration
 from tests.helpers import Server, md5hex, seed_and_start, temporaries
-from tests.test_enos import GQL_TOKEN, access_token, enos_document, enos_files, post_integration
 
 pytestmark = local_blobs_only
 BIG = 3 * 1024 * 1024

@@ -12,8 +12,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from tests.e2e.test_enos import GQL_TOKEN, access_token, enos_document, enos_files
 from tests.helpers import Server, seed_and_start
-from tests.test_enos import GQL_TOKEN, access_token, enos_document, enos_files
 
 pytestmark = pytest.mark.slow
 

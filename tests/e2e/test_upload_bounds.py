@@ -15,8 +15,8 @@ import pytest
 
 from tests.backends import stored_blobs
 from tests.conftest import RW
+from tests.e2e.test_enos import GQL_TOKEN, access_token, enos_document, enos_files, post_integration
 from tests.helpers import Server, md5hex, seed_and_start
-from tests.test_enos import GQL_TOKEN, access_token, enos_document, enos_files, post_integration
 
 PENDING_CAP = 4
 CREATE = """mutation($i: ContentUploadInput!, $ttl: Int) {

@@ -261,7 +261,7 @@ def test_migrate_command(tmp_path: Path) -> None:
     result = run_cli("migrate", "--data-dir", str(tmp_path / "fresh"))
     assert result.returncode == 0, result.stderr
     head = sorted(
-        p.name for p in (Path(__file__).parents[1] / "src/assetfiles/store/migrations/versions").glob("0*.py")
+        p.name for p in (Path(__file__).parents[2] / "src/assetfiles/store/migrations/versions").glob("0*.py")
     )[-1][:4]
     assert f"is at revision {head}" in result.stdout
 
@@ -269,7 +269,7 @@ def test_migrate_command(tmp_path: Path) -> None:
 def test_the_settings_reference_in_the_docs_is_the_generated_one() -> None:
     from assetfiles.cli.operations import settings_reference
 
-    docs = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
+    docs = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
     assert settings_reference() in docs, "regenerate with: assetfiles config reference"
 
 

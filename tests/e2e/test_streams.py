@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.test_sync import TOKEN, summary, sync, through_proxy
 from tests.faultproxy import Fault, FaultProxy
 from tests.helpers import Server, seed_and_start, sha256
-from tests.test_sync import TOKEN, summary, sync, through_proxy
 
 SIZE = 24 * 1024 * 1024 + 12345
 STREAM_ARGS = ["--streams", "4", "--streams-min", str(2 * 1024 * 1024)]

@@ -465,7 +465,7 @@ def test_demo_serves_and_syncs_the_demo_asset(tmp_path: Path) -> None:
     result = run_cli("demo", "--dir", str(tmp_path / "demo"), "--no-progress")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "5 downloaded" in result.stdout
-    packaged = Path(__file__).parents[1] / "src/assetfiles/demo/files"
+    packaged = Path(__file__).parents[2] / "src/assetfiles/demo/files"
     mirror = tmp_path / "demo/mirror/a-pump-7"
     assert (mirror / "user/manual.pdf").read_bytes() == (packaged / "manual.pdf").read_bytes()
     assert (mirror / "user/firmware 2.1.bin").read_bytes() == (packaged / "fw-2.1.bin").read_bytes()

@@ -1,0 +1,118 @@
+"""Store adapters in process, on real files and a real database: the blob directory, the migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+
+from assetfiles.errors import IntegrityMismatch, PayloadTooLarge
+from assetfiles.store.blobs import LocalBlobStore
+from assetfiles.store.database import migrate, normalize_url
+from assetfiles.store.schema import metadata
+from tests.backends import BACKEND, catalog_url
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+def test_blob_store_writes_verifies_and_deduplicates(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    data = b"a" * 3_000_000
+
+    async def scenario() -> None:
+        blob = await store.write(
+            _chunks(data[:1000], data[1000:]),
+            max_length=10**9,
+            expected_length=len(data),
+            expected_sha256=hashlib.sha256(data).hexdigest(),
+        )
+        assert blob.sha256 == hashlib.sha256(data).hexdigest()
+        assert store.local_path(blob.sha256).read_bytes() == data
+        again = await store.write(_chunks(data), max_length=10**9)
+        assert again == blob
+        with pytest.raises(IntegrityMismatch):
+            await store.write(_chunks(b"xyz"), max_length=100, expected_sha256="0" * 64)
+        with pytest.raises(IntegrityMismatch):
+            await store.write(_chunks(b"xyz"), max_length=100, expected_length=2)
+        with pytest.raises(PayloadTooLarge):
+            await store.write(_chunks(b"x" * 101), max_length=100)
+
+        async def used() -> bool:
+            return True
+
+        async def unused() -> bool:
+            return False
+
+        assert not await store.remove_unless(blob.sha256, used)
+        assert await store.remove_unless(blob.sha256, unused)
+        assert not store.local_path(blob.sha256).exists()
+
+    asyncio.run(scenario())
+    assert list((tmp_path / "tmp").iterdir()) == []  # no temporary file survives
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert files == []
+
+
+def test_local_path_refuses_non_digests(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        LocalBlobStore(tmp_path).local_path("../../etc/passwd")
+
+
+def test_migrations_create_exactly_the_schema(tmp_path: Path) -> None:
+    database = tmp_path / "m.sqlite3"
+    migrate(f"sqlite:///{database}")
+    migrate(f"sqlite:///{database}")  # idempotent
+    engine = create_engine(f"sqlite:///{database}")
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    assert differences == []
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="runs with ASSETFILES_TEST_BACKEND=postgres")
+def test_migrations_create_exactly_the_schema_on_postgresql(tmp_path: Path) -> None:
+    url = catalog_url(tmp_path / "pg")
+    migrate(url)
+    migrate(url)  # idempotent
+    engine = create_engine(normalize_url(url))
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    engine.dispose()
+    assert differences == []
+
+
+def test_counts_migration_backfills_existing_rows(tmp_path: Path) -> None:
+    from alembic import command
+
+    from assetfiles.store.database import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    command.upgrade(alembic_config(url), "0001")
+    engine = create_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO organizations VALUES ('o', 'O', 0)")
+        for pk in (1, 2, 3):
+            connection.exec_driver_sql(
+                "INSERT INTO contents (pk, id, org_id, name, content_type, type, length, sha256, md5,"
+                " creator_kind, created_at, updated_at)"
+                " VALUES (?, ?, 'o', 'n', 't/t', 'file', 1, 's', 'm', 'user', 0, 0)",
+                (pk, f"c{pk}"),
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO content_associations VALUES (?, 'asset', ?, 'o', 0, 0, 'n', 1, 't/t')",
+                (pk, "a1" if pk < 3 else "a2"),
+            )
+    migrate(url)
+    with engine.connect() as connection:
+        counts = connection.exec_driver_sql(
+            "SELECT target_id, contents FROM association_counts ORDER BY target_id"
+        ).all()
+    assert [tuple(row) for row in counts] == [("a1", 2), ("a2", 1)]
