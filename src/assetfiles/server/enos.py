@@ -182,7 +182,7 @@ async def files(request: Request) -> Response:
         return await _download(request, services, content, request_id)
     if action == "getDownloadUrl":
         # The SDKs' FileDownloadResponse declares requestId an int (see docs/enos.md).
-        url = enos.download_url(content).absolute(public_base_url(request, services.settings))
+        url = services.contents.download_url(content).absolute(public_base_url(request, services.settings))
         return envelope(url, numeric_request_id(request_id))
     return envelope(
         {

@@ -62,7 +62,7 @@ class ChangeFeed:
         self._pruned_at = 0.0
 
     def open_stream(self, principal: Principal) -> Callable[[], None]:
-        """Take one of the process's and the organization's streams (429 when none is free);
+        """Take one of the process's and the organization's streams (RateLimited when none is free);
         returns what gives it back."""
         require(principal, Permission.READ)
         if sum(self.open.values()) >= self.max_streams:

@@ -39,7 +39,7 @@ MAX_TAG_VALUE = 1024
 MAX_TAGS_PER_CONTENT = 100
 MAX_CONTENT_TYPE = 255
 #: Bounds on a listing's filters: each becomes a term of one SQL expression, and databases cap
-#: those (SQLite's expression depth, PostgreSQL's stack), so thousands of them would end in a 500.
+#: those (SQLite's expression depth, PostgreSQL's stack), so thousands of them would fail as internal errors.
 MAX_FILTER_CONTENT_TYPES = 100
 MAX_FILTER_TAGS = 50
 MAX_NAME_GLOB = 1024

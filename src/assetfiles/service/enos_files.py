@@ -25,7 +25,6 @@ from assetfiles.model import (
 from assetfiles.service.access import require
 from assetfiles.service.contents import ContentService
 from assetfiles.service.ports import Assets, Contents
-from assetfiles.service.signing import SignedUrl
 
 CATEGORIES = ("feature", "ota")
 
@@ -137,9 +136,6 @@ class EnosFileService:
     def delivery(self, content: Content) -> Delivery:
         """EnOS answers ``download`` with the bytes: a local file, or the object store's stream."""
         return self.contents.delivery(content, inline=True)
-
-    def download_url(self, content: Content) -> SignedUrl:
-        return self.contents.download_url(content)
 
     async def delete(self, principal: Principal, file_uri: str, category: str | None, owner: Owner) -> None:
         content = await self.find(principal, file_uri, category, owner, Permission.WRITE)

@@ -118,7 +118,8 @@ class EnosUploadService:
 
     @staticmethod
     def authorize(principal: Principal, action: str) -> str:
-        """Checked before the body is read: a caller who may not write gets 403 without sending it.
+        """Checked before the body is read: a caller who may not write is refused (Forbidden)
+        before sending it.
 
         Returns the feature type the action posts.
         """

@@ -1,11 +1,11 @@
 """Quotas per organization: total stored bytes, largest file, allowed media types.
 
 Every upload path ends in ``UploadService.store``, which asks :meth:`Quotas.admit` first: the
-media type must be allowed (415), a declared length must fit the largest-file limit (413) and
-what is left of the total (507). The bytes then stream under the tighter of the upload limit and
-the quota's, so an oversized body is cut off while it arrives, and the catalog charges the
-total in the same transaction that inserts the row, so concurrent uploads cannot overshoot it
-together. A refusal stores nothing and leaves usage unchanged.
+media type must be allowed (TypeNotAccepted), a declared length must fit the largest-file limit
+(FileTooLarge) and what is left of the total (QuotaFull). The bytes then stream under the
+tighter of the upload limit and the quota's, so an oversized body is cut off while it arrives,
+and the catalog charges the total in the same transaction that inserts the row, so concurrent
+uploads cannot overshoot it together. A refusal stores nothing and leaves usage unchanged.
 """
 
 from __future__ import annotations
