@@ -59,15 +59,10 @@ def migrate_command(data_dir: Path | None) -> None:
     """Bring the catalog's schema to this version's (serve does it too, unless told not to)."""
     from sqlalchemy.engine import make_url
 
-    from assetfiles.store.database import create_engine, migrate, schema_revisions
+    from assetfiles.service.migration import upgrade_catalog
 
     settings = build_settings(data_dir=data_dir)
-    migrate(settings.catalog_url)
-    engine = create_engine(settings.catalog_url)
-    try:
-        current, _ = schema_revisions(engine)
-    finally:
-        engine.dispose()
+    current = upgrade_catalog(settings)
     where = make_url(settings.catalog_url).render_as_string(hide_password=True)
     click.echo(f"catalog {where} is at revision {current}")
 

@@ -10,7 +10,7 @@ import click
 
 from assetfiles.cli.options import build_settings, data_dir_option
 from assetfiles.config import Settings
-from assetfiles.store.database import migrate
+from assetfiles.service.migration import upgrade_catalog
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -20,7 +20,7 @@ def run_server(settings: Settings) -> None:
     from granian import Granian
     from granian.constants import Interfaces
 
-    migrate(settings.catalog_url)
+    upgrade_catalog(settings)
     _ = settings.signing_key  # create the key file once, before several workers race to
     os.environ.update(settings.to_environment())
     if settings.metrics:
