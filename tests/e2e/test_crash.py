@@ -15,6 +15,7 @@ import hashlib
 import os
 import random
 import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ class Ledger:
     lark: dict[str, str] = field(default_factory=dict)
     attempts: int = 0
     acknowledged: int = 0
+    #: statuses answered to uploads whose body was still arriving at the kill (none expected)
+    cut_off_answers: list[int] = field(default_factory=list)
 
 
 def _kill(server: Server) -> None:
@@ -86,6 +89,7 @@ class Round:
         self.ledger = ledger
         self.number = number
         self.rng = rng
+        self.killed = asyncio.Event()
 
     def _payload(self) -> bytes:
         return os.urandom(self.rng.randint(16, 256) * 1024)
@@ -116,6 +120,23 @@ class Round:
         )
         if put.status_code == 201:
             self.ledger.uploads[put.json()["id"]] = hashlib.sha256(data).hexdigest()
+
+    async def cut_off_upload(self, client: httpx.AsyncClient) -> None:
+        """A device upload whose body is still arriving when the server is killed, whatever the
+        machine's speed: every round cuts at least one request off (its bytes must not appear)."""
+
+        async def body() -> AsyncIterator[bytes]:
+            yield os.urandom(64 * 1024)
+            await self.killed.wait()  # the rest comes after the kill, to a closed connection
+            yield os.urandom(64 * 1024)
+
+        answer = await client.put(
+            f"{self.base}/api/devices/p1/d1/content",
+            params={"name": f"r{self.number}-cut.bin"},
+            content=body(),
+            headers={"Authorization": f"Device {DEVICE_SECRET}"},
+        )
+        self.ledger.cut_off_answers.append(answer.status_code)  # the kill should have come first
 
     async def enos_upload(self, client: httpx.AsyncClient, token: str, index: int) -> None:
         files = {f"r{self.number}-e{index}-{k}.bin": self._payload() for k in range(ENOS_FILES_PER_REQUEST)}
@@ -170,11 +191,13 @@ class Round:
                 + [self.enos_upload(client, token, i) for i in range(ENOS_REQUESTS)]
                 + [self.lark_upload(client, token, i) for i in range(LARK_REQUESTS)]
                 + [self.delete(client, cid) for cid in self.rng.sample(live, min(DELETES, len(live)))]
+                + [self.cut_off_upload(client)]
             )
             self.ledger.attempts += len(jobs)
             tasks = [asyncio.ensure_future(job) for job in jobs]
             await asyncio.sleep(kill_after)
             await asyncio.to_thread(_kill, self.server)
+            self.killed.set()
             results = await asyncio.gather(*tasks, return_exceptions=True)
             self.ledger.acknowledged += sum(1 for result in results if result is None)
 
@@ -203,6 +226,7 @@ def _check(server: Server, ledger: Ledger) -> None:
         else:
             assert visible.get(content_id, ("", ""))[1] == digest, f"acknowledged upload {content_id} lost"
     by_name = {name: digest for name, digest in visible.values()}
+    assert not [name for name in by_name if name.endswith("-cut.bin")], "a body cut off by the kill is stored"
     for names, acknowledged in ledger.enos_requests.items():
         present = sum(1 for name in names if name in by_name)
         assert present in (0, len(names)), f"EnOS request {names} half visible: {present} of {len(names)}"
@@ -240,6 +264,7 @@ def test_sigkill_rounds_lose_nothing_acknowledged(tmp_path: Path) -> None:
     # that cut requests off.
     assert len(ledger.uploads) >= ROUNDS * 5 and ledger.lark and any(ledger.enos_requests.values())
     assert ledger.acknowledged < ledger.attempts
+    assert ledger.cut_off_answers == [], "an upload whose body was still arriving got an answer"
     print(
         f"\n{ROUNDS} SIGKILL rounds: {ledger.attempts} requests, {ledger.acknowledged} acknowledged, "
         f"{len(ledger.uploads)} uploads and {len(ledger.deleted)} deletes checked, "
