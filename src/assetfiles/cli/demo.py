@@ -20,6 +20,7 @@ from assetfiles.cli.background import BackgroundServer
 from assetfiles.cli.options import build_settings
 from assetfiles.cli.output import Quiet, summary_line
 from assetfiles.cli.progress import ProgressBars
+from assetfiles.cli.serve import ensure_port_free
 from assetfiles.client import Fatal, Listener, sync
 
 DEMO_TOKEN = "tok-acme-demo-read-write"  # noqa: S105 - published demo credential, in demo.yaml
@@ -43,6 +44,8 @@ DEMO_ASSET = "a-pump-7"
 def demo_command(base: Path, serve: bool, port: int, progress: bool | None) -> None:
     """Seed the demo organization, start a server, and sync asset a-pump-7 into DIR/mirror."""
     settings = build_settings(data_dir=base / "server")
+    if serve:
+        ensure_port_free("127.0.0.1", port)
     with as_file(files("assetfiles.demo").joinpath("demo.yaml")) as fixture:
         report = asyncio.run(apply_path(settings, fixture))
     click.echo(f"demo data in {settings.data_dir.resolve()}")

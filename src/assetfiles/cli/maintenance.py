@@ -12,13 +12,15 @@ from pathlib import Path
 
 import click
 
-from assetfiles.cli.options import build_settings, data_dir_option
+from assetfiles.cli.options import build_settings, data_dir_option, require_data_dir
 from assetfiles.service.composition import Services
 from assetfiles.service.maintenance import FsckReport, GcReport
 
 
 async def _gc(data_dir: Path | None, grace: float, dry_run: bool) -> GcReport:
-    services = await Services.open(build_settings(data_dir=data_dir))
+    settings = build_settings(data_dir=data_dir)
+    require_data_dir(settings)
+    services = await Services.open(settings)
     try:
         return await services.maintenance.gc(grace_seconds=grace, dry_run=dry_run)
     finally:
@@ -26,7 +28,9 @@ async def _gc(data_dir: Path | None, grace: float, dry_run: bool) -> GcReport:
 
 
 async def _fsck(data_dir: Path | None, verify: bool) -> FsckReport:
-    services = await Services.open(build_settings(data_dir=data_dir))
+    settings = build_settings(data_dir=data_dir)
+    require_data_dir(settings)
+    services = await Services.open(settings)
     try:
         return await services.maintenance.fsck(verify=verify)
     finally:

@@ -53,6 +53,27 @@ def build_settings(**overrides: Any) -> Settings:
         raise click.UsageError(str(exc)) from None
 
 
+class SetupError(click.ClickException):
+    """The command cannot start as configured (a busy port, a data directory that is not there):
+    one clear line and exit 2, which scripts and cron alerts tell from work that failed (1)."""
+
+    exit_code = 2
+
+
+def require_data_dir(settings: Settings) -> None:
+    """Refuse a data directory that holds no catalog, for commands that read or administer one:
+    creating an empty one would hide a mistyped path behind a clean answer (``fsck``: 0 problems).
+    With the catalog on a database server there is no such file to look for."""
+    if settings.database_url:
+        return
+    catalog = settings.data_dir / "catalog.sqlite3"
+    if not catalog.is_file():
+        raise SetupError(
+            f"no assetfiles data in {settings.data_dir.resolve()} (no catalog.sqlite3): "
+            "check --data-dir (or ASSETFILES_DATA_DIR); 'assetfiles apply' or 'serve' creates one"
+        )
+
+
 T = TypeVar("T")
 
 
@@ -61,10 +82,13 @@ def with_services(
     work: Callable[[Services], Awaitable[T]],
     hints: dict[str, str] | None = None,
 ) -> T:
-    """Open the services, run one piece of work, close them; a refusal becomes a usage error
-    naming the option it is about (``hints`` maps a service field to that option)."""
+    """Open the services of an existing data directory, run one piece of work, close them; a
+    refusal becomes a usage error naming the option it is about (``hints`` maps a service field to
+    that option)."""
     from assetfiles.errors import AssetfilesError
     from assetfiles.service.composition import Services
+
+    require_data_dir(settings)
 
     async def run() -> T:
         services = await Services.open(settings)

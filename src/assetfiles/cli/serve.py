@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import click
 
-from assetfiles.cli.options import build_settings, data_dir_option
+from assetfiles.cli.options import SetupError, build_settings, data_dir_option
 from assetfiles.config import Settings
 from assetfiles.service.migration import upgrade_catalog
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on. granian binds with SO_REUSEPORT, so a second
+    server on a busy port would start without a word and take half the connections (answering
+    them from its own data directory)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no reason to refuse
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SetupError(
+                f"port {port} on {host} is in use ({exc.strerror}): another server runs there; "
+                "stop it or choose another --port"
+            ) from None
 
 
 def run_server(settings: Settings) -> None:
@@ -67,6 +86,7 @@ def serve_command(
     settings = build_settings(
         data_dir=data_dir, host=host, port=port, workers=workers, log_format=log_format, access_log=access_log
     )
+    ensure_port_free(settings.host, settings.port)
     click.echo(
         f"assetfiles: data in {settings.data_dir.resolve()}, listening on http://{settings.host}:{settings.port}"
     )
