@@ -116,6 +116,12 @@ class Settings(BaseSettings):
         "signed URLs are built from the request's Host only if it is one of these. Default: any "
         "well-formed host.",
     )
+    trusted_proxies: list[str] = Field(
+        default=[],
+        description='Addresses or networks of reverse proxies and load balancers (e.g. ["10.0.0.0/8"]): '
+        "only from these are Forwarded, X-Forwarded-For and X-Forwarded-Proto believed, so that the "
+        "client's address drives the per-address bounds and the logs. Default: none.",
+    )
     blob_group_read: bool = Field(
         default=False,
         description="Blob files group-readable (0640, directories 0750) instead of owner-only, for an "
@@ -209,6 +215,14 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_hosts(cls, value: list[str] | None) -> list[str] | None:
         return [host.lower() for host in value] if value is not None else None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        from assetfiles.server.proxies import parse_networks
+
+        parse_networks(value)
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -20,6 +20,7 @@ from assetfiles.server.devices import device_upload
 from assetfiles.server.events import events
 from assetfiles.server.graphql.endpoint import graphql_endpoint
 from assetfiles.server.middleware import RequestTracking
+from assetfiles.server.proxies import ProxyHeaders
 from assetfiles.server.throttle import Throttle
 from assetfiles.server.transfer import download, upload
 from assetfiles.service.composition import Services
@@ -118,4 +119,5 @@ def create_app(settings: Settings | None = None) -> RequestTracking:
         metrics = Metrics.get()
         routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
-    return RequestTracking(app, access_log=settings.access_log, metrics=metrics)
+    proxies = ProxyHeaders(settings.trusted_proxies) if settings.trusted_proxies else None
+    return RequestTracking(app, access_log=settings.access_log, metrics=metrics, proxies=proxies)

@@ -43,7 +43,7 @@ from assetfiles.model import Principal
 from assetfiles.server.metrics import count_backend_error
 from assetfiles.server.request_id import request_id_of
 from assetfiles.server.throttle import Throttle, client_address
-from assetfiles.service.audit import CURRENT_FACE
+from assetfiles.service.audit import CURRENT_ADDRESS, CURRENT_FACE
 
 logger = logging.getLogger("assetfiles.server")
 
@@ -67,6 +67,7 @@ class Face:
             request_id = request_id_of(request)
             throttle: Throttle = request.app.state.throttle
             address = client_address(request)
+            CURRENT_ADDRESS.set(address)
             try:
                 with throttle.slot(address):
                     return await endpoint(request)

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from assetfiles.logs import REQUEST_ID
 from assetfiles.model import Principal
 from assetfiles.server.metrics import Metrics
+from assetfiles.server.proxies import ProxyHeaders
 from assetfiles.server.request_id import HEADER, accepted_request_id, new_request_id
 
 access_logger = logging.getLogger("assetfiles.access")
@@ -39,15 +40,25 @@ class _Outcome:
 
 
 class RequestTracking:
-    def __init__(self, app: ASGIApp, *, access_log: bool = True, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        access_log: bool = True,
+        metrics: Metrics | None = None,
+        proxies: ProxyHeaders | None = None,
+    ) -> None:
         self.app = app
         self.access_log = access_log
         self.metrics = metrics
+        self.proxies = proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.proxies is not None:
+            self.proxies.resolve(scope)
         sent_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
         request_id = accepted_request_id(sent_id.decode("latin-1") if sent_id else None) or new_request_id()
         state: dict[str, Any] = scope.setdefault("state", {})
@@ -117,8 +128,9 @@ class RequestTracking:
         if not self.access_log:
             return
         path = scope["path"]
+        client = scope["client"][0] if scope.get("client") else "-"
         access_logger.info(
-            "%s %s %d %dB %.1fms face=%s principal=%s org=%s",
+            "%s %s %d %dB %.1fms face=%s principal=%s org=%s client=%s",
             scope["method"],
             path,
             status,
@@ -127,7 +139,9 @@ class RequestTracking:
             face,
             who or "-",
             org or "-",
+            client,
             extra={
+                "client": client,
                 "request_id": request_id,
                 "method": scope["method"],
                 "path": path,

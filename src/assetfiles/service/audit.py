@@ -22,13 +22,15 @@ from assetfiles.store.audit import AuditEvent, AuditStore
 logger = logging.getLogger("assetfiles.audit")
 
 CURRENT_FACE: contextvars.ContextVar[str] = contextvars.ContextVar("audit_face", default="cli")
+#: the client's address (behind trusted proxies, the one they forwarded), set by a face likewise
+CURRENT_ADDRESS: contextvars.ContextVar[str | None] = contextvars.ContextVar("audit_address", default=None)
 MINUTE_MS = 60_000
 
 
 class Audit:
     def __init__(self, store: AuditStore) -> None:
         self.store = store
-        self._failures: Counter[tuple[int, str]] = Counter()
+        self._failures: Counter[tuple[int, str, str | None]] = Counter()
 
     async def record(
         self,
@@ -44,16 +46,19 @@ class Audit:
         await self.store.append([event])
 
     def sign_in_failed(self) -> None:
-        """Count one refused credential (written by the next flush)."""
-        self._failures[(now_ms() // MINUTE_MS * MINUTE_MS, CURRENT_FACE.get())] += 1
+        """Count one refused credential, per minute, face and client address (written by the next
+        flush)."""
+        self._failures[(now_ms() // MINUTE_MS * MINUTE_MS, CURRENT_FACE.get(), CURRENT_ADDRESS.get())] += 1
 
     async def flush(self) -> None:
         if not self._failures:
             return
         counted, self._failures = self._failures, Counter()
         events = [
-            AuditEvent(minute, "auth.failed", face, count=count)
-            for (minute, face), count in sorted(counted.items())
+            AuditEvent(
+                minute, "auth.failed", face, count=count, detail={"address": address} if address else {}
+            )
+            for (minute, face, address), count in sorted(counted.items(), key=lambda item: str(item[0]))
         ]
         await self.store.append(events)
 
