@@ -67,6 +67,8 @@ class Server:
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One request over a real socket (the app tier's server sends it into the app instead)."""
         kwargs.setdefault("timeout", 30)
+        if self.background is not None and self.background.certificate:
+            kwargs.setdefault("verify", self.background.certificate)  # the server's own certificate
         return httpx.request(method, url, **kwargs)
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:

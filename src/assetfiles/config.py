@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -172,6 +172,12 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    tls_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) to serve HTTPS with, together with tls_key; signed URLs "
+        "are then https. Default: plain HTTP (TLS at a proxy, see docs/nginx.md).",
+    )
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert.")
     workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
     log_format: Literal["auto", "text", "json"] = Field(
@@ -223,6 +229,12 @@ class Settings(BaseSettings):
 
         parse_networks(value)
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key: give both (a certificate and its key) or neither")
+        return self
 
     @field_validator("public_url")
     @classmethod

@@ -218,11 +218,16 @@ def test_token_lifecycle_expiry_revocation_and_last_use(server: Server) -> None:
         return httpx.post(server.graphql_url, json=query, headers={"Authorization": f"Automation {secret}"})
 
     unknown = ask("tok-never-existed-0123456789")
-    short = run_cli("token", "create", "--org", "o-acme", "--name", "short-lived", "--expires-in", "2",
+    # A token with an expiry works until then (an hour: however slow the machine, not yet over)...
+    later = run_cli("token", "create", "--org", "o-acme", "--name", "expires-later", "--expires-in", "3600",
+                    "--data-dir", data_dir)  # fmt: skip
+    assert later.returncode == 0, later.stderr
+    assert ask(later.stdout.strip().splitlines()[-1]).status_code == 200
+    # ...and one whose expiry has passed (1 s, waited out below) answers like no token at all.
+    short = run_cli("token", "create", "--org", "o-acme", "--name", "short-lived", "--expires-in", "1",
                     "--data-dir", data_dir)  # fmt: skip
     assert short.returncode == 0, short.stderr
     short_secret = short.stdout.strip().splitlines()[-1]
-    assert ask(short_secret).status_code == 200
     kept = run_cli("token", "create", "--org", "o-acme", "--name", "to-revoke", "--data-dir", data_dir)
     kept_secret = kept.stdout.strip().splitlines()[-1]
     assert ask(kept_secret).status_code == 200
@@ -231,7 +236,7 @@ def test_token_lifecycle_expiry_revocation_and_last_use(server: Server) -> None:
     assert (ask(kept_secret).status_code, ask(kept_secret).json()) == (401, unknown.json())
     again = run_cli("token", "revoke", "--org", "o-acme", "--name", "to-revoke", "--data-dir", data_dir)
     assert again.returncode == 2 and "already revoked" in again.stderr
-    time.sleep(2.2)
+    time.sleep(1.2)
     assert (ask(short_secret).status_code, ask(short_secret).json()) == (401, unknown.json())
     listed = run_cli("token", "list", "--org", "o-acme", "--json", "--data-dir", data_dir)
     assert listed.returncode == 0, listed.stderr

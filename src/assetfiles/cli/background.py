@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -38,7 +39,10 @@ class BackgroundServer:
         self.env = env or {}
         self.log = log
         self.port = port or free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        #: with ASSETFILES_TLS_CERT in ``env`` the server speaks HTTPS, checked against that certificate
+        self.certificate = self.env.get("ASSETFILES_TLS_CERT")
+        scheme = "https" if self.certificate else "http"
+        self.base_url = f"{scheme}://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> BackgroundServer:
@@ -56,7 +60,10 @@ class BackgroundServer:
                 detail = self.log.read_text() if self.log else f"exit code {self.process.returncode}"
                 raise RuntimeError(f"assetfiles serve exited: {detail}")
             try:
-                with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=1) as response:  # noqa: S310
+                context = ssl.create_default_context(cafile=self.certificate) if self.certificate else None
+                with urllib.request.urlopen(  # noqa: S310 - our own server's URL
+                    f"{self.base_url}/healthz", timeout=1, context=context
+                ) as response:
                     if response.status == 200:
                         return self
             except (urllib.error.URLError, OSError):

@@ -48,6 +48,12 @@ def run_server(settings: Settings) -> None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ[MULTIPROCESS_ENV] = str(metrics_dir.resolve())
+    tls = {}
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        for name, path in (("tls_cert", settings.tls_cert), ("tls_key", settings.tls_key)):
+            if not path.is_file():
+                raise SetupError(f"{name}: no file at {path}")
+        tls = {"ssl_cert": settings.tls_cert.resolve(), "ssl_key": settings.tls_key.resolve()}
     Granian(
         "assetfiles.server.app:create_app",
         address=settings.host,
@@ -61,6 +67,7 @@ def run_server(settings: Settings) -> None:
         # A worker that dies (SIGKILL, the OOM killer) is replaced; the others keep serving.
         respawn_failed_workers=True,
         respawn_interval=1.0,
+        **tls,  # type: ignore[arg-type]
     ).serve()
 
 
@@ -87,9 +94,10 @@ def serve_command(
         data_dir=data_dir, host=host, port=port, workers=workers, log_format=log_format, access_log=access_log
     )
     ensure_port_free(settings.host, settings.port)
+    scheme = "https" if settings.tls_cert else "http"
     click.echo(
-        f"assetfiles: data in {settings.data_dir.resolve()}, listening on http://{settings.host}:{settings.port}"
+        f"assetfiles: data in {settings.data_dir.resolve()}, listening on {scheme}://{settings.host}:{settings.port}"
     )
     if settings.console:
-        click.echo(f"assetfiles: web console on http://{settings.host}:{settings.port}/console")
+        click.echo(f"assetfiles: web console on {scheme}://{settings.host}:{settings.port}/console")
     run_server(settings)
