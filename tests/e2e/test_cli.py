@@ -170,9 +170,9 @@ def test_upload_command_failures(server: Server, workdir: Path) -> None:
     bad_token = run_cli(*base, "--token", "nope")
     assert bad_token.returncode == 2
     assert "refused the token" in bad_token.stderr
-    read_only = run_cli(*base, "--token", RO)
-    assert read_only.returncode == 1
-    assert "lacks the 'write' permission" in read_only.stderr
+    read_only = run_cli(*base, "--token", RO)  # the token may not upload at all: a setup error
+    assert read_only.returncode == 2
+    assert "lacks the 'write' permission" in read_only.stderr and "Usage:" not in read_only.stderr
     unknown_asset = run_cli("upload", "--url", server.base_url, "--token", RW, "--asset", "a-zz", str(path))
     assert unknown_asset.returncode == 1
     assert "asset 'a-zz' not found" in unknown_asset.stderr
@@ -180,7 +180,12 @@ def test_upload_command_failures(server: Server, workdir: Path) -> None:
         "upload", "--url", f"http://127.0.0.1:{free_port()}", "--token", RW, "--asset", "a", str(path)
     )
     assert unreachable.returncode == 2
-    assert "cannot reach" in unreachable.stderr
+    assert "cannot reach" in unreachable.stderr and "Usage:" not in unreachable.stderr
+    wrong_path = run_cli(
+        "upload", "--url", f"{server.base_url}/nowhere", "--token", RW, "--asset", "a", str(path)
+    )
+    assert wrong_path.returncode == 2
+    assert f"no GraphQL API at {server.base_url}/nowhere/api/graphql" in wrong_path.stderr
     bad_tag = run_cli(*base, "--token", RW, "--tag", "novalue")
     assert bad_tag.returncode == 2
     assert "NAME=VALUE" in bad_tag.stderr

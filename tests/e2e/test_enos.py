@@ -638,6 +638,11 @@ def test_enos_download_failures(enos: Server, tmp_path: Path) -> None:
     bad_secret = run_cli("enos", "download", "--url", enos.base_url, *credentials, "--asset", "a1",
                          found["feature.bin"], str(tmp_path))  # fmt: skip
     assert bad_secret.returncode == 2 and "refused" in bad_secret.stderr
+    # an organization the application does not belong to refuses every file alike: a setup error
+    elsewhere = ["--app-key", "ak-ro", "--app-secret", APPS["ak-ro"][0], "--org", "o-elsewhere"]
+    wrong_org = run_cli("enos", "download", "--url", enos.base_url, *elsewhere, "--asset", "a1",
+                        found["feature.bin"], str(tmp_path / "w"))  # fmt: skip
+    assert wrong_org.returncode == 2 and "does not belong to organization 'o-elsewhere'" in wrong_org.stderr
 
 
 def test_uris_minted_by_apply_are_uris_the_server_accepts(enos: Server) -> None:

@@ -281,6 +281,9 @@ def test_unknown_and_foreign_assets_fail_with_exit_1(server: Server, tmp_path: P
     [
         (["--token", "tok-wrong-0123456789"], "refused the token"),
         (["--url", "http://127.0.0.1:{port}"], "cannot reach"),
+        # a wrong path on the right server, and a server that is not assetfiles (its console's pages)
+        (["--url", "{base}/nowhere"], "no GraphQL API at {base}/nowhere/api/graphql"),
+        (["--url", "{base}/console/static"], "no GraphQL API at {base}/console/static/api/graphql"),
         (["--url", "ftp://example"], "http(s) URL"),
         (["--token", ""], "missing --token"),
         (["--modified-since", "yesterday"], "--modified-since"),
@@ -291,12 +294,12 @@ def test_unknown_and_foreign_assets_fail_with_exit_1(server: Server, tmp_path: P
 def test_usage_and_authentication_errors_exit_2(
     server: Server, tmp_path: Path, args: list[str], fragment: str
 ) -> None:
-    args = [arg.format(port=free_port()) for arg in args]
+    args = [arg.format(port=free_port(), base=server.base_url) for arg in args]
     result = run_cli(
         "sync", "a-mirror", str(tmp_path / "out"), "--url", server.base_url, "--token", TOKEN, *args
     )
     assert result.returncode == 2, result.stdout + result.stderr
-    assert fragment in result.stderr
+    assert fragment.format(base=server.base_url) in result.stderr
     assert not (tmp_path / "out" / "a-mirror").exists()
 
 

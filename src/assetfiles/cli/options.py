@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from assetfiles.cli.errors import SetupError
 from assetfiles.config import CONFIG_ENV, ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -51,13 +52,6 @@ def build_settings(**overrides: Any) -> Settings:
         return load_settings(config, **overrides)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-
-
-class SetupError(click.ClickException):
-    """The command cannot start as configured (a busy port, a data directory that is not there):
-    one clear line and exit 2, which scripts and cron alerts tell from work that failed (1)."""
-
-    exit_code = 2
 
 
 def require_data_dir(settings: Settings) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from assetfiles.cli.options import SetupError, build_settings, data_dir_option
+from assetfiles.cli.errors import SetupError
+from assetfiles.cli.options import build_settings, data_dir_option
 from assetfiles.config import Settings
 from assetfiles.service.migration import upgrade_catalog
 

@@ -10,6 +10,7 @@ import aiohttp
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
+from assetfiles.cli.errors import SetupError
 from assetfiles.client.graphql import GraphQLClient, GraphQLClientError
 from assetfiles.client.upload import UploadResult, upload_file
 
@@ -78,9 +79,13 @@ def upload_command(
     try:
         results = asyncio.run(_upload_all(url, token, asset, list(files), parse_tags(tags), show))
     except GraphQLClientError as exc:
-        raise click.UsageError(f"the server refused the token: {exc}") from None
+        if not exc.graphql:
+            raise SetupError(
+                f"no GraphQL API at {url.rstrip('/')}/api/graphql ({exc}): check --url"
+            ) from None
+        raise SetupError(f"the server refused the token: {exc}") from None
     except aiohttp.ClientError as exc:
-        raise click.UsageError(f"cannot reach {url}: {exc}") from None
+        raise SetupError(f"cannot reach {url}: {exc}") from None
     failed = 0
     for result in results:
         if result.error:

@@ -88,8 +88,9 @@ class EnosClient:
         params = self._params("getFileInfo", org, uri, category, owner)
         async with self.session.get(self.base_url + FILES_PATH, params=params, headers=headers) as response:
             if response.status in (401, 403):
-                message = f"{uri}: {(await _json(response)).get('msg')}"
-                raise Fatal(message) if response.status == 401 else Failed(message)
+                # a refused token, or an application that may not read this organization (a wrong
+                # --org, a missing policy): every file would get the same answer
+                raise Fatal(f"{uri}: {(await _json(response)).get('msg')}")
             if response.status == 404:
                 raise Gone(f"{uri}: {(await _json(response)).get('msg')}")
             answer = await _json(response) if response.status == 200 else {}
@@ -168,9 +169,15 @@ class EnosSource:
                 except Failed as exc:
                     listing.failures[uri] = exc
 
-        async with asyncio.TaskGroup() as group:
-            for uri in self.uris:
-                group.create_task(describe(uri))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for uri in self.uris:
+                    group.create_task(describe(uri))
+        except ExceptionGroup as failed:  # a refusal that ends the run ends it as itself
+            fatal = next((exc for exc in failed.exceptions if isinstance(exc, Fatal)), None)
+            if fatal is None:
+                raise
+            raise fatal from None
         order = {uri: index for index, uri in enumerate(self.uris)}
         listing.files.sort(key=lambda remote: order[remote.id])
         return listing

@@ -123,6 +123,8 @@ class ExoSenseSource:
         except GraphQLClientError as exc:
             if exc.status in (401, 403):
                 raise classify(exc, "connect") from None
+            if not exc.graphql:  # a wrong URL path, or a server that is not assetfiles or ExoSense
+                raise Fatal(f"no GraphQL API at {self.client.endpoint} ({exc}): check --url") from None
             return  # introspection refused: documented fields only
         if errors:
             return

@@ -15,12 +15,15 @@ RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
 class GraphQLClientError(Exception):
-    """The server answered with an error; ``status`` is its HTTP status."""
+    """The server answered with an error; ``status`` is its HTTP status. ``graphql`` is False when
+    the answer was no GraphQL response at all (not JSON, or no ``data`` nor ``errors``): the URL
+    does not lead to a GraphQL API."""
 
-    def __init__(self, message: str, *, status: int, code: str | None = None) -> None:
+    def __init__(self, message: str, *, status: int, code: str | None = None, graphql: bool = True) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.graphql = graphql
 
 
 class GraphQLClient:
@@ -73,7 +76,7 @@ class GraphQLClient:
                 body = await response.json(content_type=None)
             except ValueError:
                 raise GraphQLClientError(
-                    f"HTTP {response.status}: the answer is not JSON", status=response.status
+                    f"HTTP {response.status}: the answer is not JSON", status=response.status, graphql=False
                 ) from None
         errors = (body.get("errors") if isinstance(body, dict) else None) or []
         data = body.get("data") if isinstance(body, dict) else None
@@ -83,7 +86,7 @@ class GraphQLClient:
                 code = (first.get("extensions") or {}).get("code")
                 message = first.get("message", "unknown error")
                 raise GraphQLClientError(message, status=response.status, code=code)
-            raise GraphQLClientError(f"HTTP {response.status}", status=response.status)
+            raise GraphQLClientError(f"HTTP {response.status}", status=response.status, graphql=False)
         return data, errors
 
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from assetfiles.client.errors import Failed, Fatal, Gone
 from assetfiles.client.events import Event, Kind, Listener, Report
@@ -114,12 +115,12 @@ class Syncer:
                 for worker in workers:
                     worker.cancel()
         except* Fatal as group:
-            raise group.exceptions[0] from None
+            raise _first(group) from None
         except* Failed as group:  # ``--all``'s listing of assets failed: nothing to go on with
-            raise Fatal(str(group.exceptions[0])) from None
+            raise Fatal(str(_first(group))) from None
         except* OSError as group:
             # aiohttp's connection errors are OSErrors: the server cannot be reached at all
-            raise Fatal(f"cannot reach the server: {group.exceptions[0]}") from None
+            raise Fatal(f"cannot reach the server: {_first(group)}") from None
         return self.report
 
     def folder(self, asset_id: str) -> Path:
@@ -311,3 +312,11 @@ class Syncer:
         event = Event(Kind.ASSET_FAILED, asset_id, reason=reason)
         self.report.failures.append(event)
         self.listener.event(event)
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The first exception of a group, however deeply the nested task groups wrapped it."""
+    found: BaseException = group
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    return found

@@ -83,8 +83,8 @@ async def upload_file(
                 return UploadResult(path, None, message)
         return UploadResult(path, ticket["id"])
     except GraphQLClientError as exc:
-        if exc.status == 401:
-            raise
+        if exc.status == 401 or exc.code in ("UNAUTHENTICATED", "FORBIDDEN"):
+            raise  # the token may not upload at all: every file would fail alike
         return UploadResult(path, None, str(exc))
     except (OSError, aiohttp.ClientError) as exc:
         return UploadResult(path, None, str(exc) or type(exc).__name__)
