@@ -238,3 +238,21 @@ def test_graphql_callers_are_told_the_argument_path_they_sent(
     message, mapped = in_arguments(root, f"{field}: must be better", field)
     assert (message, mapped) == (f"{path}: must be better", path)
     assert in_arguments(root, "asset 'x' not found", field) == ("asset 'x' not found", path)
+
+
+def test_applying_the_same_secret_again_is_no_change_and_no_audit_event() -> None:
+    principals, recorded = FakePrincipals(), []
+    principals.organizations["o"] = "O"
+
+    class Recorder:
+        async def record(self, action: str, **_: Any) -> None:
+            recorded.append(action)
+
+    provisioning = Provisioning(principals, Recorder(), key=KEY)  # type: ignore[arg-type]
+    secret = "tok-fixture-0123456789"
+    assert run(provisioning.put_token("o", "ci", secret, [Permission.READ])).created
+    again = run(provisioning.put_token("o", "ci", secret, [Permission.READ]))
+    assert not again.created and not again.changed
+    replaced = run(provisioning.put_token("o", "ci", "tok-another-0123456789", [Permission.READ]))
+    assert replaced.changed
+    assert recorded == ["token.created", "token.secret_replaced"]

@@ -88,19 +88,24 @@ class Provisioning:
         generated = None
         if secret is None and not await self.principals.token_exists(org_id, name):
             generated = secret = new_secret()
+        digest = token_hash(secret, self.key) if secret else None
+        # the same secret again (a fixture applied twice) replaces nothing worth an audit event
+        same = await self.principals.find_token(digest) if digest else None
+        unchanged = (
+            same is not None and (same[1].org_id, same[1].name) == (org_id, name) and not same[1].revoked_at
+        )
         try:
-            created = await self.principals.upsert_token(
-                org_id, name, token_hash(secret, self.key) if secret else None, chosen, expires_at
-            )
+            created = await self.principals.upsert_token(org_id, name, digest, chosen, expires_at)
         except SecretInUse:
             raise Conflict(
                 f"{field}.secret: already in use by another token", field=f"{field}.secret"
             ) from None
-        if self.audit is not None and (created or secret is not None):
+        if self.audit is not None and (created or (secret is not None and not unchanged)):
             action = "token.created" if created else "token.secret_replaced"
             detail = {"permissions": [p.value for p in chosen], "expiresAt": expires_at}
             await self.audit.record(action, org_id=org_id, target=name, detail=detail)
-        return TokenPut(created=created, changed=created or secret is not None, generated_secret=generated)
+        changed = created or (secret is not None and not unchanged)
+        return TokenPut(created=created, changed=changed, generated_secret=generated)
 
     async def create_token(
         self,
