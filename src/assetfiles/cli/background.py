@@ -54,13 +54,13 @@ class BackgroundServer:
         self.process = subprocess.Popen(
             command, env={**os.environ, **self.env}, stdout=output, stderr=subprocess.STDOUT
         )
+        context = ssl.create_default_context(cafile=self.certificate) if self.certificate else None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 detail = self.log.read_text() if self.log else f"exit code {self.process.returncode}"
                 raise RuntimeError(f"assetfiles serve exited: {detail}")
             try:
-                context = ssl.create_default_context(cafile=self.certificate) if self.certificate else None
                 with urllib.request.urlopen(  # noqa: S310 - our own server's URL
                     f"{self.base_url}/healthz", timeout=1, context=context
                 ) as response:

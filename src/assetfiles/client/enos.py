@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from assetfiles.client.errors import Failed, Fatal, Gone
+from assetfiles.client.errors import Failed, Fatal, Gone, first_of
 from assetfiles.client.remote import Origin, RemoteFile, Target
 from assetfiles.client.source import Listing
 
@@ -174,7 +174,7 @@ class EnosSource:
                 for uri in self.uris:
                     group.create_task(describe(uri))
         except ExceptionGroup as failed:  # a refusal that ends the run ends it as itself
-            fatal = next((exc for exc in failed.exceptions if isinstance(exc, Fatal)), None)
+            fatal = first_of(failed, Fatal)
             if fatal is None:
                 raise
             raise fatal from None

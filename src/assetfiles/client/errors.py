@@ -19,6 +19,10 @@ failed and the run goes on.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+E = TypeVar("E", bound=BaseException)
+
 
 class SyncError(Exception):
     """Base of every outcome the client classifies."""
@@ -48,4 +52,16 @@ class Retryable(Failed):
         self.wait = wait
 
 
-__all__ = ["Failed", "Fatal", "Gone", "Refused", "Retryable", "SyncError"]
+def first_of(exc: BaseException, kind: type[E]) -> E | None:
+    """The first ``kind`` in ``exc`` or, through (nested) exception groups, inside it: task groups
+    wrap what their tasks raise, and a caller decides by the outcome's class."""
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := first_of(inner, kind)) is not None:
+                return found
+    return None
+
+
+__all__ = ["Failed", "Fatal", "Gone", "Refused", "Retryable", "SyncError", "first_of"]

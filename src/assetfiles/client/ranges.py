@@ -32,11 +32,11 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 
-from assetfiles.client.errors import Failed, Refused, Retryable
+from assetfiles.client.errors import Failed, Refused, Retryable, first_of
 from assetfiles.client.remote import RemoteFile, Target
 from assetfiles.client.responses import (
     CHUNK,
@@ -51,8 +51,6 @@ from assetfiles.client.responses import (
     verify,
 )
 from assetfiles.client.retry import RetryPolicy
-
-E = TypeVar("E", bound=BaseException)
 
 #: How often the ranges' progress is written to the state record.
 SAVE_SECONDS = 1.0
@@ -178,13 +176,13 @@ class RangedDownload:
             await self._download()
         except BaseException as exc:
             await self._stop(saver)
-            if _find(exc, RangesUnsupported) is not None:
+            if first_of(exc, RangesUnsupported) is not None:
                 await asyncio.to_thread(self._discard)
                 self.progress(-sum(item.done - item.start for item in self.ranges))
                 raise RangesUnsupported() from None
             await asyncio.to_thread(self._save_and_close, self._state())
             for kind in (Failed, OSError):  # a file's failure, or a write error: as one stream raises them
-                found = _find(exc, kind)
+                found = first_of(exc, kind)
                 if found is not None:
                     raise found from None
             raise
@@ -393,17 +391,6 @@ class RangedDownload:
         if self.frontier < self.remote.length:
             self._read_into_hash(self.frontier, self.remote.length)
             self.frontier = self.remote.length
-
-
-def _find(exc: BaseException, kind: type[E]) -> E | None:
-    """The first ``kind`` in ``exc`` or, through exception groups, inside it."""
-    if isinstance(exc, kind):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            if (found := _find(inner, kind)) is not None:
-                return found
-    return None
 
 
 #: Bounds of a piece, and its size in round trips of one stream's rate (see _piece_size).

@@ -22,7 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from assetfiles.client.errors import Failed, Fatal, Gone
+from assetfiles.client.errors import E, Failed, Fatal, Gone, first_of
 from assetfiles.client.events import Event, Kind, Listener, Report
 from assetfiles.client.manifest import CONTROL_DIR, Manifest
 from assetfiles.client.naming import assign_paths, safe_component
@@ -115,12 +115,12 @@ class Syncer:
                 for worker in workers:
                     worker.cancel()
         except* Fatal as group:
-            raise _first(group) from None
+            raise _matched(group, Fatal) from None
         except* Failed as group:  # ``--all``'s listing of assets failed: nothing to go on with
-            raise Fatal(str(_first(group))) from None
+            raise Fatal(str(_matched(group, Failed))) from None
         except* OSError as group:
             # aiohttp's connection errors are OSErrors: the server cannot be reached at all
-            raise Fatal(f"cannot reach the server: {_first(group)}") from None
+            raise Fatal(f"cannot reach the server: {_matched(group, OSError)}") from None
         return self.report
 
     def folder(self, asset_id: str) -> Path:
@@ -314,9 +314,8 @@ class Syncer:
         self.listener.event(event)
 
 
-def _first(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The first exception of a group, however deeply the nested task groups wrapped it."""
-    found: BaseException = group
-    while isinstance(found, BaseExceptionGroup):
-        found = found.exceptions[0]
+def _matched(group: BaseExceptionGroup[Any], kind: type[E]) -> E:
+    """What an ``except* kind`` clause caught, however deeply the nested task groups wrapped it."""
+    found = first_of(group, kind)
+    assert found is not None  # the clause matched only because the group holds one
     return found
