@@ -20,7 +20,6 @@ from starlette.applications import Starlette
 
 from assetfiles.config import Settings
 from assetfiles.server.app import create_app
-from assetfiles.service.composition import Services
 from tests.backends import backend_env
 from tests.helpers import NO_RATE_LIMITS, SECRET_KEY, Server
 
@@ -70,20 +69,11 @@ class InProcessServer(Server):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         self._client = httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=30)
 
-    @property
-    def services(self) -> Services:
-        services: Services = self.app.state.services
-        return services
-
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Into the app, or, for a URL elsewhere (an object store's presigned URL), over the network."""
         if "://" in url and not url.startswith(BASE_URL):
             return super().request(method, url, **kwargs)
         return self._portal.call(lambda: self._client.request(method, url, **kwargs))
-
-    def call(self, function: Any, *args: Any) -> Any:
-        """Await ``function(*args)`` on the app's event loop (a service or store call)."""
-        return self._portal.call(function, *args)
 
     def stop(self) -> None:
         self._portal.call(self._client.aclose)

@@ -318,9 +318,7 @@ async def _apply_asset(
         bytes_changed = await anyio.to_thread.run_sync(_sha256_of, path) != existing.sha256
         if bytes_changed or existing.content_type != content_type:
             blob = (
-                await services.uploads.blobs.write(
-                    _file_chunks(path), max_length=services.uploads.max_upload_bytes
-                )
+                await services.blobs.write(_file_chunks(path), max_length=services.uploads.max_upload_bytes)
                 if bytes_changed
                 else StoredBlob(existing.sha256, existing.md5, existing.length)
             )
