@@ -3,15 +3,19 @@
 ``ASSETFILES_TEST_BACKEND=postgres`` gives every data directory of the suite its own fresh
 PostgreSQL database (on ``ASSETFILES_TEST_POSTGRES``, default the local server at
 127.0.0.1:5432), passed to the CLI and to servers as ``ASSETFILES_DATABASE_URL``.
-``ASSETFILES_TEST_BLOBS=s3`` gives each its own bucket on an S3 protocol server (moto's, started
-on loopback by the suite), passed as ``ASSETFILES_BLOB_URL`` with the standard AWS variables.
+``ASSETFILES_TEST_BLOBS=s3`` gives each its own bucket on a real S3 server (SeaweedFS, started on
+loopback by the suite: tests/objectstore.py), passed as ``ASSETFILES_BLOB_URL`` with the standard
+AWS variables.
 .ci/run runs the suite on SQLite + local blobs, then on PostgreSQL + S3.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +23,11 @@ import pytest
 from sqlalchemy import MetaData, create_engine, select, text
 
 from assetfiles.store.database import normalize_url
+from tests import objectstore
+from tests.objectstore import ObjectStore
 
 BACKEND = os.environ.get("ASSETFILES_TEST_BACKEND", "sqlite")
 BLOBS = os.environ.get("ASSETFILES_TEST_BLOBS", "local")
-S3_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 _s3: dict[str, Any] = {}
 POSTGRES = os.environ.get("ASSETFILES_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 #: Each pytest-xdist worker has databases of its own (and drops only its own at start).
@@ -61,22 +62,21 @@ def _digest(data_dir: Path) -> str:
     return hashlib.sha1(str(data_dir.resolve()).encode(), usedforsecurity=False).hexdigest()[:20]
 
 
+def object_store() -> ObjectStore:
+    """The suite's S3 server (one per pytest-xdist worker), started on first use, stopped at exit."""
+    if "store" not in _s3:
+        directory = Path(tempfile.mkdtemp(prefix="assetfiles-seaweedfs-"))
+        started = objectstore.start(directory)
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        atexit.register(started.stop)
+        _s3["store"], _s3["client"] = started, started.client()
+    store: ObjectStore = _s3["store"]
+    return store
+
+
 def s3_client() -> Any:
-    """A boto3 client of the suite's S3 server, started on first use."""
-    if "client" not in _s3:
-        import boto3
-        from moto.server import ThreadedMotoServer
-
-        from assetfiles.cli.background import free_port
-
-        port = free_port()
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-        _s3["server"], _s3["endpoint"] = server, f"http://127.0.0.1:{port}"
-        credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-        _s3["client"] = boto3.client(
-            "s3", endpoint_url=_s3["endpoint"], region_name="us-east-1", **credentials
-        )
+    """A boto3 client of the suite's S3 server."""
+    object_store()
     return _s3["client"]
 
 
@@ -91,9 +91,7 @@ def bucket_of(data_dir: Path) -> str:
 def backend_env(data_dir: Path) -> dict[str, str]:
     env = {} if BACKEND == "sqlite" else {"ASSETFILES_DATABASE_URL": catalog_url(data_dir)}
     if BLOBS == "s3":
-        env.update(S3_CREDENTIALS)
-        env["ASSETFILES_BLOB_URL"] = f"s3://{bucket_of(data_dir)}/blobs"
-        env["AWS_ENDPOINT_URL"] = _s3["endpoint"]
+        env.update(object_store().env(f"s3://{bucket_of(data_dir)}/blobs"))
     return env
 
 

@@ -89,7 +89,7 @@ RANGE_SPEC = st.one_of(
 )
 
 
-@local_blobs_only  # with S3 blobs the URL is the object store's (moto's), not ours
+@local_blobs_only  # with S3 blobs the URL is the object store's (SeaweedFS checks its ranges), not ours
 @HTTP
 @given(spec=RANGE_SPEC)
 def test_range_requests_answer_exact_bytes_or_a_4xx(

@@ -33,7 +33,7 @@ from assetfiles.config import Settings
 from assetfiles.server.app import create_app
 from assetfiles.server.enos import FILE_ACTIONS
 from assetfiles.service.enos_uploads import ACTIONS as INTEGRATION_ACTIONS
-from tests.backends import local_blobs_only
+from tests.backends import BLOBS
 from tests.e2e.test_enos import APPS, GQL_TOKEN, OTHER_APP, access_token, enos_document, enos_files, uris
 from tests.helpers import Server, encryption, md5hex, run_cli, seed_and_start, start_server
 
@@ -401,34 +401,67 @@ def _retarget(url: str, content_id: str) -> str:
     return urlunsplit(parts._replace(path=path))
 
 
-@local_blobs_only  # with S3 blobs the object store signs downloads (moto checks no signature)
-def test_signed_download_urls_cannot_be_bent(world: World) -> None:
+def _bent_download_urls(world: World) -> list[str]:
+    """Our signed URL bent every way a caller could: another content, a forged or blank signature,
+    a later expiry, another organization, no query at all, an expired one."""
     url = world.signed_url("feature.bin")
-    assert httpx.get(url).status_code == 200
     query = dict(parse_qsl(urlsplit(url).query))
-    bent = [
+    return [
         _retarget(url, world.ids["fw.bin"]),
         _retarget(url, UNKNOWN_ID),
-        _with_query(url, sig=query["sig"][:-2] + ("AA" if not query["sig"].endswith("AA") else "BB")),
+        _with_query(url, sig=_forged(query["sig"])),
         _with_query(url, exp=str(int(query["exp"]) + 3600)),
         _with_query(url, org="o-foreign"),
         _with_query(url, sig=""),
         urlunsplit(urlsplit(url)._replace(query="")),
         world.expired_download,
     ]
-    for candidate in bent:
+
+
+def _bent_presigned_urls(world: World) -> list[str]:
+    """The object store's presigned URL bent the same ways: another object's key, a forged or
+    missing signature, a longer lifetime, another file name or type in the answer, an expired one."""
+    url, other = world.signed_url("feature.bin"), world.signed_url("fw.bin")
+    query = dict(parse_qsl(urlsplit(url).query))
+    unsigned = {key: value for key, value in query.items() if key != "X-Amz-Signature"}
+    return [
+        urlunsplit(urlsplit(url)._replace(path=urlsplit(other).path)),
+        _with_query(url, **{"X-Amz-Signature": _forged(query["X-Amz-Signature"])}),
+        _with_query(url, **{"X-Amz-Expires": str(int(query["X-Amz-Expires"]) + 3600)}),
+        _with_query(url, **{"response-content-disposition": 'attachment; filename="evil.exe"'}),
+        _with_query(url, **{"response-content-type": "text/html"}),
+        urlunsplit(urlsplit(url)._replace(query=urlencode(unsigned))),
+        urlunsplit(urlsplit(url)._replace(query="")),
+        world.expired_download,
+    ]
+
+
+def _forged(signature: str) -> str:
+    return signature[:-2] + ("AA" if not signature.endswith("AA") else "BB")
+
+
+def test_signed_download_urls_cannot_be_bent(world: World) -> None:
+    """On local blobs our signature guards the URL; on S3 the object store checks its own."""
+    assert httpx.get(world.signed_url("feature.bin")).status_code == 200
+    if BLOBS == "s3":
+        for candidate in _bent_presigned_urls(world):
+            answer = httpx.get(candidate)
+            assert answer.status_code in (400, 403), (candidate, answer.status_code)  # 400: unsigned
+            assert b"<Code>" in answer.content and enos_files()["files/feature.bin"] not in answer.content
+        return
+    for candidate in _bent_download_urls(world):
         answer = httpx.get(candidate)
         assert answer.status_code in (403, 404), (candidate, answer.status_code)
         assert answer.json()["error"]["code"] in ("FORBIDDEN", "NOT_FOUND", "BAD_USER_INPUT")
 
 
-@local_blobs_only
 def test_signed_upload_urls_cannot_be_bent(world: World) -> None:
+    """Upload URLs are ours on every blob store (the bytes pass through the server to be hashed)."""
     url = world.upload_url()
     query = dict(parse_qsl(urlsplit(url).query))
     bent = [
         _retarget(url, UNKNOWN_ID),
-        _with_query(url, sig=query["sig"][:-2] + ("AA" if not query["sig"].endswith("AA") else "BB")),
+        _with_query(url, sig=_forged(query["sig"])),
         _with_query(url, exp=str(int(query["exp"]) + 3600)),
         _with_query(url, org="o-foreign"),
         urlunsplit(urlsplit(url)._replace(query="")),
@@ -437,6 +470,8 @@ def test_signed_upload_urls_cannot_be_bent(world: World) -> None:
     for candidate in bent:
         answer = httpx.put(candidate, content=b"0123456789")
         assert answer.status_code in (403, 404), (candidate, answer.status_code)
+    if BLOBS == "s3":
+        return  # a download URL is the object store's there, not one of ours to bend into an upload
     # a download signature does not open an upload, nor the other way round
     download = world.signed_url("feature.bin")
     as_upload = urlunsplit(

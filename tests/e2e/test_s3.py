@@ -1,7 +1,8 @@
-"""Blobs in S3-compatible object storage: a real S3 protocol server (moto) on loopback.
+"""Blobs in S3-compatible object storage: a real S3 server (SeaweedFS) on loopback.
 
 Uploads stream through Python into multipart uploads; downloads are URLs presigned by the
-store, so the bytes never pass through Python.
+store, so the bytes never pass through Python, and SeaweedFS checks every presigned signature:
+a URL bent in any way is refused by the object store itself.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
-from assetfiles.cli.background import free_port
+from tests.backends import object_store
 from tests.helpers import Server, run_cli, seed_and_start, sha256
 
 TOKEN = "tok-s3-rw-0123456789"
@@ -29,22 +28,11 @@ SEEDED = random.Random(3).randbytes(300_000)
 
 
 @pytest.fixture(scope="module")
-def s3_env() -> Iterator[dict[str, str]]:
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "ASSETFILES_BLOB_URL": f"s3://{BUCKET}/{PREFIX}",
-    }
-    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-    client.create_bucket(Bucket=BUCKET)
-    yield env
-    moto.stop()
+def s3_env() -> dict[str, str]:
+    store = object_store()
+    if BUCKET not in {entry["Name"] for entry in store.client().list_buckets().get("Buckets", [])}:
+        store.client().create_bucket(Bucket=BUCKET)
+    return store.env(f"s3://{BUCKET}/{PREFIX}")
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +50,7 @@ def s3_server(s3_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
 
 
 def bucket(s3_env: dict[str, str]) -> Any:
-    return boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    return object_store().client()
 
 
 def keys(s3_env: dict[str, str]) -> set[str]:
