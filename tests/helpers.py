@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
@@ -68,7 +69,8 @@ class Server:
         """One request over a real socket (the app tier's server sends it into the app instead)."""
         kwargs.setdefault("timeout", 30)
         if self.background is not None and self.background.certificate:
-            kwargs.setdefault("verify", self.background.certificate)  # the server's own certificate
+            # the server's own certificate
+            kwargs.setdefault("verify", ssl.create_default_context(cafile=self.background.certificate))
         return httpx.request(method, url, **kwargs)
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:

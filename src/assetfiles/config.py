@@ -130,12 +130,19 @@ class Settings(BaseSettings):
     rate_limit_auth_failures: str | None = Field(
         default="30/minute",
         description="Failed sign-ins allowed per client address (e.g. 30/minute); past it the address "
-        "gets 429 with Retry-After on every face. Empty: no limit. Per worker process.",
+        "gets 429 with Retry-After on every face. Empty: no limit. Counted where rate_limit_storage says.",
     )
     rate_limit_per_credential: str | None = Field(
         default="3000/minute",
         description="Requests allowed per API token, EnOS application or device (e.g. 3000/minute); "
-        "429 with Retry-After past it. Empty: no limit. Per worker process.",
+        "429 with Retry-After past it. Empty: no limit. Counted where rate_limit_storage says.",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where the rate limits are counted: memory:// (each process on its own, so N processes "
+        "allow N times a limit) or a Redis every process and node shares (redis://host:6379/0, rediss://, "
+        "redis+unix://; needs the redis extra). If Redis fails, each process counts on its own until it "
+        "is back.",
     )
     max_requests_per_address: int = Field(
         default=256,
@@ -216,6 +223,13 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError(f"{value!r} is not a rate such as 30/minute or 10/second") from None
         return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _rate_storage(cls, value: str) -> str:
+        from assetfiles.server.rate_windows import check_storage_url
+
+        return check_storage_url(value)
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -340,6 +354,10 @@ def shown_settings(settings: Settings) -> dict[str, Any]:
             value = "********"
         elif name == "database_url" and value:
             value = make_url(value).render_as_string(hide_password=True)
+        elif name == "rate_limit_storage":
+            from assetfiles.server.rate_windows import without_password
+
+            value = without_password(value)
         elif isinstance(value, Path):
             value = str(value)
         shown[name] = value

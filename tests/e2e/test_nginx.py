@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import subprocess
-import textwrap
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from assetfiles.cli.background import free_port
 from tests.backends import local_blobs_only
 from tests.helpers import Server, run_cli, start_server, write_fixture
+from tests.nginx import MISSING, nginx_binary, start_nginx
 
 pytestmark = local_blobs_only
 
@@ -24,15 +17,10 @@ TOKEN = "tok-nginx-rw-0123456789"
 DATA = bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 4 bytes
 
 
-def nginx_binary() -> str | None:
-    return shutil.which("nginx") or next((path for path in ("/usr/sbin/nginx",) if Path(path).exists()), None)
-
-
 @pytest.fixture(scope="module")
 def offloaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
-    binary = nginx_binary()
-    if binary is None:
-        pytest.skip("nginx is not installed (Debian package 'nginx'; .ci/run installs it when it can)")
+    if nginx_binary() is None:
+        pytest.skip(MISSING)
     root = tmp_path_factory.mktemp("nginx-world")
     document = {"organizations": [{"id": "o-n", "tokens": [{"name": "rw", "secret": TOKEN,
                 "permissions": ["read", "write"]}], "assets": [{"id": "a", "name": "A",
@@ -41,57 +29,30 @@ def offloaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server
     data_dir = root / "data"
     assert run_cli("apply", str(fixture), "--data-dir", str(data_dir)).returncode == 0
     server = start_server(data_dir, {"ASSETFILES_ACCEL_REDIRECT_PREFIX": "/_blobs/"})
-    port = free_port()
     upstream = server.base_url.removeprefix("http://")
-    conf = root / "nginx.conf"
-    # Test directories under /tmp/pytest-of-<user> are private: workers run as the same user.
-    user = f"user {pwd.getpwuid(os.getuid()).pw_name};" if os.getuid() == 0 else ""
-    conf.write_text(textwrap.dedent(f"""
-        {user}
-        worker_processes 1;
-        daemon off;
-        pid {root}/nginx.pid;
-        error_log {root}/nginx-error.log;
-        events {{ worker_connections 256; }}
-        http {{
-          access_log off;
-          client_body_temp_path {root}/body;
-          proxy_temp_path {root}/proxy;
-          fastcgi_temp_path {root}/fastcgi;
-          uwsgi_temp_path {root}/uwsgi;
-          scgi_temp_path {root}/scgi;
-          upstream assetfiles {{ server {upstream}; keepalive 16; }}
-          server {{
-            listen 127.0.0.1:{port};
-            client_max_body_size 0;
-            location / {{
-              proxy_pass http://assetfiles;
-              proxy_http_version 1.1;
-              proxy_set_header Connection "";
-              proxy_set_header Host $http_host;
-              proxy_request_buffering off;
-              proxy_buffering off;
-            }}
-            location /_blobs/ {{
-              internal;
-              alias {data_dir}/blobs/;
-              sendfile on;
-              add_header Repr-Digest $upstream_http_repr_digest always;
-            }}
-          }}
+    nginx = start_nginx(
+        root / "nginx",
+        f"server {upstream}; keepalive 16;",
+        f"""
+        client_max_body_size 0;
+        location / {{
+          proxy_pass http://assetfiles;
+          proxy_http_version 1.1;
+          proxy_set_header Connection "";
+          proxy_set_header Host $http_host;
+          proxy_request_buffering off;
+          proxy_buffering off;
         }}
-        """))  # fmt: skip
-    nginx = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(base + "/healthz", timeout=0.5)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    yield server, base
-    nginx.terminate()
-    nginx.wait()
+        location /_blobs/ {{
+          internal;
+          alias {data_dir}/blobs/;
+          sendfile on;
+          add_header Repr-Digest $upstream_http_repr_digest always;
+        }}
+        """,
+    )
+    yield server, nginx.base_url
+    nginx.stop()
     server.stop()
 
 

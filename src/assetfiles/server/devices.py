@@ -59,7 +59,7 @@ async def device_upload(request: Request) -> Response:
     credential = request.headers.get("authorization")
     async with signing_in(request, f"{device}\n{credential}" if credential else None):
         principal = await services.access.device_principal(device, bearer_secret(request, ("device",)))
-    remember_principal(request, principal)
+    await remember_principal(request, principal)
     name = request.query_params.get("name")
     if name is None:
         raise BadInput("name: the query parameter is required", field="name")

@@ -150,7 +150,7 @@ async def _principal(request: Request) -> Principal:
     access_token = request.headers.get("apim-accesstoken")
     async with signing_in(request, access_token):
         principal = await _services(request).enos_tokens.principal(access_token)
-    remember_principal(request, principal)
+    await remember_principal(request, principal)
     return principal
 
 

@@ -41,7 +41,7 @@ async def events(request: Request) -> Response:
     async with signing_in(request, request.headers.get("authorization")):
         secret = bearer_secret(request, ("automation", "bearer"))
         principal = await services.access.token_principal(secret)
-    remember_principal(request, principal)
+    await remember_principal(request, principal)
     last = parse_last_event_id(request.headers.get(LAST_EVENT_ID))
     feed = services.changes
     release = feed.open_stream(principal)  # held until the stream ends; 429 now when none is free

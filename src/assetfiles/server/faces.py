@@ -97,13 +97,13 @@ def signing_in(request: Request, credential: str | None) -> AbstractAsyncContext
     return throttle.sign_in(client_address(request), credential)
 
 
-def remember_principal(request: Request, principal: Principal) -> None:
+async def remember_principal(request: Request, principal: Principal) -> None:
     """Who made the request, for the access log (never their secret); one request of that
     credential for its rate limit; its catalog calls from now on in its organization's share."""
     request.state.principal = principal
     request.app.state.services.shares.enter(principal.org_id)
     throttle: Throttle = request.app.state.throttle
-    throttle.credential_used(f"{principal.org_id}/{principal.kind}/{principal.name}")
+    await throttle.credential_used(f"{principal.org_id}/{principal.kind}/{principal.name}")
 
 
 #: The HTTP status of each domain error, for every face (the EnOS envelopes carry it too). A

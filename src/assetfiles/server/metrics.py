@@ -51,7 +51,9 @@ class Metrics:
             "assetfiles_uploads_in_flight", "Uploads being received", multiprocess_mode="livesum"
         )
         self.backend_errors = Counter(
-            "assetfiles_backend_errors", "Failures of the catalog or the blob store", ["backend"]
+            "assetfiles_backend_errors",
+            "Failures of the catalog, the blob store or the rate-limit storage",
+            ["backend"],
         )
         self.token_requests = Counter(
             "assetfiles_enos_token_requests", "EnOS token service answers", ["operation", "outcome"]

@@ -1,5 +1,5 @@
-"""Rate limits and per-address bounds, in each worker process (the ``limits`` library's moving
-windows in memory).
+"""Rate limits and per-address bounds (the ``limits`` library's moving windows, counted in this
+process or, with ``rate_limit_storage``, in a Redis all processes share: server/rate_windows.py).
 
 - Failed sign-ins (any face: API token, EnOS application or token, device secret) are counted
   per client address. Every credential check runs inside :meth:`Throttle.sign_in`, which holds
@@ -15,8 +15,10 @@ windows in memory).
 - Requests in flight per client address are capped (``max_requests_per_address``): a client
   holding hundreds of connections open with unsent bodies cannot take every slot.
 
-Behind a reverse proxy every request comes from the proxy's address: raise or switch off the
-per-address bounds there and let the proxy limit per client (docs/reliability.md).
+The failed sign-in and per-credential windows are shared across nodes when the storage is; the
+in-flight cap is a bound on this process's own connections and stays per process, as does the
+memory of credentials that signed in recently. Behind a reverse proxy, list it in
+``trusted_proxies`` so that the client's address, not the proxy's, is what is counted.
 """
 
 from __future__ import annotations
@@ -31,12 +33,11 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 
 from assetfiles.config import Settings
 from assetfiles.errors import RateLimited, classify, refuses_credential
+from assetfiles.server.rate_windows import RateWindows
 
 #: Credentials remembered as having signed in recently, per process (least recently used out).
 TRUSTED_CREDENTIALS = 10_000
@@ -61,7 +62,7 @@ def address_key(address: str) -> str:
 
 class Throttle:
     def __init__(self, settings: Settings) -> None:
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._windows = RateWindows(settings.rate_limit_storage)
         self._failures: RateLimitItem | None = (
             parse(settings.rate_limit_auth_failures) if settings.rate_limit_auth_failures else None
         )
@@ -76,8 +77,8 @@ class Throttle:
         self._trusted: OrderedDict[bytes, float] = OrderedDict()
         self._digest_key = secrets.token_bytes(32)
 
-    def _retry_after(self, item: RateLimitItem, *keys: str) -> int:
-        reset, _remaining = self._limiter.get_window_stats(item, *keys)
+    async def _retry_after(self, item: RateLimitItem, *keys: str) -> int:
+        reset, _remaining = await self._windows.stats(item, *keys)
         return max(1, int(reset - time.time()) + 1)
 
     @asynccontextmanager
@@ -99,7 +100,7 @@ class Throttle:
         except Exception as exc:
             error = classify(exc)
             if error is not None and refuses_credential(error):
-                self._limiter.hit(self._failures, "auth-failures", key)
+                await self._windows.hit(self._failures, "auth-failures", key)
             raise
         else:
             if trusted is not None:
@@ -114,12 +115,13 @@ class Throttle:
     async def _wait_for_a_check(self, key: str) -> None:
         assert self._failures is not None
         while True:
-            remaining = self._limiter.get_window_stats(self._failures, "auth-failures", key).remaining
-            if remaining <= 0:
+            stats = await self._windows.stats(self._failures, "auth-failures", key)
+            if stats.remaining <= 0:
                 raise RateLimited(
                     f"too many failed sign-ins from this address (limit {self._failures}); retry later",
-                    retry_after=self._retry_after(self._failures, "auth-failures", key),
+                    retry_after=max(1, int(stats.reset_time - time.time()) + 1),
                 )
+            remaining = stats.remaining
             if self._checking[key] < remaining:
                 return
             await self._check_ended.wait()
@@ -141,14 +143,14 @@ class Throttle:
         while len(self._trusted) > TRUSTED_CREDENTIALS:
             self._trusted.popitem(last=False)
 
-    def credential_used(self, credential: str) -> None:
+    async def credential_used(self, credential: str) -> None:
         """One request by a credential (its kind and name, never its secret)."""
         if self._per_credential is None:
             return
-        if not self._limiter.hit(self._per_credential, "credential", credential):
+        if not await self._windows.hit(self._per_credential, "credential", credential):
             raise RateLimited(
                 f"too many requests with this credential (limit {self._per_credential}); retry later",
-                retry_after=self._retry_after(self._per_credential, "credential", credential),
+                retry_after=await self._retry_after(self._per_credential, "credential", credential),
             )
 
     @contextmanager

@@ -171,7 +171,7 @@ async def graphql_endpoint(request: Request) -> Response:
     services: Services = request.app.state.services
     async with signing_in(request, request.headers.get("authorization")):
         principal = await services.access.token_principal(bearer_secret(request, ("automation", "bearer")))
-    remember_principal(request, principal)
+    await remember_principal(request, principal)
     raw = await read_body(request, MAX_REQUEST_BYTES)
     if raw is None:
         raise PayloadTooLarge(f"the request body exceeds {MAX_REQUEST_BYTES} bytes")
