@@ -99,6 +99,9 @@ def test_the_per_credential_limit_holds_across_nodes(cluster: Cluster) -> None:
             assert int(answer.headers["retry-after"]) >= 1
             assert answer.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
     every = [status for answers in statuses.values() for status in answers]
+    allowed = [answers.count(200) for answers in statuses.values()]
+    print(f"\n  cluster: {PER_CREDENTIAL}/minute per credential over two nodes: {every.count(200)} allowed "
+          f"({allowed[0]} + {allowed[1]}), {every.count(429)} refused")  # fmt: skip
     assert every.count(200) == PER_CREDENTIAL and every.count(429) == 20, statuses
     assert all(429 in answers for answers in statuses.values())  # each node refused past the shared count
 
@@ -112,6 +115,7 @@ def test_failed_sign_ins_per_address_are_counted_across_nodes(cluster: Cluster) 
              token=f"tok-wrong-guess-{index:04d}", headers=guesser).status_code
         for index in range(AUTH_FAILURES + 4)
     ]  # fmt: skip
+    print(f"\n  cluster: {AUTH_FAILURES}/minute failed sign-ins per address over two nodes: {statuses}")
     assert statuses == [401] * AUTH_FAILURES + [429] * 4, statuses
     bystander = _gql(cluster.nodes[1].base_url, PING,
                      headers={"X-Forwarded-For": "203.0.113.78"})  # fmt: skip
