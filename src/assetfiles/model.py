@@ -123,6 +123,17 @@ class DeviceRef:
 
 
 @dataclass(frozen=True)
+class DeviceCredential:
+    """A device's stored credential in one organization: the salted scrypt of its secret (the slow
+    check, always there when the device has a secret) and, once the secret was checked, its keyed
+    digest (the fast check: an HMAC under the server key, bound to the organization and device)."""
+
+    org_id: str
+    secret_hash: str | None
+    secret_digest: str | None = None
+
+
+@dataclass(frozen=True)
 class ChannelId:
     """``<product_id>.<device_id>.data_in.<channel>``: how a signal names the device feeding it."""
 

@@ -116,3 +116,31 @@ def test_counts_migration_backfills_existing_rows(tmp_path: Path) -> None:
             "SELECT target_id, contents FROM association_counts ORDER BY target_id"
         ).all()
     assert [tuple(row) for row in counts] == [("a1", 2), ("a2", 1)]
+
+
+def test_a_device_digest_is_kept_only_for_the_credential_that_was_checked(tmp_path: Path) -> None:
+    """The fast check's digest is written for the scrypt hash that was verified: if the secret was
+    replaced meanwhile the write does nothing, and replacing a secret clears the digest."""
+    from assetfiles.model import DeviceRef
+    from assetfiles.store.database import create_engine as create_catalog_engine
+    from assetfiles.store.principals import PrincipalStore
+
+    url = catalog_url(tmp_path / "devices")
+    migrate(url)
+    engine = create_catalog_engine(url)
+    store, device = PrincipalStore(engine), DeviceRef("p1", "d1")
+
+    async def scenario() -> None:
+        await store.upsert_organization("o-1", "One")
+        await store.upsert_device("o-1", device, "scrypt$aa$first")
+        await store.remember_device_digest("o-1", device, "scrypt$aa$first", "d" * 64)
+        assert [(c.org_id, c.secret_digest) for c in await store.find_devices(device)] == [("o-1", "d" * 64)]
+        await store.upsert_device("o-1", device, "scrypt$bb$second")  # a new secret: no digest yet
+        assert (await store.find_devices(device))[0].secret_digest is None
+        await store.remember_device_digest("o-1", device, "scrypt$aa$first", "e" * 64)  # checked the old one
+        assert (await store.find_devices(device))[0].secret_digest is None
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        engine.dispose()

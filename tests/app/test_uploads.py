@@ -386,7 +386,7 @@ def test_device_secrets_are_checked_off_the_loop_and_unknown_devices_cost_the_sa
     """In process, against a stand-in catalog: each check runs scrypt once, on a worker thread,
     for a known device with a wrong secret and for an unknown device (against a dummy hash)."""
     from assetfiles.errors import Unauthenticated
-    from assetfiles.model import DeviceRef
+    from assetfiles.model import DeviceCredential, DeviceRef
     from assetfiles.service import access
     from assetfiles.service.secrets import hash_device_secret, verify_device_secret
 
@@ -400,8 +400,8 @@ def test_device_secrets_are_checked_off_the_loop_and_unknown_devices_cost_the_sa
     known_hash = hash_device_secret("right-secret-0123")
 
     class Devices:
-        async def find_devices(self, device: DeviceRef) -> list[tuple[str, str | None]]:
-            return [("o-1", known_hash)] if device.device_id == "known" else []
+        async def find_devices(self, device: DeviceRef) -> list[DeviceCredential]:
+            return [DeviceCredential("o-1", known_hash)] if device.device_id == "known" else []
 
     checker = access.Access(Devices(), key=b"k" * 32)  # type: ignore[arg-type]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from assetfiles.model import Asset, DeviceRef, Permission, Quota, TokenRecord, now_ms
+from assetfiles.model import Asset, DeviceCredential, DeviceRef, Permission, Quota, TokenRecord, now_ms
 from assetfiles.store.principals import SecretInUse
 
 
@@ -17,6 +17,7 @@ class FakePrincipals:
         self.tokens: dict[tuple[str, str], tuple[str, TokenRecord]] = {}
         self.products: set[tuple[str, str]] = set()
         self.devices: dict[tuple[str, DeviceRef], str | None] = {}
+        self.device_digests: dict[tuple[str, DeviceRef], str] = {}
         self.uses: list[tuple[str, str, int]] = []
 
     async def upsert_organization(self, org_id: str, name: str) -> None:
@@ -92,13 +93,24 @@ class FakePrincipals:
         created = (org_id, device) not in self.devices
         if created or secret_hash is not None:
             self.devices[(org_id, device)] = secret_hash
+            self.device_digests.pop((org_id, device), None)
         return created
 
     async def device_credential(self, org_id: str, device: DeviceRef) -> str | None:
         return self.devices.get((org_id, device))
 
-    async def find_devices(self, device: DeviceRef) -> list[tuple[str, str | None]]:
-        return [(org, secret) for (org, found), secret in self.devices.items() if found == device]
+    async def find_devices(self, device: DeviceRef) -> list[DeviceCredential]:
+        return [
+            DeviceCredential(org, secret, self.device_digests.get((org, found)))
+            for (org, found), secret in self.devices.items()
+            if found == device
+        ]
+
+    async def remember_device_digest(
+        self, org_id: str, device: DeviceRef, secret_hash: str, digest: str
+    ) -> None:
+        if self.devices.get((org_id, device)) == secret_hash:
+            self.device_digests[(org_id, device)] = digest
 
 
 class FakeAssets:

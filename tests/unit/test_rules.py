@@ -256,3 +256,48 @@ def test_applying_the_same_secret_again_is_no_change_and_no_audit_event() -> Non
     replaced = run(provisioning.put_token("o", "ci", "tok-another-0123456789", [Permission.READ]))
     assert replaced.changed
     assert recorded == ["token.created", "token.secret_replaced"]
+
+
+def test_a_device_secret_is_checked_slowly_once_then_by_its_keyed_digest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first request of a device runs scrypt and keeps the secret's keyed digest; later ones
+    match the digest without scrypt. A wrong secret still takes the slow path and is refused, a
+    replaced secret drops the digest, and a digest is useless without the server key or on
+    another device's row."""
+    from assetfiles.service import access as access_module
+    from assetfiles.service.secrets import device_digest, hash_device_secret, verify_device_secret
+
+    scrypts: list[str] = []
+
+    def counting(secret: str, stored: str) -> bool:
+        scrypts.append(secret)
+        return verify_device_secret(secret, stored)
+
+    monkeypatch.setattr(access_module, "verify_device_secret", counting)
+    principals = FakePrincipals()
+    device, other = DeviceRef("p1", "d1"), DeviceRef("p1", "d2")
+    run(principals.upsert_device("o-1", device, hash_device_secret("first-secret-0123")))
+    run(principals.upsert_device("o-1", other, hash_device_secret("other-secret-0123")))
+    access = Access(principals, key=KEY)
+
+    for _ in range(3):
+        assert run(access.device_principal(device, "first-secret-0123")).device == device
+    assert scrypts == ["first-secret-0123"]  # the slow check once, then the digest
+    stored = principals.device_digests[("o-1", device)]
+    assert stored == device_digest("first-secret-0123", "o-1", "p1.d1", KEY)
+    assert stored != device_digest("first-secret-0123", "o-1", "p1.d1", b"another key " * 3)
+
+    with pytest.raises(Unauthenticated):
+        run(access.device_principal(device, "wrong-secret-0123"))
+    assert scrypts[-1] == "wrong-secret-0123"  # a miss costs what it did: no cheap guessing
+
+    principals.device_digests[("o-1", other)] = stored  # a digest copied to another device's row
+    with pytest.raises(Unauthenticated):
+        run(access.device_principal(other, "first-secret-0123"))
+
+    run(principals.upsert_device("o-1", device, hash_device_secret("second-secret-0123")))
+    assert ("o-1", device) not in principals.device_digests
+    with pytest.raises(Unauthenticated):
+        run(access.device_principal(device, "first-secret-0123"))
+    assert run(access.device_principal(device, "second-secret-0123")).org_id == "o-1"

@@ -10,10 +10,19 @@ import anyio
 import anyio.to_thread
 
 from assetfiles.errors import Forbidden, Unauthenticated
-from assetfiles.model import CreatorKind, DeviceRef, Permission, Principal, TokenRecord, now_ms
+from assetfiles.model import (
+    CreatorKind,
+    DeviceCredential,
+    DeviceRef,
+    Permission,
+    Principal,
+    TokenRecord,
+    now_ms,
+)
 from assetfiles.service.audit import Audit
 from assetfiles.service.ports import Principals
 from assetfiles.service.secrets import (
+    device_digest,
     hash_device_secret,
     legacy_token_hash,
     same_hash,
@@ -88,26 +97,45 @@ class Access:
     async def device_principal(self, device: DeviceRef, secret: str) -> Principal:
         """A device authenticates with its own credential; it may only upload as itself.
 
-        scrypt (~60 ms of CPU) runs on worker threads, at most one per core at a time, so bad
-        credentials cannot stall the event loop; an unknown device is checked against a dummy
-        hash, so the answer takes as long as for a known device with a wrong secret.
+        The fast check first: a secret that passed before matches its keyed digest (an HMAC,
+        microseconds). Otherwise the slow one: scrypt (~60 ms of CPU) on worker threads, at most
+        one per core at a time, so bad credentials cannot stall the event loop; an unknown device
+        is checked against a dummy hash, so the answer takes as long as for a known device with
+        a wrong secret. A secret that passes it has its digest kept for the next request.
         """
-        found = [(org_id, stored) for org_id, stored in await self.principals.find_devices(device) if stored]
-        for org_id, stored in found or [("", _dummy_hash())]:
+        found = [
+            credential for credential in await self.principals.find_devices(device) if credential.secret_hash
+        ]
+        digests = {
+            credential.org_id: device_digest(secret, credential.org_id, str(device), self.key)
+            for credential in found
+        }
+        for credential in found:
+            if credential.secret_digest and same_hash(credential.secret_digest, digests[credential.org_id]):
+                return _device_principal(credential.org_id, device)
+        for credential in found or [DeviceCredential("", _dummy_hash())]:
+            assert credential.secret_hash is not None
             matches = await anyio.to_thread.run_sync(
-                verify_device_secret, secret, stored, limiter=_SCRYPT_SLOTS
+                verify_device_secret, secret, credential.secret_hash, limiter=_SCRYPT_SLOTS
             )
-            if matches and org_id:
-                return Principal(
-                    org_id=org_id,
-                    name=str(device),
-                    permissions=frozenset({Permission.WRITE}),
-                    kind=CreatorKind.DEVICE,
-                    device=device,
+            if matches and credential.org_id:
+                await self.principals.remember_device_digest(
+                    credential.org_id, device, credential.secret_hash, digests[credential.org_id]
                 )
+                return _device_principal(credential.org_id, device)
         if self.audit is not None:
             self.audit.sign_in_failed()
         raise Unauthenticated("the device credential is not valid")
+
+
+def _device_principal(org_id: str, device: DeviceRef) -> Principal:
+    return Principal(
+        org_id=org_id,
+        name=str(device),
+        permissions=frozenset({Permission.WRITE}),
+        kind=CreatorKind.DEVICE,
+        device=device,
+    )
 
 
 def _usable(found: tuple[str, TokenRecord] | None, digest: str, now: int) -> TokenRecord | None:

@@ -257,7 +257,7 @@ class EnosUploadService:
         else:
             device = owner.device
             assert device is not None
-            if principal.org_id not in {org for org, _ in await self.principals.find_devices(device)}:
+            if principal.org_id not in {found.org_id for found in await self.principals.find_devices(device)}:
                 raise NotFound(f"{where}.deviceKey: device '{device}' not found", field=f"{where}.deviceKey")
             association = Association("device", str(device))
             creator = Creator(CreatorKind.DEVICE, device=DeviceRef(device.product_id, device.device_id))

@@ -16,6 +16,7 @@ from assetfiles.model import (
     Association,
     Content,
     ContentQuery,
+    DeviceCredential,
     DeviceRef,
     Page,
     Permission,
@@ -48,7 +49,10 @@ class Principals(Protocol):
     def upsert_product(self, org_id: str, product_id: str, name: str | None = None) -> Awaitable[None]: ...
     def upsert_device(self, org_id: str, device: DeviceRef, secret_hash: str | None) -> Awaitable[bool]: ...
     def device_credential(self, org_id: str, device: DeviceRef) -> Awaitable[str | None]: ...
-    def find_devices(self, device: DeviceRef) -> Awaitable[list[tuple[str, str | None]]]: ...
+    def find_devices(self, device: DeviceRef) -> Awaitable[list[DeviceCredential]]: ...
+    def remember_device_digest(
+        self, org_id: str, device: DeviceRef, secret_hash: str, digest: str
+    ) -> Awaitable[None]: ...
 
 
 class Assets(Protocol):

@@ -3,7 +3,10 @@
 API tokens are looked up by an HMAC-SHA256 of the secret under the server key: an index can
 find them, and a stolen catalog alone does not let anyone test guesses (a plain SHA-256, used
 before, did; such hashes are upgraded on their next use). Device credentials may be short, so
-they get a salted scrypt. Every comparison is constant-time.
+they get a salted scrypt; once a device's secret has passed that slow check, its keyed digest
+(HMAC under the server key, bound to the organization and the device) is kept beside it, and
+later requests are checked against that in microseconds. The catalog alone still lets no one test
+guesses: the digest needs the server key. Every comparison is constant-time.
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ def hash_device_secret(secret: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(secret.encode(), salt=salt, **_SCRYPT)
     return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def device_digest(secret: str, org_id: str, device: str, key: bytes) -> str:
+    """The fast check's digest of a device secret: keyed, and bound to the device it belongs to
+    (so a digest copied to another device's row does not match there)."""
+    message = f"assetfiles:device-secret:{org_id}/{device}\n{secret}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def verify_device_secret(secret: str, stored: str) -> bool:

@@ -10,7 +10,7 @@ from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
-from assetfiles.model import DeviceRef, Permission, TokenRecord, now_ms
+from assetfiles.model import DeviceCredential, DeviceRef, Permission, TokenRecord, now_ms
 from assetfiles.store.schema import api_tokens, devices, organizations, products
 from assetfiles.store.threads import in_thread
 
@@ -181,7 +181,7 @@ class PrincipalStore:
                 )
                 return True
             if secret_hash is not None:
-                conn.execute(update(devices).where(where).values(secret_hash=secret_hash))
+                conn.execute(update(devices).where(where).values(secret_hash=secret_hash, secret_digest=None))
             return False
 
     @in_thread
@@ -197,15 +197,31 @@ class PrincipalStore:
             )
 
     @in_thread
-    def find_devices(self, device: DeviceRef) -> list[tuple[str, str | None]]:
-        """(org_id, credential hash) of every organization holding a device of that name."""
+    def find_devices(self, device: DeviceRef) -> list[DeviceCredential]:
+        """The credential of every organization's device of that name."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(devices.c.org_id, devices.c.secret_hash).where(
+                select(devices.c.org_id, devices.c.secret_hash, devices.c.secret_digest).where(
                     devices.c.product_id == device.product_id, devices.c.id == device.device_id
                 )
             )
-            return [(row.org_id, row.secret_hash) for row in rows]
+            return [DeviceCredential(row.org_id, row.secret_hash, row.secret_digest) for row in rows]
+
+    @in_thread
+    def remember_device_digest(self, org_id: str, device: DeviceRef, secret_hash: str, digest: str) -> None:
+        """Keep the fast check's digest of a secret that just passed the scrypt check, unless the
+        credential was replaced meanwhile (the row must still hold the hash that was checked)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(devices)
+                .where(
+                    devices.c.org_id == org_id,
+                    devices.c.product_id == device.product_id,
+                    devices.c.id == device.device_id,
+                    devices.c.secret_hash == secret_hash,
+                )
+                .values(secret_digest=digest)
+            )
 
     # -- assets ------------------------------------------------------------------------------
 

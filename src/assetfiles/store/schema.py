@@ -73,6 +73,9 @@ devices = Table(
     Column("id", String(128), primary_key=True),
     # salted scrypt of the device credential, "scrypt$<salt hex>$<hash hex>"; null: no credential.
     Column("secret_hash", String(255)),
+    # HMAC-SHA256 (server key) of the credential, kept once it passed the scrypt check: the fast
+    # check of later requests. Null until then, and again whenever the credential changes.
+    Column("secret_digest", String(64)),
     Column("created_at", BigInteger, nullable=False),
     ForeignKeyConstraint(["org_id", "product_id"], ["products.org_id", "products.id"], ondelete="CASCADE"),
 )
