@@ -131,6 +131,19 @@ class DeviceCredential:
     org_id: str
     secret_hash: str | None
     secret_digest: str | None = None
+    #: the secret sealed under the server key, for logins signed with it (EnOS); None: not kept
+    sealed_secret: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceSession:
+    """A session a device obtained by logging in; its id is known only to the device."""
+
+    org_id: str
+    device: DeviceRef
+    protocol: str
+    created_at: int
+    expires_at: int
 
 
 @dataclass(frozen=True)

@@ -200,6 +200,15 @@ GRAPHQL: dict[str, tuple[str, Callable[[World], dict[str, Any]], str]] = {
                                lambda w: {"id": w.ids["fw.bin"]}, "mutation"),
 }  # fmt: skip
 
+#: The EnOS device HTTP API: a login, then everything by session (tests/e2e/test_enos_device.py).
+ENOS_DEVICE_ROUTES = [
+    ("POST", "/auth/{product_key}/{device_key}"),
+    ("POST", "/multipart/sys/{product_key}/{device_key}/thing/measurepoint/post"),
+    ("GET", "/multipart/sys/{product_key}/{device_key}/file/download"),
+    ("GET", "/multipart/sys/{product_key}/{device_key}/file/download/url"),
+    ("POST", "/multipart/sys/{product_key}/{device_key}/file/delete"),
+]
+
 MATRIX: set[str] = (
     {f"graphql {name}" for name in GRAPHQL}
     | {f"enos files {action}" for action in FILE_ACTIONS}
@@ -220,6 +229,7 @@ MATRIX: set[str] = (
         "route GET /console",
         "route GET /console/",
         "route GET /console/static/*",
+        *(f"route {method} {path}" for method, path in ENOS_DEVICE_ROUTES),
     }
 )
 
@@ -502,6 +512,32 @@ def test_device_uploads_need_that_devices_secret(world: World, method: str) -> N
     unknown = httpx.request(method, f"{world.base}/api/devices/p1/d-nope/content", params={"name": "m.bin"},
                             content=b"x", headers={"Authorization": "Device d1-secret-0123"})  # fmt: skip
     assert unknown.status_code == 401
+
+
+def test_the_enos_device_api_needs_that_devices_session(world: World) -> None:
+    """Every session route refuses no session, a forged one and a token of another face; with
+    d1's own session, a file of d2's or of another organization answers like an unknown one."""
+    login = {"signMethod": "sha256", "lifetime": 60_000}
+    params = {"deviceKey": "d1", "lifetime": "60000", "productKey": "p1", "signMethod": "sha256"}
+    signed = hashlib.sha256(("".join(k + params[k] for k in sorted(params)) + "d1-secret-0123").encode())
+    forged = httpx.post(f"{world.base}/auth/p1/d1", json={**login, "sign": "f" * 64})
+    assert forged.status_code == 401 and forged.json()["code"] == 401
+    _no_leak(world, forged)
+    answer = httpx.post(f"{world.base}//auth/p1/d1", json={**login, "sign": signed.hexdigest()})
+    session = answer.json()["data"]["sessionId"]
+    base = f"{world.base}/multipart/sys/p1/d1"
+    for method, path in [("POST", "/thing/measurepoint/post"), ("GET", "/file/download"),
+                         ("GET", "/file/download/url"), ("POST", "/file/delete")]:  # fmt: skip
+        for query in ("", "?sessionId=forged-0123456789", f"?sessionId={GQL_TOKEN}"):
+            refused = httpx.request(method, base + path + query, content=b"x")
+            assert refused.status_code == 401 and refused.json()["code"] == 401, (path, query, refused.text)
+            _no_leak(world, refused)
+    names = uris(world.server)
+    for name in ("devlog.csv", "feature.bin"):  # d1's own file is reachable; an asset's file is not d1's
+        answer = httpx.get(f"{base}/file/download", params={"sessionId": session, "fileUri": names[name],
+                                                            "category": "feature"})  # fmt: skip
+        expected = 200 if name == "devlog.csv" else 404
+        assert answer.status_code == expected, (name, answer.text)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from assetfiles.model import Asset, DeviceCredential, DeviceRef, Permission, Quota, TokenRecord, now_ms
+from assetfiles.model import (
+    Asset,
+    DeviceCredential,
+    DeviceRef,
+    DeviceSession,
+    Permission,
+    Quota,
+    TokenRecord,
+    now_ms,
+)
 from assetfiles.store.principals import SecretInUse
 
 
@@ -18,6 +27,8 @@ class FakePrincipals:
         self.products: set[tuple[str, str]] = set()
         self.devices: dict[tuple[str, DeviceRef], str | None] = {}
         self.device_digests: dict[tuple[str, DeviceRef], str] = {}
+        self.sealed: dict[tuple[str, DeviceRef], str | None] = {}
+        self.sessions: dict[str, DeviceSession] = {}
         self.uses: list[tuple[str, str, int]] = []
 
     async def upsert_organization(self, org_id: str, name: str) -> None:
@@ -89,11 +100,19 @@ class FakePrincipals:
     async def upsert_product(self, org_id: str, product_id: str, name: str | None = None) -> None:
         self.products.add((org_id, product_id))
 
-    async def upsert_device(self, org_id: str, device: DeviceRef, secret_hash: str | None) -> bool:
+    async def upsert_device(
+        self, org_id: str, device: DeviceRef, secret_hash: str | None, sealed_secret: str | None = None
+    ) -> bool:
         created = (org_id, device) not in self.devices
         if created or secret_hash is not None:
             self.devices[(org_id, device)] = secret_hash
             self.device_digests.pop((org_id, device), None)
+            self.sealed[(org_id, device)] = sealed_secret
+            self.sessions = {
+                d: s for d, s in self.sessions.items() if (s.org_id, s.device) != (org_id, device)
+            }
+        elif sealed_secret is not None:
+            self.sealed[(org_id, device)] = sealed_secret
         return created
 
     async def device_credential(self, org_id: str, device: DeviceRef) -> str | None:
@@ -101,7 +120,9 @@ class FakePrincipals:
 
     async def find_devices(self, device: DeviceRef) -> list[DeviceCredential]:
         return [
-            DeviceCredential(org, secret, self.device_digests.get((org, found)))
+            DeviceCredential(
+                org, secret, self.device_digests.get((org, found)), self.sealed.get((org, found))
+            )
             for (org, found), secret in self.devices.items()
             if found == device
         ]
@@ -111,6 +132,28 @@ class FakePrincipals:
     ) -> None:
         if self.devices.get((org_id, device)) == secret_hash:
             self.device_digests[(org_id, device)] = digest
+
+    async def open_device_session(self, digest: str, session: DeviceSession, keep: int) -> None:
+        self.sessions[digest] = session
+        mine = sorted(
+            (s.created_at, d)
+            for d, s in self.sessions.items()
+            if (s.org_id, s.device) == (session.org_id, session.device)
+        )
+        for _, old in mine[: max(0, len(mine) - keep)]:
+            del self.sessions[old]
+
+    async def find_device_session(self, digest: str) -> DeviceSession | None:
+        return self.sessions.get(digest)
+
+    async def list_device_sessions(self, org_id: str | None, now: int) -> list[DeviceSession]:
+        return [s for s in self.sessions.values() if s.expires_at > now and org_id in (None, s.org_id)]
+
+    async def revoke_device_sessions(self, org_id: str, device: DeviceRef) -> int:
+        gone = [d for d, s in self.sessions.items() if (s.org_id, s.device) == (org_id, device)]
+        for digest in gone:
+            del self.sessions[digest]
+        return len(gone)
 
 
 class FakeAssets:

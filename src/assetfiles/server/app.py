@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from assetfiles.config import Settings
 from assetfiles.logs import configure_logging
-from assetfiles.server import enos
+from assetfiles.server import enos, enos_device
 from assetfiles.server.devices import device_upload
 from assetfiles.server.events import events
 from assetfiles.server.graphql.endpoint import graphql_endpoint
@@ -107,6 +107,21 @@ def create_app(settings: Settings | None = None) -> RequestTracking:
         Route("/connect-service/v2.1/files", enos.files, methods=["GET", "HEAD", "POST"]),
         Route("/connect-service/v2.1/integration", enos.integration, methods=["POST"]),
         Route("/openapi.json", enos.openapi, methods=["GET"]),
+        Route("/auth/{product_key}/{device_key}", enos_device.login, methods=["POST"]),
+        Route(
+            "/multipart/sys/{product_key}/{device_key}/thing/measurepoint/post",
+            enos_device.measurepoint_post,
+            methods=["POST"],
+        ),
+        Route(
+            "/multipart/sys/{product_key}/{device_key}/file/download", enos_device.download, methods=["GET"]
+        ),
+        Route(
+            "/multipart/sys/{product_key}/{device_key}/file/download/url",
+            enos_device.download_url,
+            methods=["GET"],
+        ),
+        Route("/multipart/sys/{product_key}/{device_key}/file/delete", enos_device.delete, methods=["POST"]),
     ]
     if settings.console:
         from assetfiles.server.console import console_routes

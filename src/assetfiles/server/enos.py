@@ -249,7 +249,7 @@ async def parse_message(raw: bytes) -> Any:
         raise BadInput(f"enos-message: not valid JSON ({exc})", field="enos-message") from None
 
 
-def _flag(value: str | None, name: str) -> bool:
+def query_flag(value: str | None, name: str) -> bool:
     if value is None or value.lower() == "false":
         return False
     if value.lower() == "true":
@@ -274,8 +274,8 @@ async def integration(request: Request) -> Response:
     uploads.authorize(principal, action)  # before a byte of the body is read
     request.state.operation = action
     check_org(principal, params.get("orgId"))
-    lark = _flag(params.get("useLark"), "useLark")
-    workdir = Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX, dir=_upload_dir(settings.data_dir)))
+    lark = query_flag(params.get("useLark"), "useLark")
+    workdir = Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX, dir=spool_dir(settings.data_dir)))
     try:
         quota_limit = await services.quotas.file_limit(principal.org_id)
         parser = EnosMultipart(
@@ -312,7 +312,7 @@ async def integration(request: Request) -> Response:
     return envelope(uris, request_id)
 
 
-def _upload_dir(data_dir: Path) -> Path:
+def spool_dir(data_dir: Path) -> Path:
     path = data_dir / "tmp"
     path.mkdir(parents=True, exist_ok=True)
     return path

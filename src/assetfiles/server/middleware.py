@@ -59,6 +59,7 @@ class RequestTracking:
             return
         if self.proxies is not None:
             self.proxies.resolve(scope)
+        _collapse_leading_slashes(scope)
         sent_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
         request_id = accepted_request_id(sent_id.decode("latin-1") if sent_id else None) or new_request_id()
         state: dict[str, Any] = scope.setdefault("state", {})
@@ -154,3 +155,14 @@ class RequestTracking:
                 "org": org,
             },
         )
+
+
+def _collapse_leading_slashes(scope: Scope) -> None:
+    """``//auth/...`` is ``/auth/...``: EnOS's device SDK samples end the broker URL in ``/`` and
+    append paths that start with one, and devices cannot be told otherwise."""
+    path: str = scope["path"]
+    if path.startswith("//"):
+        scope["path"] = "/" + path.lstrip("/")
+        raw = scope.get("raw_path")
+        if isinstance(raw, bytes):
+            scope["raw_path"] = b"/" + raw.lstrip(b"/")

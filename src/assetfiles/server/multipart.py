@@ -12,6 +12,8 @@ number, so ignoring them costs no more than the message itself.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import tempfile
 from collections.abc import AsyncIterable
@@ -192,6 +194,14 @@ class EnosMultipart:
             )
             self._fail(BadInput(message, field=FILE_PART))
             return
+        declared_md5 = part.headers.get("content-md5")
+        if declared_md5 is not None and _md5_hex(declared_md5) != part.md5.hexdigest():
+            message = (
+                f"{FILE_PART}: {part.filename} declares Content-MD5 {declared_md5.strip()!r}, "
+                f"its bytes' md5 is {part.md5.hexdigest()}"
+            )
+            self._fail(BadInput(message, field=f"{FILE_PART}.Content-MD5"))
+            return
         assert part.path is not None and part.filename is not None
         self.files.append(
             ReceivedFile(
@@ -203,3 +213,15 @@ class EnosMultipart:
                 part.headers.get("content-type", "").strip() or None,
             )
         )
+
+
+def _md5_hex(declared: str) -> str | None:
+    """A part's Content-MD5 as hex: EnOS's SDKs send hex, RFC 1864 says base64; None if neither."""
+    value = declared.strip()
+    if len(value) == 32 and all(c in "0123456789abcdefABCDEF" for c in value):
+        return value.lower()
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == 16 else None

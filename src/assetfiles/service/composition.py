@@ -18,6 +18,7 @@ from assetfiles.service.assets import AssetService
 from assetfiles.service.audit import Audit
 from assetfiles.service.changes import ChangeFeed
 from assetfiles.service.contents import ContentService
+from assetfiles.service.device_sessions import DeviceSessions
 from assetfiles.service.enos_files import EnosFileService
 from assetfiles.service.enos_tokens import EnosTokenService
 from assetfiles.service.enos_uploads import EnosUploadService
@@ -73,6 +74,7 @@ class Services:
     blobs: BlobBackend
     audit: Audit
     access: Access
+    device_sessions: DeviceSessions
     assets: AssetService
     contents: ContentService
     uploads: UploadService
@@ -122,6 +124,7 @@ class Services:
             blobs=blobs,
             audit=audit,
             access=Access(stores.principals, audit, key=settings.signing_key),
+            device_sessions=DeviceSessions(stores.principals, audit, key=settings.signing_key),
             assets=AssetService(stores.assets),
             contents=contents,
             uploads=uploads,

@@ -29,11 +29,10 @@ import secrets
 import uuid
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
-
 from assetfiles.errors import BadInput, TokenExpired, TokenRefusal, TokenRefused, Unauthenticated
 from assetfiles.model import CreatorKind, Permission, Principal, now_ms
 from assetfiles.service.audit import Audit
+from assetfiles.service.secrets import Sealed
 from assetfiles.store.enos import Application, EnosStore, IssuedToken, SeenRequest
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -48,21 +47,20 @@ class SecretBox:
     """Seals application secrets at rest under a key derived from the server's secret key."""
 
     def __init__(self, server_key: bytes) -> None:
-        derived = hashlib.sha256(b"assetfiles:enos-application-secrets:" + server_key).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+        self._sealed = Sealed(server_key, "enos-application-secrets")
 
     def seal(self, secret: str) -> str:
-        return self._fernet.encrypt(secret.encode()).decode()
+        return self._sealed.seal(secret)
 
     def open(self, sealed: str) -> str:
-        try:
-            return self._fernet.decrypt(sealed.encode()).decode()
-        except InvalidToken:
+        secret = self._sealed.open(sealed)
+        if secret is None:
             # The server key changed since the application was stored: re-apply the fixture.
             raise _refused(
                 TokenRefusal.UNKNOWN_APPLICATION,
                 "appKey: the stored secret cannot be read with this server's key",
-            ) from None
+            )
+        return secret
 
 
 def principal_of(application: Application) -> Principal:

@@ -58,6 +58,7 @@ ACTIONS = {
     "postAttribute": ("attribute", "attributes"),
     "postEvent": ("event", "events"),
 }
+DEVICE_MEASUREPOINT_METHOD = "thing.measurepoint.post"
 MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
 LOCAL = "local://"
 
@@ -184,6 +185,18 @@ class EnosUploadService:
             reserved.append(UploadUrl(item.filename, item.spec.enos.file_uri, url))
         return reserved
 
+    async def device_post(
+        self, principal: Principal, message: Any, parts: list[ReceivedFile]
+    ) -> dict[str, str]:
+        """A device's own measurepoint message with its files (the EnOS device HTTP API)."""
+        return await self.post(
+            principal, "postMeasurepoint", as_integration_message(principal, message), parts
+        )
+
+    async def device_reserve(self, principal: Principal, message: Any) -> list[UploadUrl]:
+        """The same in upload-URL mode: the device then PUTs each file to its URL."""
+        return await self.reserve(principal, "postMeasurepoint", as_integration_message(principal, message))
+
     def _check_message(self, principal: Principal, action: str, message: Any) -> dict[str, Any]:
         self.authorize(principal, action)
         if not isinstance(message, dict):
@@ -272,6 +285,42 @@ class EnosUploadService:
             content_type = check_media_type(content_type, field="enos-file.Content-Type")
         spec = ContentSpec(name, (association,), content_type or guess_content_type(name), "file", {}, enos)
         return _Planned(filename, spec, creator)
+
+
+def as_integration_message(principal: Principal, message: Any) -> dict[str, Any]:
+    """A device's message (``params`` is one object of measurepoints, files carry no owner: the
+    device that sent them owns them) in the integration message's shape, checked the same way."""
+    device = principal.device
+    assert device is not None, "device messages come from a device's session"
+    if not isinstance(message, dict):
+        raise BadInput("enos-message: must be a JSON object", field="enos-message")
+    method = message.get("method")
+    if method is not None and method != DEVICE_MEASUREPOINT_METHOD:
+        raise BadInput(
+            f"enos-message.method: must be {DEVICE_MEASUREPOINT_METHOD}, not {method!r}",
+            field="enos-message.method",
+        )
+    params = message.get("params")
+    if not isinstance(params, dict):
+        raise BadInput("enos-message.params: must be an object", field="enos-message.params")
+    files = message.get("files") or {}
+    if not isinstance(files, dict):
+        raise BadInput("enos-message.files: must be an object", field="enos-message.files")
+    owner = {"productKey": device.product_id, "deviceKey": device.device_id}
+    for name, entry in files.items():
+        if isinstance(entry, dict) and any(
+            entry.get(key) not in (None, value) for key, value in owner.items()
+        ):
+            raise BadInput(
+                f"enos-message.files.{name}: a device posts only its own files",
+                field=f"enos-message.files.{name}",
+            )
+    return {
+        "params": [{**params, **owner}],
+        "files": {
+            name: {**entry, **owner} if isinstance(entry, dict) else entry for name, entry in files.items()
+        },
+    }
 
 
 async def _chunks(path: Path) -> AsyncIterator[bytes]:

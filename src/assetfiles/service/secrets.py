@@ -11,9 +11,12 @@ guesses: the digest needs the server key. Every comparison is constant-time.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
+
+from cryptography.fernet import Fernet, InvalidToken
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -58,3 +61,22 @@ def verify_device_secret(secret: str, stored: str) -> bool:
         return False
     digest = hashlib.scrypt(secret.encode(), salt=salt, **_SCRYPT)
     return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+class Sealed:
+    """Secrets the server must be able to read again (logins signed with them: EnOS applications
+    and devices), kept sealed (Fernet) under a key derived from the server key for one purpose."""
+
+    def __init__(self, server_key: bytes, purpose: str) -> None:
+        derived = hashlib.sha256(f"assetfiles:{purpose}:".encode() + server_key).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+
+    def seal(self, secret: str) -> str:
+        return self._fernet.encrypt(secret.encode()).decode()
+
+    def open(self, sealed: str) -> str | None:
+        """The secret; None when it was sealed under another server key."""
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken:
+            return None

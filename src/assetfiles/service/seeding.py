@@ -33,8 +33,9 @@ from assetfiles.model import (
     now_ms,
 )
 from assetfiles.service.composition import Services
+from assetfiles.service.device_sessions import device_secrets
 from assetfiles.service.provisioning import check_token_name, check_token_secret
-from assetfiles.service.secrets import hash_device_secret, new_secret
+from assetfiles.service.secrets import hash_device_secret, new_secret, verify_device_secret
 from assetfiles.service.uploads import ContentSpec, check_spec, guess_content_type
 from assetfiles.store.blobs import StoredBlob
 from assetfiles.store.retention import RetentionPolicy
@@ -257,13 +258,32 @@ async def apply_fixture(services: Services, fixture: Fixture, base_dir: Path) ->
                 if secret is None and is_new:
                     secret = new_secret()
                     report.generated_secrets.append((f"device {org.id}/{ref}", secret))
-                if await principals.upsert_device(
-                    org.id, ref, hash_device_secret(secret) if secret else None
-                ):
+                if await _apply_device(services, org.id, ref, secret):
                     report.changes.append(f"device {org.id}/{ref} created")
         for asset in org.assets:
             await _apply_asset(services, org.id, asset, base_dir, report)
     return report
+
+
+async def _apply_device(services: Services, org_id: str, device: DeviceRef, secret: str | None) -> bool:
+    """Create a device or set its secret; True if created. The same secret again changes nothing
+    (its sessions and fast-check digest stay), except that a device stored before secrets were
+    sealed gets its sealed copy for the EnOS login."""
+    principals = services.stores.principals
+    box = device_secrets(services.settings.signing_key)
+    if secret is None:
+        return await principals.upsert_device(org_id, device, None)
+    current = next((found for found in await principals.find_devices(device) if found.org_id == org_id), None)
+    if current is not None and current.secret_hash is not None:
+        if current.sealed_secret is not None and box.open(current.sealed_secret) == secret:
+            return False
+        stored_hash = current.secret_hash
+        if current.sealed_secret is None and await anyio.to_thread.run_sync(
+            verify_device_secret, secret, stored_hash
+        ):
+            await principals.upsert_device(org_id, device, None, box.seal(secret))
+            return False
+    return await principals.upsert_device(org_id, device, hash_device_secret(secret), box.seal(secret))
 
 
 def _check_files(fixture: Fixture, base_dir: Path) -> None:

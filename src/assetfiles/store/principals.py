@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
-from assetfiles.model import DeviceCredential, DeviceRef, Permission, TokenRecord, now_ms
-from assetfiles.store.schema import api_tokens, devices, organizations, products
+from assetfiles.model import DeviceCredential, DeviceRef, DeviceSession, Permission, TokenRecord, now_ms
+from assetfiles.store.schema import api_tokens, device_sessions, devices, organizations, products
 from assetfiles.store.threads import in_thread
 
 
@@ -160,8 +160,11 @@ class PrincipalStore:
             conn.execute(insert(products).values(org_id=org_id, id=product_id, name=name))
 
     @in_thread
-    def upsert_device(self, org_id: str, device: DeviceRef, secret_hash: str | None) -> bool:
-        """Create a device or update its credential (``None`` keeps the current one). True if created."""
+    def upsert_device(
+        self, org_id: str, device: DeviceRef, secret_hash: str | None, sealed_secret: str | None = None
+    ) -> bool:
+        """Create a device or update its credential (``None`` keeps the current one; a new one drops
+        the old one's digest and sealed copy, and the sessions it opened). True if created."""
         where = and_(
             devices.c.org_id == org_id,
             devices.c.product_id == device.product_id,
@@ -176,12 +179,20 @@ class PrincipalStore:
                         product_id=device.product_id,
                         id=device.device_id,
                         secret_hash=secret_hash,
+                        sealed_secret=sealed_secret,
                         created_at=now_ms(),
                     )
                 )
                 return True
             if secret_hash is not None:
-                conn.execute(update(devices).where(where).values(secret_hash=secret_hash, secret_digest=None))
+                conn.execute(
+                    update(devices)
+                    .where(where)
+                    .values(secret_hash=secret_hash, secret_digest=None, sealed_secret=sealed_secret)
+                )
+                conn.execute(delete(device_sessions).where(*_session_of(org_id, device)))
+            elif sealed_secret is not None:
+                conn.execute(update(devices).where(where).values(sealed_secret=sealed_secret))
             return False
 
     @in_thread
@@ -201,11 +212,14 @@ class PrincipalStore:
         """The credential of every organization's device of that name."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(devices.c.org_id, devices.c.secret_hash, devices.c.secret_digest).where(
-                    devices.c.product_id == device.product_id, devices.c.id == device.device_id
-                )
+                select(
+                    devices.c.org_id, devices.c.secret_hash, devices.c.secret_digest, devices.c.sealed_secret
+                ).where(devices.c.product_id == device.product_id, devices.c.id == device.device_id)
             )
-            return [DeviceCredential(row.org_id, row.secret_hash, row.secret_digest) for row in rows]
+            return [
+                DeviceCredential(row.org_id, row.secret_hash, row.secret_digest, row.sealed_secret)
+                for row in rows
+            ]
 
     @in_thread
     def remember_device_digest(self, org_id: str, device: DeviceRef, secret_hash: str, digest: str) -> None:
@@ -223,6 +237,65 @@ class PrincipalStore:
                 .values(secret_digest=digest)
             )
 
+    # -- device sessions ---------------------------------------------------------------------
+
+    @in_thread
+    def open_device_session(self, digest: str, session: DeviceSession, keep: int) -> None:
+        """Store a new session; the device's expired ones, and all but its ``keep`` newest, go."""
+        with self.engine.begin() as conn:
+            of_device = _session_of(session.org_id, session.device)
+            conn.execute(
+                delete(device_sessions).where(*of_device, device_sessions.c.expires_at <= session.created_at)
+            )
+            conn.execute(
+                insert(device_sessions).values(
+                    digest=digest,
+                    org_id=session.org_id,
+                    product_id=session.device.product_id,
+                    device_id=session.device.device_id,
+                    protocol=session.protocol,
+                    created_at=session.created_at,
+                    expires_at=session.expires_at,
+                )
+            )
+            newest = (
+                select(device_sessions.c.digest)
+                .where(*of_device)
+                .order_by(device_sessions.c.created_at.desc(), device_sessions.c.digest)
+                .limit(keep)
+            )
+            kept = set(conn.scalars(newest))
+            conn.execute(delete(device_sessions).where(*of_device, device_sessions.c.digest.not_in(kept)))
+
+    @in_thread
+    def find_device_session(self, digest: str) -> DeviceSession | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(device_sessions).where(device_sessions.c.digest == digest)).first()
+        if row is None:
+            return None
+        device = DeviceRef(row.product_id, row.device_id)
+        return DeviceSession(row.org_id, device, row.protocol, row.created_at, row.expires_at)
+
+    @in_thread
+    def list_device_sessions(self, org_id: str | None, now: int) -> list[DeviceSession]:
+        """Sessions not yet expired, oldest first (per organization, or all)."""
+        query = select(device_sessions).where(device_sessions.c.expires_at > now)
+        if org_id is not None:
+            query = query.where(device_sessions.c.org_id == org_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(device_sessions.c.created_at)).all()
+        return [
+            DeviceSession(row.org_id, DeviceRef(row.product_id, row.device_id), row.protocol, row.created_at,
+                          row.expires_at)
+            for row in rows
+        ]  # fmt: skip
+
+    @in_thread
+    def revoke_device_sessions(self, org_id: str, device: DeviceRef) -> int:
+        """End every session of a device; how many there were."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(device_sessions).where(*_session_of(org_id, device))).rowcount
+
     # -- assets ------------------------------------------------------------------------------
 
 
@@ -230,4 +303,12 @@ def _token_record(row: Row[Any]) -> TokenRecord:
     permissions = frozenset(Permission(p) for p in row.permissions.split(",") if p)
     return TokenRecord(
         row.org_id, row.name, permissions, row.created_at, row.expires_at, row.revoked_at, row.last_used_at
+    )
+
+
+def _session_of(org_id: str, device: DeviceRef) -> tuple[Any, ...]:
+    return (
+        device_sessions.c.org_id == org_id,
+        device_sessions.c.product_id == device.product_id,
+        device_sessions.c.device_id == device.device_id,
     )

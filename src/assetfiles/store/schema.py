@@ -76,8 +76,31 @@ devices = Table(
     # HMAC-SHA256 (server key) of the credential, kept once it passed the scrypt check: the fast
     # check of later requests. Null until then, and again whenever the credential changes.
     Column("secret_digest", String(64)),
+    # The EnOS device login signs sha256(sorted parameters + secret), which only a server that can
+    # read the secret checks: it is kept sealed (Fernet) under a key derived from the server key.
+    # Null for devices provisioned before, or without a secret: they cannot use the EnOS login.
+    Column("sealed_secret", Text),
     Column("created_at", BigInteger, nullable=False),
     ForeignKeyConstraint(["org_id", "product_id"], ["products.org_id", "products.id"], ondelete="CASCADE"),
+)
+
+device_sessions = Table(
+    "device_sessions",
+    metadata,
+    # HMAC-SHA256 (server key) of the session id the device was given; the id itself is not kept.
+    Column("digest", String(64), primary_key=True),
+    Column("org_id", String(128), nullable=False),
+    Column("product_id", String(128), nullable=False),
+    Column("device_id", String(128), nullable=False),
+    Column("protocol", String(16), nullable=False),  # enos
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    ForeignKeyConstraint(
+        ["org_id", "product_id", "device_id"],
+        ["devices.org_id", "devices.product_id", "devices.id"],
+        ondelete="CASCADE",
+    ),
+    Index("ix_device_sessions_device", "org_id", "product_id", "device_id", "created_at"),
 )
 
 assets = Table(

@@ -1,0 +1,207 @@
+"""The EnOS device HTTP API, as EnOS's device SDK (enos-http-sdk's ``HttpConnection``) speaks it.
+
+- ``POST /auth/{productKey}/{deviceKey}``: a signed login (``signMethod``, ``lifetime`` in ms,
+  ``sign``), answered ``{"code": 200, "data": {"sessionId"}, "message"}``.
+- ``POST /multipart/sys/{pk}/{dk}/thing/measurepoint/post?sessionId=``: a multipart body with an
+  ``enos-message`` part and one ``enos-file`` part per file; each file becomes that device's
+  content. With ``&useLark=true`` only the message comes, and the answer lists where to PUT each
+  file. Answered in the SDK's ack shape ``{"id", "code", "data", "message"}``, whose ``code`` the
+  SDK reads (it does not look at the HTTP status on this path).
+- ``GET /multipart/sys/{pk}/{dk}/file/download?sessionId=&fileUri=&category=`` (Range: 206),
+  ``GET .../file/download/url`` and ``POST .../file/delete``: the device's own files only.
+
+The SDK's sample broker URL ends in ``/``, so requests arrive as ``//auth/...``: the request
+tracking collapses a path's leading slashes before routing. Errors are answered in the same
+JSON shape with the status of the error; a failed request stores nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from assetfiles.errors import AssetfilesError, BadInput
+from assetfiles.model import DeviceRef, Permission, Principal, check_identifier
+from assetfiles.server.auth import public_base_url
+from assetfiles.server.bodies import body_chunks
+from assetfiles.server.delivery import respond
+from assetfiles.server.enos import parse_message, query_flag, spool_dir
+from assetfiles.server.faces import INTERNAL_MESSAGE, Face, http_status, remember_principal, signing_in
+from assetfiles.server.metrics import upload_in_flight
+from assetfiles.server.multipart import EnosMultipart
+from assetfiles.service.composition import Services
+from assetfiles.service.enos_files import Owner, check_category, check_file_uri
+from assetfiles.service.maintenance import SPOOL_PREFIX
+
+SUCCESS = 200
+#: the largest login body read (the SDK's is a few hundred bytes)
+MAX_LOGIN_BYTES = 16 * 1024
+
+
+def answer(data: Any, *, code: int = SUCCESS, message: str = "", message_id: str | None = None,
+           status: int = 200) -> JSONResponse:  # fmt: skip
+    """The SDK's ack shape; ``id`` only when the request's message had one (some of the SDK's
+    response classes declare it an int, so it is never invented)."""
+    body: dict[str, Any] = {"code": code, "data": data, "message": message}
+    if message_id is not None:
+        body = {"id": message_id, **body}
+    return JSONResponse(body, status_code=status)
+
+
+def _error(request: Request, error: AssetfilesError, _request_id: str) -> Response:
+    status = http_status(error)
+    message_id = getattr(request.state, "message_id", None)
+    return answer(None, code=status, message=error.message, message_id=message_id, status=status)
+
+
+ENOS_DEVICE = Face(
+    "enos-device", _error, lambda _id: answer(None, code=500, message=INTERNAL_MESSAGE, status=500)
+)
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _device(request: Request) -> DeviceRef:
+    return DeviceRef(
+        check_identifier(request.path_params["product_key"], field="productKey"),
+        check_identifier(request.path_params["device_key"], field="deviceKey"),
+    )
+
+
+async def _session(request: Request) -> Principal:
+    device = _device(request)
+    session_id = request.query_params.get("sessionId")
+    async with signing_in(request, f"{device}\n{session_id}" if session_id else None):
+        principal = await _services(request).device_sessions.principal(device, session_id)
+    await remember_principal(request, principal)
+    return principal
+
+
+@ENOS_DEVICE
+async def login(request: Request) -> Response:
+    device = _device(request)
+    request.state.operation = "login"
+    raw = bytearray()
+    async for chunk in body_chunks(request):
+        raw.extend(chunk)
+        if len(raw) > MAX_LOGIN_BYTES:
+            raise BadInput(f"body: a login is at most {MAX_LOGIN_BYTES} bytes", field="body")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise BadInput("body: not JSON (expected signMethod, lifetime, sign)", field="body") from None
+    async with signing_in(request, None):
+        session_id, _ = await _services(request).device_sessions.login(device, body)
+    return answer({"sessionId": session_id})
+
+
+@ENOS_DEVICE
+async def measurepoint_post(request: Request) -> Response:
+    services = _services(request)
+    settings = services.settings
+    principal = await _session(request)
+    request.state.operation = "postMeasurepoint"
+    lark = query_flag(request.query_params.get("useLark"), "useLark")
+    workdir = Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX, dir=spool_dir(settings.data_dir)))
+    try:
+        quota_limit = await services.quotas.file_limit(principal.org_id)
+        max_file = (
+            settings.enos_max_file_bytes
+            if quota_limit is None
+            else min(settings.enos_max_file_bytes, quota_limit)
+        )
+        parser = EnosMultipart(workdir, max_message=settings.enos_max_message_bytes, max_file=max_file,
+                               accept_files=not lark)  # fmt: skip
+        try:
+            received = await parser.read(request.headers.get("content-type"), body_chunks(request))
+        except AssetfilesError:
+            _note_message_id(request, parser.message)  # a file part failed after the message arrived
+            raise
+        _note_message_id(request, received.message)
+        message = await parse_message(received.message)
+        uploads = services.enos_uploads
+        if lark:
+            base = public_base_url(request, settings)
+            reserved = await uploads.device_reserve(principal, message)
+            data: Any = [
+                {"fileUri": item.file_uri, "uploadUrl": item.url.absolute(base), "filename": item.filename,
+                 "headers": {}}
+                for item in reserved
+            ]  # fmt: skip
+        else:
+            with upload_in_flight():
+                data = await uploads.device_post(principal, message, received.files)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return answer(data, message_id=getattr(request.state, "message_id", None))
+
+
+def _note_message_id(request: Request, message: bytes | bytearray | None) -> None:
+    """The message's ``id``, echoed in the answer (also in an error's) as the SDK's ack carries it."""
+    try:
+        parsed = json.loads(message) if message else None
+    except ValueError:
+        return
+    if (
+        isinstance(parsed, dict)
+        and isinstance(parsed.get("id"), str | int)
+        and not isinstance(parsed["id"], bool)
+    ):
+        request.state.message_id = str(parsed["id"])
+
+
+def _file_request(request: Request, principal: Principal) -> tuple[str, str | None, Owner]:
+    file_uri = check_file_uri(request.query_params.get("fileUri"))
+    category = check_category(request.query_params.get("category"), optional=True)
+    assert principal.device is not None
+    return file_uri, category, Owner(device=principal.device)
+
+
+@ENOS_DEVICE
+async def download(request: Request) -> Response:
+    services = _services(request)
+    principal = await _session(request)
+    request.state.operation = "download"
+    file_uri, category, owner = _file_request(request, principal)
+    content = await services.enos_files.find(principal, file_uri, category, owner, Permission.READ)
+
+    def refuse_range(status: int, content_range: str | None) -> Response:
+        refusal = answer(None, code=status, message="Range: not satisfiable for this file" if status == 416
+                         else "Range: malformed", status=status)  # fmt: skip
+        if content_range is not None:
+            refusal.headers["Content-Range"] = content_range
+        return refusal
+
+    delivery = services.enos_files.delivery(content)
+    return await respond(request, content, delivery, accel_prefix=services.settings.accel_redirect_prefix,
+                         refuse_range=refuse_range)  # fmt: skip
+
+
+@ENOS_DEVICE
+async def download_url(request: Request) -> Response:
+    services = _services(request)
+    principal = await _session(request)
+    request.state.operation = "getDownloadUrl"
+    file_uri, category, owner = _file_request(request, principal)
+    content = await services.enos_files.find(principal, file_uri, category, owner, Permission.READ)
+    url = services.contents.download_url(content).absolute(public_base_url(request, services.settings))
+    return answer(url)
+
+
+@ENOS_DEVICE
+async def delete(request: Request) -> Response:
+    services = _services(request)
+    principal = await _session(request)
+    request.state.operation = "delete"
+    file_uri, category, owner = _file_request(request, principal)
+    await services.enos_files.delete(principal, file_uri, category, owner)
+    return answer(None)
