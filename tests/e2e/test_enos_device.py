@@ -406,3 +406,46 @@ def test_bad_upload_requests_are_answered_in_the_ack_shape(world: Server, sdk: D
         assert answer.status_code == 400, answer.text
         body = answer.json()
         assert body["code"] == 400 and fragment in body["message"], body
+
+
+def test_sessions_are_listed_and_revoked_from_the_cli(world: Server) -> None:
+    device = DeviceSdk(world, device_key=OTHER_DK, secret=OTHER_SECRET)
+    assert device.auth().json()["code"] == 200
+    assert device.session_id is not None
+    listed = run_cli("device", "sessions", "--org", "o-dev", "--json", "--data-dir", str(world.data_dir))
+    assert listed.returncode == 0, listed.stderr
+    records = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert {"org": "o-dev", "device": f"{PK}.{OTHER_DK}", "protocol": "enos"}.items() <= records[-1].items()
+    assert device.session_id not in listed.stdout
+    revoked = run_cli("device", "revoke-sessions", "--org", "o-dev", "--device", f"{PK}.{OTHER_DK}",
+                      "--data-dir", str(world.data_dir))  # fmt: skip
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout, revoked.stderr
+    answer = httpx.get(device.file_url("download/url", "enos-connect://0123456789abcdef.txt"))
+    assert answer.status_code == 401 and answer.json()["code"] == 401
+    bad = run_cli(
+        "device", "revoke-sessions", "--org", "o-dev", "--device", "no-dot", "--data-dir", str(world.data_dir)
+    )
+    assert bad.returncode == 2 and "--device" in bad.stderr
+
+
+def test_the_same_message_sent_again_is_answered_again_not_stored_twice(
+    world: Server, sdk: DeviceSdk
+) -> None:
+    """Re-publishing the same request object (same id, same generated names, same bytes) after a
+    lost answer gets the first answer; the same id with other bytes is a new message, and another
+    session's message with that id is its own."""
+    before = _device_file_count(world)
+    message = sdk.message({"clip": ("retry.bin", b"sent twice")})
+    name = next(iter(message["files"]))
+    first = sdk.post(message, {name: b"sent twice"}).json()
+    again = sdk.post(message, {name: b"sent twice"}, chunked=True).json()
+    assert first["code"] == again["code"] == 200 and first["data"] == again["data"]
+    assert _device_file_count(world) == before + 1
+    changed = dict(message, files={name: dict(message["files"][name], md5=md5hex(b"other bytes"))})
+    other = sdk.post(changed, {name: b"other bytes"}).json()
+    assert other["code"] == 200 and other["data"] != first["data"]
+    fresh = DeviceSdk(world)
+    assert fresh.auth().json()["code"] == 200
+    elsewhere = fresh.post(message, {name: b"sent twice"}).json()
+    assert elsewhere["code"] == 200 and elsewhere["data"] != first["data"]
+    assert _device_file_count(world) == before + 3

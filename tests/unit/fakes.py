@@ -29,6 +29,7 @@ class FakePrincipals:
         self.device_digests: dict[tuple[str, DeviceRef], str] = {}
         self.sealed: dict[tuple[str, DeviceRef], str | None] = {}
         self.sessions: dict[str, DeviceSession] = {}
+        self.messages: dict[tuple[str, str], tuple[str, str]] = {}
         self.uses: list[tuple[str, str, int]] = []
 
     async def upsert_organization(self, org_id: str, name: str) -> None:
@@ -142,6 +143,14 @@ class FakePrincipals:
         )
         for _, old in mine[: max(0, len(mine) - keep)]:
             del self.sessions[old]
+
+    async def remember_device_message(
+        self, session_digest: str, message_id: str, fingerprint: str, answer: str, now: int
+    ) -> None:
+        self.messages.setdefault((session_digest, message_id), (fingerprint, answer))
+
+    async def find_device_message(self, session_digest: str, message_id: str) -> tuple[str, str] | None:
+        return self.messages.get((session_digest, message_id))
 
     async def find_device_session(self, digest: str) -> DeviceSession | None:
         return self.sessions.get(digest)

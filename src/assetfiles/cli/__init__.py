@@ -19,6 +19,7 @@ COMMANDS = {
     ),
     "apply": ("assetfiles.cli.admin", "apply_command", "Create or update what a fixture file describes."),
     "token": ("assetfiles.cli.admin", "token_group", "Manage API tokens."),
+    "device": ("assetfiles.cli.devices", "device_group", "List and revoke the sessions devices hold."),
     "gc": ("assetfiles.cli.maintenance", "gc_command", "Remove blobs no content uses."),
     "fsck": (
         "assetfiles.cli.maintenance",

@@ -17,6 +17,7 @@ JSON shape with the status of the error; a failed request stores nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -34,9 +35,10 @@ from assetfiles.server.delivery import respond
 from assetfiles.server.enos import parse_message, query_flag, spool_dir
 from assetfiles.server.faces import INTERNAL_MESSAGE, Face, http_status, remember_principal, signing_in
 from assetfiles.server.metrics import upload_in_flight
-from assetfiles.server.multipart import EnosMultipart
+from assetfiles.server.multipart import EnosMultipart, Received
 from assetfiles.service.composition import Services
 from assetfiles.service.enos_files import Owner, check_category, check_file_uri
+from assetfiles.service.enos_uploads import UploadUrl
 from assetfiles.service.maintenance import SPOOL_PREFIX
 
 SUCCESS = 200
@@ -129,20 +131,51 @@ async def measurepoint_post(request: Request) -> Response:
         _note_message_id(request, received.message)
         message = await parse_message(received.message)
         uploads = services.enos_uploads
-        if lark:
-            base = public_base_url(request, settings)
-            reserved = await uploads.device_reserve(principal, message)
-            data: Any = [
-                {"fileUri": item.file_uri, "uploadUrl": item.url.absolute(base), "filename": item.filename,
-                 "headers": {}}
-                for item in reserved
-            ]  # fmt: skip
-        else:
+
+        async def post() -> Any:
+            if lark:
+                base = public_base_url(request, settings)
+                reserved = await uploads.device_reserve(principal, message)
+                return [
+                    {
+                        "fileUri": item.file_uri,
+                        "uploadUrl": item.url.absolute(base),
+                        "filename": name,
+                        "headers": {},
+                    }
+                    for item in reserved
+                    for name in (item.filename,)
+                ]
             with upload_in_flight():
-                data = await uploads.device_post(principal, message, received.files)
+                return await uploads.device_post(principal, message, received.files)
+
+        session_id = request.query_params["sessionId"]
+        message_id = getattr(request.state, "message_id", None)
+        data = await services.device_sessions.once(
+            session_id, message_id, _fingerprint(message, received, lark), post
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return answer(data, message_id=getattr(request.state, "message_id", None))
+
+
+def _upload_info(item: UploadUrl, base: str) -> dict[str, Any]:
+    """The SDK's ``UriInfo``: it PUTs the file it named ``filename`` to ``uploadUrl`` with ``headers``."""
+    return {
+        "fileUri": item.file_uri,
+        "uploadUrl": item.url.absolute(base),
+        "filename": item.filename,
+        "headers": {},
+    }
+
+
+def _fingerprint(message: Any, received: Received, lark: bool) -> str:
+    """What makes a message the same message: its JSON (keys sorted), its mode, its files' bytes."""
+    digest = hashlib.sha256(json.dumps(message, sort_keys=True, default=str).encode())
+    digest.update(b"lark" if lark else b"parts")
+    for part in received.files:
+        digest.update(f"\n{part.filename}\n{part.sha256}".encode())
+    return digest.hexdigest()
 
 
 def _note_message_id(request: Request, message: bytes | bytearray | None) -> None:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from assetfiles.errors import BadInput, Unauthenticated
@@ -29,6 +30,7 @@ from assetfiles.service.secrets import Sealed
 MAX_LIFETIME_MS = 24 * 3600 * 1000
 MIN_LIFETIME_MS = 1000
 MAX_SESSIONS_PER_DEVICE = 16
+MAX_MESSAGE_ID = 64
 #: signMethod -> the digest EnOS's SignMethod computes (sha1 upper-case hex, for its history)
 SIGN_METHODS: dict[str, Callable[[str], str]] = {
     "sha256": lambda text: hashlib.sha256(text.encode()).hexdigest(),
@@ -130,6 +132,28 @@ class DeviceSessions:
         if session.expires_at <= now_ms():
             raise Unauthenticated("sessionId: the session expired (log in again)")
         return session_principal(session)
+
+    async def once(
+        self, session_id: str, message_id: str | None, fingerprint: str, post: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """The rule for a message sent again: within one session, a message with the id and the
+        exact content (``fingerprint``: the message and its files' sha256) of one already answered
+        gets that answer again and stores nothing. The same id with other content is a new message
+        (stored as usual; the first answer stays remembered). Messages without an id, or with one
+        longer than 64 characters, are not remembered. Two identical messages in flight at once
+        may both be stored: the rule is for re-sends after an answer was lost."""
+        if message_id is None or len(message_id) > MAX_MESSAGE_ID:
+            return await post()
+        digest = self._digest(session_id)
+        known = await self.principals.find_device_message(digest, message_id)
+        if known is not None and hmac.compare_digest(known[0], fingerprint):
+            return json.loads(known[1])
+        data = await post()
+        if known is None:
+            await self.principals.remember_device_message(
+                digest, message_id, fingerprint, json.dumps(data), now_ms()
+            )
+        return data
 
     async def list(self, org_id: str | None) -> list[DeviceSession]:
         return await self.principals.list_device_sessions(org_id, now_ms())

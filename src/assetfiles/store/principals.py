@@ -11,7 +11,14 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from assetfiles.model import DeviceCredential, DeviceRef, DeviceSession, Permission, TokenRecord, now_ms
-from assetfiles.store.schema import api_tokens, device_sessions, devices, organizations, products
+from assetfiles.store.schema import (
+    api_tokens,
+    device_messages,
+    device_sessions,
+    devices,
+    organizations,
+    products,
+)
 from assetfiles.store.threads import in_thread
 
 
@@ -275,6 +282,43 @@ class PrincipalStore:
             return None
         device = DeviceRef(row.product_id, row.device_id)
         return DeviceSession(row.org_id, device, row.protocol, row.created_at, row.expires_at)
+
+    @in_thread
+    def remember_device_message(
+        self, session_digest: str, message_id: str, fingerprint: str, answer: str, now: int
+    ) -> None:
+        """Keep a message's answer for its session; a message already remembered keeps the first."""
+        with self.engine.begin() as conn:
+            known = select(device_messages.c.message_id).where(
+                device_messages.c.session_digest == session_digest, device_messages.c.message_id == message_id
+            )
+            if conn.scalar(known) is not None:
+                return
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(device_messages).values(
+                            session_digest=session_digest,
+                            message_id=message_id,
+                            fingerprint=fingerprint,
+                            answer=answer,
+                            created_at=now,
+                        )
+                    )
+            except IntegrityError:
+                pass  # the same message answered at the same moment by another request: the first stays
+
+    @in_thread
+    def find_device_message(self, session_digest: str, message_id: str) -> tuple[str, str] | None:
+        """(fingerprint, answer) of a message this session posted before."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(device_messages.c.fingerprint, device_messages.c.answer).where(
+                    device_messages.c.session_digest == session_digest,
+                    device_messages.c.message_id == message_id,
+                )
+            ).first()
+        return (row.fingerprint, row.answer) if row is not None else None
 
     @in_thread
     def list_device_sessions(self, org_id: str | None, now: int) -> list[DeviceSession]:

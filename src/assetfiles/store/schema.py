@@ -103,6 +103,23 @@ device_sessions = Table(
     Index("ix_device_sessions_device", "org_id", "product_id", "device_id", "created_at"),
 )
 
+device_messages = Table(
+    "device_messages",
+    metadata,
+    # A message a device posted in a session, remembered so that the same message sent again (the
+    # same request object re-published: same id, same files) gets the first answer, not a copy.
+    Column(
+        "session_digest",
+        String(64),
+        ForeignKey("device_sessions.digest", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("message_id", String(64), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # sha256 of the message and its files' sha256
+    Column("answer", Text, nullable=False),  # the answer's data, JSON
+    Column("created_at", BigInteger, nullable=False),
+)
+
 assets = Table(
     "assets",
     metadata,
