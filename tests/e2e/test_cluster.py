@@ -48,6 +48,7 @@ def _document() -> dict[str, Any]:
                    {"name": "limited", "secret": LIMITED, "permissions": ["read"]},
                    {"name": "sync", "secret": SYNC, "permissions": ["read"]}],
         "applications": [{"app_key": APP, "app_secret": APP_SECRET, "policies": ["asset:read"]}],
+        "products": [{"id": "pk-c", "devices": [{"id": "dk-c", "secret": "dk-c-secret-0123456"}]}],
         "assets": [{"id": "a", "name": "A", "content": CONTENT}]}]}  # fmt: skip
 
 
@@ -163,6 +164,15 @@ def test_what_one_node_issues_works_on_the_other(cluster: Cluster) -> None:
     crossed = upload["uploadUrl"].replace(first.base_url, second.base_url)
     assert httpx.put(crossed, content=data, timeout=30).status_code == 201
     assert httpx.get(_listed(second.base_url)[upload["id"]]["url"], timeout=30).content == data
+    # an EnOS device session opened on one node is honoured by the other
+    params = {"deviceKey": "dk-c", "lifetime": "60000", "productKey": "pk-c", "signMethod": "sha256"}
+    sign = hashlib.sha256(("".join(k + params[k] for k in sorted(params)) + "dk-c-secret-0123456").encode())
+    login = {"signMethod": "sha256", "lifetime": 60000, "sign": sign.hexdigest()}
+    opened = httpx.post(f"{first.base_url}/auth/pk-c/dk-c", json=login, timeout=30).json()
+    session = opened["data"]["sessionId"]
+    query = {"sessionId": session, "fileUri": "enos-connect://0123456789abcdef.txt"}
+    unknown = httpx.get(f"{second.base_url}/multipart/sys/pk-c/dk-c/file/download/url", params=query)
+    assert unknown.status_code == 404 and unknown.json()["code"] == 404  # signed in; the file is not there
 
 
 def test_a_sync_through_the_balancer_completes(cluster: Cluster, tmp_path: Path) -> None:
