@@ -133,6 +133,8 @@ class DeviceCredential:
     secret_digest: str | None = None
     #: the secret sealed under the server key, for logins signed with it (EnOS); None: not kept
     sealed_secret: str | None = None
+    #: Murano activation: None (not enabled), "enabled" or "activated"
+    activation: str | None = None
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,13 @@ ENOS_DEVICE_ROUTES = [
     ("GET", "/multipart/sys/{product_key}/{device_key}/file/download/url"),
     ("POST", "/multipart/sys/{product_key}/{device_key}/file/delete"),
 ]
+#: The Murano device API: an activation, then everything by token (tests/e2e/test_murano_device.py).
+MURANO_ROUTES = [
+    ("POST", "/murano/{product_id}/provision/activate"),
+    ("GET", "/murano/{product_id}/provision/download"),
+    ("POST", "/provision/activate"),
+    ("GET", "/provision/download"),
+]
 
 MATRIX: set[str] = (
     {f"graphql {name}" for name in GRAPHQL}
@@ -229,7 +236,7 @@ MATRIX: set[str] = (
         "route GET /console",
         "route GET /console/",
         "route GET /console/static/*",
-        *(f"route {method} {path}" for method, path in ENOS_DEVICE_ROUTES),
+        *(f"route {method} {path}" for method, path in ENOS_DEVICE_ROUTES + MURANO_ROUTES),
     }
 )
 
@@ -538,6 +545,23 @@ def test_the_enos_device_api_needs_that_devices_session(world: World) -> None:
                                                             "category": "feature"})  # fmt: skip
         expected = 200 if name == "devlog.csv" else 404
         assert answer.status_code == expected, (name, answer.text)
+
+
+def test_the_murano_device_api_needs_a_token_of_that_product(world: World) -> None:
+    """No token, a forged one, and credentials of other faces are refused, and say nothing."""
+    for url in (
+        f"{world.base}/murano/p1/provision/download",
+        f"{world.base}/murano/p1/provision/download?id=x",
+    ):
+        others = [f"token {GQL_TOKEN}", f"Automation {GQL_TOKEN}", "Device d1-secret-0123"]
+        for headers in [{}, {"X-Exosite-CIK": "f" * 40}, *({"Authorization": other} for other in others)]:
+            refused = httpx.get(url, headers=headers)
+            assert refused.status_code == 401, (url, headers, refused.text)
+            _no_leak(world, refused)
+    # a device of o-enos that was never enabled cannot activate
+    answer = httpx.post(f"{world.base}/murano/p1/provision/activate", content="id=d1",
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert answer.status_code == 409
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ class FakePrincipals:
         self.sealed: dict[tuple[str, DeviceRef], str | None] = {}
         self.sessions: dict[str, DeviceSession] = {}
         self.messages: dict[tuple[str, str], tuple[str, str]] = {}
+        self.activation: dict[tuple[str, DeviceRef], str | None] = {}
         self.uses: list[tuple[str, str, int]] = []
 
     async def upsert_organization(self, org_id: str, name: str) -> None:
@@ -122,7 +123,11 @@ class FakePrincipals:
     async def find_devices(self, device: DeviceRef) -> list[DeviceCredential]:
         return [
             DeviceCredential(
-                org, secret, self.device_digests.get((org, found)), self.sealed.get((org, found))
+                org,
+                secret,
+                self.device_digests.get((org, found)),
+                self.sealed.get((org, found)),
+                self.activation.get((org, found)),
             )
             for (org, found), secret in self.devices.items()
             if found == device
@@ -158,8 +163,23 @@ class FakePrincipals:
     async def list_device_sessions(self, org_id: str | None, now: int) -> list[DeviceSession]:
         return [s for s in self.sessions.values() if s.expires_at > now and org_id in (None, s.org_id)]
 
-    async def revoke_device_sessions(self, org_id: str, device: DeviceRef) -> int:
-        gone = [d for d, s in self.sessions.items() if (s.org_id, s.device) == (org_id, device)]
+    async def set_device_activation(
+        self, org_id: str, device: DeviceRef, state: str | None, *, only_from: str | None = None
+    ) -> bool:
+        key = (org_id, device)
+        if key not in self.devices or (only_from is not None and self.activation.get(key) != only_from):
+            return False
+        self.activation[key] = state
+        return True
+
+    async def revoke_device_sessions(
+        self, org_id: str, device: DeviceRef, protocol: str | None = None
+    ) -> int:
+        gone = [
+            d
+            for d, s in self.sessions.items()
+            if (s.org_id, s.device) == (org_id, device) and protocol in (None, s.protocol)
+        ]
         for digest in gone:
             del self.sessions[digest]
         return len(gone)
@@ -177,6 +197,13 @@ class FakeAssets:
 
     async def asset_exists(self, org_id: str, asset_id: str) -> bool:
         return (org_id, asset_id) in self.assets
+
+    async def assets_fed_by(self, org_id: str, device: DeviceRef) -> list[str]:
+        return sorted(
+            asset.id
+            for (org, _), asset in self.assets.items()
+            if org == org_id and any(signal.channel.device == device for signal in asset.signals)
+        )
 
     async def feeding_devices(self, org_id: str, asset_id: str) -> frozenset[DeviceRef]:
         asset = self.assets.get((org_id, asset_id))

@@ -16,7 +16,7 @@ _HINTS = {"device": "--device", "product_id": "--device", "device_id": "--device
 
 @click.group("device")
 def device_group() -> None:
-    """List and revoke the sessions devices hold."""
+    """List and revoke the sessions devices hold; enable Murano activation."""
 
 
 @device_group.command("sessions")
@@ -51,11 +51,30 @@ def sessions_command(org: str | None, as_json: bool, data_dir: Path | None) -> N
 @data_dir_option
 def revoke_sessions_command(org: str, device: str, data_dir: Path | None) -> None:
     """End every session of a device at once (it must log in again)."""
-    try:
-        ref = DeviceRef.parse(device, field="device")
-    except BadInput as exc:
-        raise click.BadParameter(exc.message, param_hint="--device") from None
+    ref = _device(device)
     revoked = with_services(
         build_settings(data_dir=data_dir), lambda services: services.device_sessions.revoke(org, ref), _HINTS
     )
     click.echo(f"{revoked} session(s) of device {org}/{ref} revoked")
+
+
+@device_group.command("enable-activation")
+@click.option("--org", required=True, help="Organization id.")
+@click.option("--device", "device", required=True, help="<product_id>.<device_id>")
+@data_dir_option
+def enable_activation_command(org: str, device: str, data_dir: Path | None) -> None:
+    """Let a Murano device activate (again): its next POST /provision/activate gets a new token."""
+    ref = _device(device)
+    with_services(
+        build_settings(data_dir=data_dir),
+        lambda services: services.device_sessions.enable_activation(org, ref),
+        _HINTS,
+    )
+    click.echo(f"device {org}/{ref} may activate")
+
+
+def _device(value: str) -> DeviceRef:
+    try:
+        return DeviceRef.parse(value, field="device")
+    except BadInput as exc:
+        raise click.BadParameter(exc.message, param_hint="--device") from None

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from assetfiles.config import Settings
 from assetfiles.logs import configure_logging
-from assetfiles.server import enos, enos_device
+from assetfiles.server import enos, enos_device, murano
 from assetfiles.server.devices import device_upload
 from assetfiles.server.events import events
 from assetfiles.server.graphql.endpoint import graphql_endpoint
@@ -122,6 +122,10 @@ def create_app(settings: Settings | None = None) -> RequestTracking:
             methods=["GET"],
         ),
         Route("/multipart/sys/{product_key}/{device_key}/file/delete", enos_device.delete, methods=["POST"]),
+        Route("/murano/{product_id}/provision/activate", murano.activate, methods=["POST"]),
+        Route("/murano/{product_id}/provision/download", murano.download, methods=["GET", "HEAD"]),
+        Route("/provision/activate", murano.activate, methods=["POST"]),
+        Route("/provision/download", murano.download, methods=["GET", "HEAD"]),
     ]
     if settings.console:
         from assetfiles.server.console import console_routes

@@ -18,6 +18,7 @@ from assetfiles.service.assets import AssetService
 from assetfiles.service.audit import Audit
 from assetfiles.service.changes import ChangeFeed
 from assetfiles.service.contents import ContentService
+from assetfiles.service.device_content import DeviceContentArea
 from assetfiles.service.device_sessions import DeviceSessions
 from assetfiles.service.enos_files import EnosFileService
 from assetfiles.service.enos_tokens import EnosTokenService
@@ -80,6 +81,7 @@ class Services:
     uploads: UploadService
     enos_tokens: EnosTokenService
     enos_files: EnosFileService
+    device_content: DeviceContentArea
     enos_uploads: EnosUploadService
     maintenance: Maintenance
     health: Health
@@ -130,6 +132,7 @@ class Services:
             uploads=uploads,
             enos_tokens=enos_tokens,
             enos_files=EnosFileService(stores.contents, stores.assets, contents),
+            device_content=DeviceContentArea(stores.assets, stores.contents, contents),
             enos_uploads=EnosUploadService(stores.assets, stores.principals, uploads),
             maintenance=Maintenance(stores.contents, blobs, settings.data_dir / "tmp"),
             health=Health(engine, blobs),

@@ -17,10 +17,11 @@ import hashlib
 import hmac
 import json
 import secrets
+import string
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from assetfiles.errors import BadInput, Unauthenticated
+from assetfiles.errors import BadInput, Conflict, NotFound, Unauthenticated
 from assetfiles.model import CreatorKind, DeviceRef, DeviceSession, Permission, Principal, now_ms
 from assetfiles.service.audit import Audit
 from assetfiles.service.ports import Principals
@@ -31,6 +32,12 @@ MAX_LIFETIME_MS = 24 * 3600 * 1000
 MIN_LIFETIME_MS = 1000
 MAX_SESSIONS_PER_DEVICE = 16
 MAX_MESSAGE_ID = 64
+MURANO = "murano"
+ENABLED, ACTIVATED = "enabled", "activated"
+MURANO_TOKEN_LENGTH = 40
+TOKEN_ALPHABET = string.ascii_letters + string.digits
+#: Murano tokens do not expire: they last until revoked or replaced by a new activation.
+NEVER_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z
 #: signMethod -> the digest EnOS's SignMethod computes (sha1 upper-case hex, for its history)
 SIGN_METHODS: dict[str, Callable[[str], str]] = {
     "sha256": lambda text: hashlib.sha256(text.encode()).hexdigest(),
@@ -154,6 +161,57 @@ class DeviceSessions:
                 digest, message_id, fingerprint, json.dumps(data), now_ms()
             )
         return data
+
+    async def activate(self, device: DeviceRef) -> str:
+        """Murano's activation: an enabled device gets its token, once. Unknown: NotFound (404);
+        not enabled, or activated already: Conflict (409). The new token replaces any earlier one."""
+        known = await self.principals.find_devices(device)
+        if not known:
+            raise NotFound(f"id: no device '{device.device_id}' in product '{device.product_id}'", field="id")
+        for credential in known:
+            if credential.activation == ENABLED and await self.principals.set_device_activation(
+                credential.org_id, device, ACTIVATED, only_from=ENABLED
+            ):
+                await self.principals.revoke_device_sessions(credential.org_id, device, MURANO)
+                token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(MURANO_TOKEN_LENGTH))
+                now = now_ms()
+                session = DeviceSession(credential.org_id, device, MURANO, now, NEVER_MS)
+                await self.principals.open_device_session(
+                    self._digest(token), session, MAX_SESSIONS_PER_DEVICE
+                )
+                if self.audit is not None:
+                    await self.audit.record(
+                        "device.activated", org_id=credential.org_id, actor=session_principal(session),
+                        target=str(device), detail={"protocol": MURANO},
+                    )  # fmt: skip
+                return token
+        raise Conflict(
+            f"id: device '{device.device_id}' is not enabled for activation (or is activated)", field="id"
+        )
+
+    async def enable_activation(self, org_id: str, device: DeviceRef) -> None:
+        """Let the device activate (again): its next activation gets a new token."""
+        if not await self.principals.set_device_activation(org_id, device, ENABLED):
+            raise NotFound(f"device: no device '{device}' in organization '{org_id}'", field="device")
+        if self.audit is not None:
+            await self.audit.record("device.activation_enabled", org_id=org_id, target=str(device))
+
+    async def token_principal(
+        self, product_id: str, token: str | None, identity: str | None = None
+    ) -> Principal:
+        """The Murano device a token belongs to, in this product (and of this identity, when the
+        caller named one, as Basic authentication does)."""
+        if not token or len(token) > 128:
+            raise Unauthenticated("a device token is required (X-Exosite-CIK, or Authorization: token ...)")
+        session = await self.principals.find_device_session(self._digest(token))
+        if (
+            session is None
+            or session.protocol != MURANO
+            or session.device.product_id != product_id
+            or (identity is not None and session.device.device_id != identity)
+        ):
+            raise Unauthenticated("the device token is not valid for this product")
+        return session_principal(session)
 
     async def list(self, org_id: str | None) -> list[DeviceSession]:
         return await self.principals.list_device_sessions(org_id, now_ms())

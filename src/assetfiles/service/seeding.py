@@ -87,6 +87,9 @@ class ApplicationSpec(_Strict):
 class DeviceSpec(_Strict):
     id: Identifier
     secret: str | None = Field(default=None, min_length=8)
+    #: Murano: "enabled" lets the device activate once (a device that activated stays activated;
+    #: `assetfiles device enable-activation` lets it activate again)
+    activation: Literal["enabled"] | None = None
 
 
 class ProductSpec(_Strict):
@@ -260,6 +263,8 @@ async def apply_fixture(services: Services, fixture: Fixture, base_dir: Path) ->
                     report.generated_secrets.append((f"device {org.id}/{ref}", secret))
                 if await _apply_device(services, org.id, ref, secret):
                     report.changes.append(f"device {org.id}/{ref} created")
+                if device.activation == "enabled" and await _enable_activation(services, org.id, ref):
+                    report.changes.append(f"device {org.id}/{ref} enabled for activation")
         for asset in org.assets:
             await _apply_asset(services, org.id, asset, base_dir, report)
     return report
@@ -284,6 +289,16 @@ async def _apply_device(services: Services, org_id: str, device: DeviceRef, secr
             await principals.upsert_device(org_id, device, None, box.seal(secret))
             return False
     return await principals.upsert_device(org_id, device, hash_device_secret(secret), box.seal(secret))
+
+
+async def _enable_activation(services: Services, org_id: str, device: DeviceRef) -> bool:
+    """Enable a device that never was: one that activated (or is enabled already) is left alone,
+    so that applying the fixture again does not let it activate a second time."""
+    principals = services.stores.principals
+    current = next((found for found in await principals.find_devices(device) if found.org_id == org_id), None)
+    if current is None or current.activation is not None:
+        return False
+    return await principals.set_device_activation(org_id, device, "enabled")
 
 
 def _check_files(fixture: Fixture, base_dir: Path) -> None:

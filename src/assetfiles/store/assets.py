@@ -85,6 +85,22 @@ class AssetStore:
             return frozenset(DeviceRef(row.product_id, row.device_id) for row in rows)
 
     @in_thread
+    def assets_fed_by(self, org_id: str, device: DeviceRef) -> list[str]:
+        """The ids of the assets whose signals the device's channels feed, in id order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(signals.c.asset_id)
+                .where(
+                    signals.c.org_id == org_id,
+                    signals.c.product_id == device.product_id,
+                    signals.c.device_id == device.device_id,
+                )
+                .distinct()
+                .order_by(signals.c.asset_id)
+            )
+            return [row.asset_id for row in rows]
+
+    @in_thread
     def list_assets(
         self, org_id: str, text: str | None, ids: Sequence[str] | None, limit: int, offset: int
     ) -> list[Asset]:

@@ -220,13 +220,36 @@ class PrincipalStore:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(
-                    devices.c.org_id, devices.c.secret_hash, devices.c.secret_digest, devices.c.sealed_secret
+                    devices.c.org_id,
+                    devices.c.secret_hash,
+                    devices.c.secret_digest,
+                    devices.c.sealed_secret,
+                    devices.c.activation,
                 ).where(devices.c.product_id == device.product_id, devices.c.id == device.device_id)
             )
             return [
-                DeviceCredential(row.org_id, row.secret_hash, row.secret_digest, row.sealed_secret)
+                DeviceCredential(
+                    row.org_id, row.secret_hash, row.secret_digest, row.sealed_secret, row.activation
+                )
                 for row in rows
             ]
+
+    @in_thread
+    def set_device_activation(
+        self, org_id: str, device: DeviceRef, state: str | None, *, only_from: str | None = None
+    ) -> bool:
+        """Set a device's Murano activation state; with ``only_from``, only if it is in that state
+        now (an activation takes an enabled device once, however many ask at the same moment)."""
+        conditions = [
+            devices.c.org_id == org_id,
+            devices.c.product_id == device.product_id,
+            devices.c.id == device.device_id,
+        ]
+        if only_from is not None:
+            conditions.append(devices.c.activation == only_from)
+        with self.engine.begin() as conn:
+            updated: int = conn.execute(update(devices).where(*conditions).values(activation=state)).rowcount
+            return updated == 1
 
     @in_thread
     def remember_device_digest(self, org_id: str, device: DeviceRef, secret_hash: str, digest: str) -> None:
@@ -335,10 +358,14 @@ class PrincipalStore:
         ]  # fmt: skip
 
     @in_thread
-    def revoke_device_sessions(self, org_id: str, device: DeviceRef) -> int:
-        """End every session of a device; how many there were."""
+    def revoke_device_sessions(self, org_id: str, device: DeviceRef, protocol: str | None = None) -> int:
+        """End every session of a device (of one protocol, or all); how many there were."""
+        conditions = list(_session_of(org_id, device))
+        if protocol is not None:
+            conditions.append(device_sessions.c.protocol == protocol)
         with self.engine.begin() as conn:
-            return conn.execute(delete(device_sessions).where(*_session_of(org_id, device))).rowcount
+            revoked: int = conn.execute(delete(device_sessions).where(*conditions)).rowcount
+            return revoked
 
     # -- assets ------------------------------------------------------------------------------
 

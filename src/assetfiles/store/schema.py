@@ -80,6 +80,8 @@ devices = Table(
     # read the secret checks: it is kept sealed (Fernet) under a key derived from the server key.
     # Null for devices provisioned before, or without a secret: they cannot use the EnOS login.
     Column("sealed_secret", Text),
+    # Murano activation: null (not enabled), "enabled" (the next activation succeeds), "activated".
+    Column("activation", String(16)),
     Column("created_at", BigInteger, nullable=False),
     ForeignKeyConstraint(["org_id", "product_id"], ["products.org_id", "products.id"], ondelete="CASCADE"),
 )
