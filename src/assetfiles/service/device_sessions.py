@@ -1,4 +1,5 @@
-"""Device logins and the sessions they open (the EnOS device HTTP API's ``/auth``).
+"""Device logins and the sessions they open: the EnOS device HTTP API's ``/auth`` and Murano's
+one-time activation (whose token is a session that does not expire).
 
 A device signs its login with a digest over the sorted parameters and its secret (EnOS's
 ``SignUtil``: ``key1value1key2value2...secret``, sha256 by default), which only a server that can
