@@ -229,6 +229,7 @@ def test_sigkill_of_a_node_under_load_loses_nothing_acknowledged(tmp_path: Path)
 
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(one, range(240)))
+        assert victim.wait(timeout=10) == -signal.SIGKILL  # the node really died mid-run
         failed = sorted(index for index, outcome in outcomes if outcome != "ok")
         late = [index for index in failed if index >= 120]
         print(f"\n  cluster SIGKILL: {len(acknowledged)} of 240 uploads acknowledged, failed: {failed}")
