@@ -285,6 +285,18 @@ class Content:
     tags: dict[str, str] = field(default_factory=dict)
     associations: tuple[Association, ...] = ()
     enos: EnosFacet | None = None
+    #: how the bytes arrived (one of UPLOAD_PATHS); None for contents stored before it was recorded
+    via: str | None = None
+
+
+#: The ways bytes reach assetfiles, as ``Content.via`` names them (the console shows them).
+UPLOAD_PATHS = {
+    "graphql": "createContentUpload and its upload URL (scripts, the console, assetfiles upload)",
+    "device-api": "PUT /api/devices/... with Authorization: Device",
+    "enos-device": "the EnOS device HTTP API (EnOS's device SDK)",
+    "enos-integration": "the EnOS integration API (an application)",
+    "fixture": "assetfiles apply",
+}
 
 
 @dataclass(frozen=True)

@@ -241,6 +241,8 @@ def test_sign_in_find_filter_page_and_sort(page: Page, console_server: Server) -
     expect(page.locator("#files-count")).to_have_text("Files 1–1 of 1")
     details(page, "device-log.csv")
     expect(page.locator("#details")).to_contain_text("device p1/dev-1")
+    expect(page.locator("#details")).to_contain_text("Uploaded via")
+    expect(page.locator("#details")).to_contain_text("fixture (assetfiles apply)")
     watch.assert_clean()
 
 
@@ -334,7 +336,7 @@ def test_upload_tag_download_delete(page: Page, console_server: Server, tmp_path
     listed = api(
         console_server,
         """query($f: ContentFilters) { assetContents(filters: $f) {
-             assetContents { id name sha256 length tags { name value } } } }""",
+             assetContents { id name sha256 length uploadedVia tags { name value } } } }""",
         {
             "f": {
                 "association": {"type": "asset", "id": "a-boiler"},
@@ -344,6 +346,7 @@ def test_upload_tag_download_delete(page: Page, console_server: Server, tmp_path
     )["assetContents"]["assetContents"]
     assert {item["name"]: item["sha256"] for item in listed} == expected
     assert all({"name": "site", "value": "b"} in item["tags"] for item in listed)
+    assert {item["uploadedVia"] for item in listed} == {"graphql"}
 
     # Tags: replace them through the dialog.
     page.get_by_role("button", name=f"Edit tags of {small.name}").first.click()

@@ -459,12 +459,12 @@ def test_uploads_of_measurepoint_attribute_and_event_files_reach_graphql(enos: S
     # the device's uploads are device content of a1 (d1 feeds it), with the same bytes
     listing = enos.data(
         """query { assetContents(filters: {association: {type: "asset", id: "a1"}, name: "*.csv"},
-           devices: [{product_id: "p1", device_id: "d1"}]) { assetContents { id name createdBy {
+           devices: [{product_id: "p1", device_id: "d1"}]) { assetContents { id name uploadedVia createdBy {
            ... on Device { pid identity } } enos { featureType featureId category } } } }""",
         token=GQL_TOKEN,
     )["assetContents"]["assetContents"]
     item = next(i for i in listing if i["name"] == "pressure.csv")
-    assert item["createdBy"] == {"pid": "p1", "identity": "d1"}
+    assert item["createdBy"] == {"pid": "p1", "identity": "d1"} and item["uploadedVia"] == "enos-integration"
     assert item["enos"] == {"featureType": "measurepoint", "featureId": "file1", "category": "feature"}
     url = enos.data(
         "query($i: DeviceAssetContentInput!) { deviceAssetContent(input: $i) { url } }",

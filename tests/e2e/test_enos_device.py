@@ -246,12 +246,13 @@ def test_a_posted_file_is_the_devices_content_everywhere(
     listing = world.data(
         """query { assetContents(filters: {association: {type: "asset", id: "turbine-7"}},
            devices: [{product_id: "pk-sensor", device_id: "dk-0001"}]) { assetContents { id name length
-           createdBy { ... on Device { pid identity } } enos { fileUri featureId category } } } }""",
+           uploadedVia createdBy { ... on Device { pid identity } }
+           enos { fileUri featureId category } } } }""",
         token=TOKEN,
     )["assetContents"]["assetContents"]
     item = next(i for i in listing if i["enos"] and i["enos"]["fileUri"] == uri)
     assert item["name"] == "clip-0001.mp4" and item["length"] == len(CLIP)
-    assert item["createdBy"] == {"pid": PK, "identity": DK}
+    assert item["createdBy"] == {"pid": PK, "identity": DK} and item["uploadedVia"] == "enos-device"
     assert item["enos"]["featureId"] == "clip" and item["enos"]["category"] == "feature"
     url = world.data(
         "query($i: DeviceAssetContentInput!) { deviceAssetContent(input: $i) { url } }",
@@ -449,3 +450,23 @@ def test_the_same_message_sent_again_is_answered_again_not_stored_twice(
     elsewhere = fresh.post(message, {name: b"sent twice"}).json()
     assert elsewhere["code"] == 200 and elsewhere["data"] != first["data"]
     assert _device_file_count(world) == before + 3
+
+
+def test_each_upload_path_is_recorded(world: Server, sdk: DeviceSdk) -> None:
+    """The same device's file through our device upload and through the EnOS device API."""
+    put = httpx.put(f"{world.base_url}/api/devices/{PK}/{DK}/content", params={"name": "via-put.txt"},
+                    content=b"put", headers={"Authorization": f"Device {SECRET}"})  # fmt: skip
+    assert put.status_code == 201, put.text
+    message = sdk.message({"log": ("via-lark.txt", b"lark")})
+    (info,) = sdk.post(message, {}, lark=True).json()["data"]
+    assert httpx.put(info["uploadUrl"], content=b"lark").status_code in (200, 201)
+    listing = world.data(
+        """query { assetContents(filters: {association: {type: "asset", id: "turbine-7"}, name: "via-*"},
+           devices: [{product_id: "pk-sensor", device_id: "dk-0001"}]) {
+           assetContents { name uploadedVia } } }""",
+        token=TOKEN,
+    )["assetContents"]["assetContents"]
+    assert {item["name"]: item["uploadedVia"] for item in listing} == {
+        "via-put.txt": "device-api",
+        "via-lark.txt": "enos-device",
+    }

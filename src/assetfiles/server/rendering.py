@@ -28,6 +28,7 @@ def content_json(content: Content) -> dict[str, Any]:
         },
         "createdAt": ms_to_iso(content.created_at),
         "lastModified": ms_to_iso(content.updated_at),
+        "uploadedVia": content.via,
     }
 
 

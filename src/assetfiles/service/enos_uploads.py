@@ -130,11 +130,16 @@ class EnosUploadService:
         return ACTIONS[action][0]
 
     async def post(
-        self, principal: Principal, action: str, message: Any, parts: list[ReceivedFile]
+        self,
+        principal: Principal,
+        action: str,
+        message: Any,
+        parts: list[ReceivedFile],
+        via: str = "enos-integration",
     ) -> dict[str, str]:
         """Store the message's files; returns each part's file name -> its new fileUri."""
         files = self._check_message(principal, action, message)
-        planned = [await self._plan(principal, action, files, part.filename, part) for part in parts]
+        planned = [await self._plan(principal, action, files, part.filename, part, via) for part in parts]
         missing = sorted(set(files) - {part.filename for part in parts})
         if missing:
             raise BadInput(
@@ -158,7 +163,9 @@ class EnosUploadService:
         pairs = zip(planned, stored, strict=True)
         return {item.filename: content.enos.file_uri for item, content in pairs if content.enos}
 
-    async def reserve(self, principal: Principal, action: str, message: Any) -> list[UploadUrl]:
+    async def reserve(
+        self, principal: Principal, action: str, message: Any, via: str = "enos-integration"
+    ) -> list[UploadUrl]:
         """Upload-URL mode: reserve each listed file and sign the URL its bytes are PUT to."""
         files = self._check_message(principal, action, message)
         if len(files) > MAX_RESERVATIONS_PER_REQUEST:
@@ -166,7 +173,7 @@ class EnosUploadService:
                 f"enos-message.files: at most {MAX_RESERVATIONS_PER_REQUEST} files per request",
                 field="enos-message.files",
             )
-        planned = [await self._plan(principal, action, files, name, None) for name in files]
+        planned = [await self._plan(principal, action, files, name, None, via) for name in files]
         limit = self.uploads.max_upload_bytes
         reserved = []
         for item in planned:
@@ -189,13 +196,13 @@ class EnosUploadService:
         self, principal: Principal, message: Any, parts: list[ReceivedFile]
     ) -> dict[str, str]:
         """A device's own measurepoint message with its files (the EnOS device HTTP API)."""
-        return await self.post(
-            principal, "postMeasurepoint", as_integration_message(principal, message), parts
-        )
+        message = as_integration_message(principal, message)
+        return await self.post(principal, "postMeasurepoint", message, parts, via="enos-device")
 
     async def device_reserve(self, principal: Principal, message: Any) -> list[UploadUrl]:
         """The same in upload-URL mode: the device then PUTs each file to its URL."""
-        return await self.reserve(principal, "postMeasurepoint", as_integration_message(principal, message))
+        message = as_integration_message(principal, message)
+        return await self.reserve(principal, "postMeasurepoint", message, via="enos-device")
 
     def _check_message(self, principal: Principal, action: str, message: Any) -> dict[str, Any]:
         self.authorize(principal, action)
@@ -235,6 +242,7 @@ class EnosUploadService:
         files: dict[str, Any],
         filename: str,
         part: ReceivedFile | None,
+        via: str,
     ) -> _Planned:
         """Check one listed file (and its part, when the bytes came with the request)."""
         where = f"enos-message.files.{filename}"
@@ -283,7 +291,9 @@ class EnosUploadService:
         content_type = part.content_type if part is not None and part.content_type else None
         if content_type is not None:
             content_type = check_media_type(content_type, field="enos-file.Content-Type")
-        spec = ContentSpec(name, (association,), content_type or guess_content_type(name), "file", {}, enos)
+        spec = ContentSpec(
+            name, (association,), content_type or guess_content_type(name), "file", {}, enos, via
+        )
         return _Planned(filename, spec, creator)
 
 

@@ -345,7 +345,9 @@ async def _apply_asset(
         existing = await services.stores.contents.find_content_by_name(org_id, association, name)
         if existing is None:
             enos = EnosFacet(mint_enos_uri(name), entry.enos_category) if entry.enos_category else None
-            content_spec = ContentSpec(name, (association,), content_type, entry.type, entry.tags, enos)
+            content_spec = ContentSpec(
+                name, (association,), content_type, entry.type, entry.tags, enos, "fixture"
+            )
             await services.uploads.store(org_id, content_spec, creator, _file_chunks(path))
             report.changes.append(f"content {org_id}/{spec.id}/{name} created")
             continue

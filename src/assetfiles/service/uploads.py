@@ -10,7 +10,7 @@ import functools
 import mimetypes
 import uuid
 from collections.abc import AsyncIterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from assetfiles.errors import BadInput, Forbidden, NotFound, PayloadTooLarge, RateLimited, UploadRaced
 from assetfiles.model import (
@@ -62,6 +62,8 @@ class ContentSpec:
     type: str = "file"
     tags: dict[str, str] = field(default_factory=dict)
     enos: EnosFacet | None = None
+    #: how the bytes arrive (model.UPLOAD_PATHS)
+    via: str | None = None
 
 
 def guess_content_type(name: str) -> str:
@@ -80,7 +82,7 @@ def check_spec(spec: ContentSpec, *, prefix: str = "") -> ContentSpec:
         check_association(a.type, a.id, field=f"{prefix}associations[{i}]")
         for i, a in enumerate(spec.associations)
     )
-    return ContentSpec(spec.name, associations, content_type, spec.type, spec.tags, spec.enos)
+    return ContentSpec(spec.name, associations, content_type, spec.type, spec.tags, spec.enos, spec.via)
 
 
 @dataclass(frozen=True)
@@ -142,9 +144,10 @@ class UploadService:
         sha256: str,
         ttl_seconds: int | None = None,
     ) -> tuple[str, SignedUrl]:
-        """Reserve a content id and sign a URL that accepts exactly the declared bytes."""
+        """Reserve a content id and sign a URL that accepts exactly the declared bytes (GraphQL's
+        ``createContentUpload``, which the console and ``assetfiles upload`` use too)."""
         require(principal, Permission.WRITE)
-        spec = check_spec(spec, prefix="")
+        spec = replace(check_spec(spec, prefix=""), via="graphql")
         if not spec.associations:
             raise BadInput("associations: at least one association is required", field="associations")
         if not isinstance(length, int) or length < 0:
@@ -209,6 +212,7 @@ class UploadService:
             "sha256": sha256,
             "md5": md5,
             "enos": [enos.file_uri, enos.category, enos.feature_type, enos.feature_id] if enos else None,
+            "via": spec.via,
             "token": token,
         }
         try:
@@ -245,6 +249,7 @@ class UploadService:
             type=record["type"],
             tags=record["tags"],
             enos=EnosFacet(*enos) if enos else None,
+            via=record.get("via"),
         )
         device = record.get("device")
         creator = Creator(
@@ -291,6 +296,7 @@ class UploadService:
             spec.content_type,
             spec.type,
             spec.tags,
+            via="device-api",
         )
         creator = Creator(CreatorKind.DEVICE, device=principal.device)
         return await self.store(principal.org_id, spec, creator, body, expected_sha256=expected_sha256)
@@ -369,6 +375,7 @@ class UploadService:
             tags=dict(spec.tags),
             associations=tuple(spec.associations),
             enos=spec.enos,
+            via=spec.via,
         )
         return WrittenContent(content, admission)
 

@@ -452,6 +452,7 @@ def _content_values(content: Content) -> dict[str, Any]:
         "enos_category": enos.category if enos else None,
         "enos_feature_type": enos.feature_type if enos else None,
         "enos_feature_id": enos.feature_id if enos else None,
+        "via": content.via,
     }
 
 
@@ -478,4 +479,5 @@ def _content_from_row(row: Row[Any], tags: dict[str, str], links: list[Associati
         tags=tags,
         associations=tuple(links),
         enos=enos,
+        via=row.via,
     )

@@ -173,6 +173,9 @@ contents = Table(
     Column("enos_category", String(16)),
     Column("enos_feature_type", String(64)),
     Column("enos_feature_id", String(128)),
+    # How the bytes arrived (model.UPLOAD_PATHS: graphql, device-api, enos-device, ...); null before
+    # it was recorded.
+    Column("via", String(32)),
     Index("ix_contents_sha256", "sha256"),
     Index("ix_contents_org_updated", "org_id", "updated_at", "pk"),
     Index("ix_contents_org_created", "org_id", "created_at", "pk"),

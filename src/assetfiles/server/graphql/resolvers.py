@@ -294,6 +294,11 @@ def resolve_expires_at(content: Content, info: Info) -> int:
     return info.context.download_url(content, info).expires_at * 1000
 
 
+@content_type.field("uploadedVia")
+def resolve_uploaded_via(content: Content, _info: Info) -> str | None:
+    return content.via
+
+
 @content_type.field("enos")
 def resolve_enos(content: Content, _info: Info) -> dict[str, Any] | None:
     if content.enos is None:

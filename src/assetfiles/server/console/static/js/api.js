@@ -95,6 +95,7 @@ export const FILES = `query Files($filters: ContentFilters, $pagination: Paginat
       tags { name value }
       createdBy { __typename ... on Device { pid identity } ... on User { name } ... on ApiToken { name } }
       enos { fileUri category }
+      uploadedVia
     }
     totalCount
   }

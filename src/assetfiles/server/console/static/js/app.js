@@ -16,6 +16,7 @@ import {
 } from "./api.js";
 import {
   creatorText,
+  viaText,
   devicesOf,
   el,
   formatBytes,
@@ -344,6 +345,7 @@ async function openDetails(file, source) {
     ["Modified", timeElement(file.lastModified)],
     ["Created", timeElement(file.createdAt)],
     ["Created by", creatorText(file.createdBy) || "—"],
+    ["Uploaded via", viaText(file.uploadedVia)],
     ["Tags", file.tags.length ? tagChips(file.tags) : "none"],
   ];
   if (file.enos) facts.push(["EnOS URI", el("code", { class: "enos-uri" }, file.enos.fileUri)]);

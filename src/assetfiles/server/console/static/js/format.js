@@ -84,6 +84,24 @@ export function parseTagList(text, { valuesRequired }) {
   return tags;
 }
 
+/** How a file's bytes arrived (Content.uploadedVia), in words. */
+export function viaText(via) {
+  switch (via) {
+    case "graphql":
+      return "upload URL (API, console or assetfiles upload)";
+    case "device-api":
+      return "device upload (Authorization: Device)";
+    case "enos-device":
+      return "EnOS device API (device SDK)";
+    case "enos-integration":
+      return "EnOS integration API";
+    case "fixture":
+      return "fixture (assetfiles apply)";
+    default:
+      return "not recorded";
+  }
+}
+
 export function creatorText(createdBy) {
   if (!createdBy) return "";
   switch (createdBy.__typename) {
