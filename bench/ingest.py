@@ -32,6 +32,7 @@ from typing import Any
 
 import aiohttp
 import yaml
+from tests.helpers import device_login_sign
 
 from bench.common import save, start_server, stop
 
@@ -45,11 +46,6 @@ class Outcome:
 
     def rate(self, seconds: float) -> float:
         return self.done / seconds
-
-
-def _sign(device: str, secret: str, lifetime: int) -> str:
-    params = {"productKey": PRODUCT, "deviceKey": device, "lifetime": str(lifetime), "signMethod": "sha256"}
-    return hashlib.sha256(("".join(k + params[k] for k in sorted(params)) + secret).encode()).hexdigest()
 
 
 async def _drive(connections: int, seconds: float, one: Any) -> Outcome:
@@ -95,7 +91,11 @@ async def enos_device(
     async with aiohttp.ClientSession(connector=connector) as http:
         sessions: dict[str, str] = {}
         for device, secret in devices:  # the login, once per device, is not timed
-            login = {"signMethod": "sha256", "lifetime": 3_600_000, "sign": _sign(device, secret, 3_600_000)}
+            login = {
+                "signMethod": "sha256",
+                "lifetime": 3_600_000,
+                "sign": device_login_sign(PRODUCT, device, 3_600_000, secret),
+            }
             async with http.post(f"{base}/auth/{PRODUCT}/{device}", json=login) as answer:
                 sessions[device] = (await answer.json())["data"]["sessionId"]
 

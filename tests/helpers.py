@@ -180,6 +180,20 @@ def encryption(app_key: str, timestamp: int | str, secret: str) -> str:
     return hashlib.sha256(f"{app_key}{timestamp}{secret}".encode()).hexdigest()
 
 
+def device_login_sign(product_key: str, device_key: str, lifetime: int, secret: str) -> str:
+    """EnOS's device login signature, as the device SDK's SignUtil makes it: each parameter as key
+    then value, keys sorted, then the device secret; sha256, lowercase hex."""
+    params = {
+        "productKey": product_key,
+        "deviceKey": device_key,
+        "lifetime": str(lifetime),
+        "signMethod": "sha256",
+    }
+    return hashlib.sha256(
+        ("".join(key + params[key] for key in sorted(params)) + secret).encode()
+    ).hexdigest()
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

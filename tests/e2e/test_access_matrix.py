@@ -35,7 +35,7 @@ from assetfiles.server.enos import FILE_ACTIONS
 from assetfiles.service.enos_uploads import ACTIONS as INTEGRATION_ACTIONS
 from tests.backends import BLOBS
 from tests.e2e.test_enos import APPS, GQL_TOKEN, OTHER_APP, access_token, enos_document, enos_files, uris
-from tests.helpers import Server, encryption, md5hex, run_cli, seed_and_start, start_server
+from tests.helpers import Server, device_login_sign, encryption, md5hex, run_cli, seed_and_start, start_server
 
 RO_TOKEN = "tok-enos-ro-0123456789"
 FOREIGN_TOKEN = "tok-foreign-rw-0123456789"
@@ -525,12 +525,11 @@ def test_the_enos_device_api_needs_that_devices_session(world: World) -> None:
     """Every session route refuses no session, a forged one and a token of another face; with
     d1's own session, a file of d2's or of another organization answers like an unknown one."""
     login = {"signMethod": "sha256", "lifetime": 60_000}
-    params = {"deviceKey": "d1", "lifetime": "60000", "productKey": "p1", "signMethod": "sha256"}
-    signed = hashlib.sha256(("".join(k + params[k] for k in sorted(params)) + "d1-secret-0123").encode())
+    signed = device_login_sign("p1", "d1", 60_000, "d1-secret-0123")
     forged = httpx.post(f"{world.base}/auth/p1/d1", json={**login, "sign": "f" * 64})
     assert forged.status_code == 401 and forged.json()["code"] == 401
     _no_leak(world, forged)
-    answer = httpx.post(f"{world.base}//auth/p1/d1", json={**login, "sign": signed.hexdigest()})
+    answer = httpx.post(f"{world.base}//auth/p1/d1", json={**login, "sign": signed})
     session = answer.json()["data"]["sessionId"]
     base = f"{world.base}/multipart/sys/p1/d1"
     for method, path in [("POST", "/thing/measurepoint/post"), ("GET", "/file/download"),

@@ -22,7 +22,7 @@ import pytest
 
 from tests.cluster import Cluster, missing_parts, running_cluster
 from tests.e2e.test_events import Stream
-from tests.helpers import descendants, encryption, run_cli, sha256
+from tests.helpers import descendants, device_login_sign, encryption, run_cli, sha256
 
 pytestmark = pytest.mark.skipif(missing_parts() is not None, reason=str(missing_parts()))
 
@@ -165,9 +165,8 @@ def test_what_one_node_issues_works_on_the_other(cluster: Cluster) -> None:
     assert httpx.put(crossed, content=data, timeout=30).status_code == 201
     assert httpx.get(_listed(second.base_url)[upload["id"]]["url"], timeout=30).content == data
     # an EnOS device session opened on one node is honoured by the other
-    params = {"deviceKey": "dk-c", "lifetime": "60000", "productKey": "pk-c", "signMethod": "sha256"}
-    sign = hashlib.sha256(("".join(k + params[k] for k in sorted(params)) + "dk-c-secret-0123456").encode())
-    login = {"signMethod": "sha256", "lifetime": 60000, "sign": sign.hexdigest()}
+    sign = device_login_sign("pk-c", "dk-c", 60000, "dk-c-secret-0123456")
+    login = {"signMethod": "sha256", "lifetime": 60000, "sign": sign}
     opened = httpx.post(f"{first.base_url}/auth/pk-c/dk-c", json=login, timeout=30).json()
     session = opened["data"]["sessionId"]
     query = {"sessionId": session, "fileUri": "enos-connect://0123456789abcdef.txt"}

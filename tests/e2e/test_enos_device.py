@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import Server, md5hex, run_cli, seed_and_start
+from tests.helpers import Server, device_login_sign, md5hex, run_cli, seed_and_start
 
 PK, DK, SECRET = "pk-sensor", "dk-0001", "dk-0001-secret-abcdef"
 OTHER_DK, OTHER_SECRET = "dk-0002", "dk-0002-secret-abcdef"
@@ -73,16 +73,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running.stop()
 
 
-def sdk_sign(product_key: str, device_key: str, lifetime: int, secret: str) -> str:
-    params = {
-        "productKey": product_key,
-        "deviceKey": device_key,
-        "lifetime": str(lifetime),
-        "signMethod": "sha256",
-    }
-    return hashlib.sha256(("".join(k + params[k] for k in sorted(params)) + secret).encode()).hexdigest()
-
-
 class DeviceSdk:
     """What HttpConnection puts on the wire, with the sample's broker URL (ending in ``/``)."""
 
@@ -98,7 +88,7 @@ class DeviceSdk:
         body = {
             "signMethod": "sha256",
             "lifetime": self.lifetime,
-            "sign": sdk_sign(PK, self.device_key, self.lifetime, self.secret),
+            "sign": device_login_sign(PK, self.device_key, self.lifetime, self.secret),
             "clientInfo": {"ipAddress": "10.1.2.3", "sdkVersion": "2.3.0"},
             "acceptCommandTypes": [],
         }

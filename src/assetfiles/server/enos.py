@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from assetfiles.server.multipart import EnosMultipart
 from assetfiles.server.request_id import numeric_request_id, request_id_of
 from assetfiles.service.composition import Services
 from assetfiles.service.enos_files import check_category, check_file_uri, check_org, check_owner, required
+from assetfiles.service.enos_uploads import UploadUrl
 from assetfiles.service.maintenance import SPOOL_PREFIX
 
 BUSINESS = "apim-token-service"
@@ -275,47 +277,50 @@ async def integration(request: Request) -> Response:
     request.state.operation = action
     check_org(principal, params.get("orgId"))
     lark = query_flag(params.get("useLark"), "useLark")
-    workdir = Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX, dir=spool_dir(settings.data_dir)))
-    try:
-        quota_limit = await services.quotas.file_limit(principal.org_id)
-        parser = EnosMultipart(
-            workdir,
-            max_message=settings.enos_max_message_bytes,
-            max_file=min(settings.enos_max_file_bytes, quota_limit)
-            if quota_limit is not None
-            else settings.enos_max_file_bytes,
-            accept_files=not lark,
-        )
+    async with spooled_multipart(services, principal.org_id, accept_files=not lark) as parser:
         received = await parser.read(request.headers.get("content-type"), body_chunks(request))
         message = await parse_message(received.message)
         if lark:
             base = public_base_url(request, settings)
             reserved = await uploads.reserve(principal, action, message)
-            return envelope(
-                {
-                    "uriInfoList": [
-                        {
-                            "fileUri": item.file_uri,
-                            "uploadUrl": item.url.absolute(base),
-                            "filename": item.filename,
-                            "headers": {},
-                        }
-                        for item in reserved
-                    ]
-                },
-                request_id,
-            )
+            return envelope({"uriInfoList": [upload_info(item, base) for item in reserved]}, request_id)
         with upload_in_flight():
             uris = await uploads.post(principal, action, message, received.files)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     return envelope(uris, request_id)
 
 
-def spool_dir(data_dir: Path) -> Path:
-    path = data_dir / "tmp"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+@asynccontextmanager
+async def spooled_multipart(
+    services: Services, org_id: str, *, accept_files: bool
+) -> AsyncIterator[EnosMultipart]:
+    """A parser for an EnOS multipart upload (integration or device) whose file parts go to a
+    spool directory under ``data_dir/tmp`` (which ``gc`` sweeps after a crash), each bounded by
+    ``enos_max_file_bytes`` and the organization's quota; the directory goes on exit."""
+    settings = services.settings
+    spool = settings.data_dir / "tmp"
+    spool.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX, dir=spool))
+    try:
+        quota_limit = await services.quotas.file_limit(org_id)
+        max_file = settings.enos_max_file_bytes
+        if quota_limit is not None:
+            max_file = min(max_file, quota_limit)
+        yield EnosMultipart(
+            workdir, max_message=settings.enos_max_message_bytes, max_file=max_file, accept_files=accept_files
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def upload_info(item: UploadUrl, base: str) -> dict[str, Any]:
+    """The SDKs' ``UriInfo`` for a file of an upload-URL (Lark) request: they PUT the file they
+    named ``filename`` to ``uploadUrl`` with ``headers``."""
+    return {
+        "fileUri": item.file_uri,
+        "uploadUrl": item.url.absolute(base),
+        "filename": item.filename,
+        "headers": {},
+    }
 
 
 async def openapi(request: Request) -> Response:

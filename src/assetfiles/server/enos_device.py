@@ -19,27 +19,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from assetfiles.errors import AssetfilesError, BadInput
-from assetfiles.model import DeviceRef, Permission, Principal, check_identifier
+from assetfiles.model import Content, DeviceRef, Permission, Principal, check_identifier
 from assetfiles.server.auth import public_base_url
-from assetfiles.server.bodies import body_chunks
+from assetfiles.server.bodies import body_chunks, read_body
 from assetfiles.server.delivery import respond
-from assetfiles.server.enos import parse_message, query_flag, spool_dir
+from assetfiles.server.enos import parse_message, query_flag, spooled_multipart, upload_info
 from assetfiles.server.faces import INTERNAL_MESSAGE, Face, http_status, remember_principal, signing_in
 from assetfiles.server.metrics import upload_in_flight
-from assetfiles.server.multipart import EnosMultipart, Received
+from assetfiles.server.multipart import Received
 from assetfiles.service.composition import Services
 from assetfiles.service.enos_files import Owner, check_category, check_file_uri
-from assetfiles.service.enos_uploads import UploadUrl
-from assetfiles.service.maintenance import SPOOL_PREFIX
 
 SUCCESS = 200
 #: the largest login body read (the SDK's is a few hundred bytes)
@@ -92,11 +87,9 @@ async def _session(request: Request) -> Principal:
 async def login(request: Request) -> Response:
     device = _device(request)
     request.state.operation = "login"
-    raw = bytearray()
-    async for chunk in body_chunks(request):
-        raw.extend(chunk)
-        if len(raw) > MAX_LOGIN_BYTES:
-            raise BadInput(f"body: a login is at most {MAX_LOGIN_BYTES} bytes", field="body")
+    raw = await read_body(request, MAX_LOGIN_BYTES)
+    if raw is None:
+        raise BadInput(f"body: a login is at most {MAX_LOGIN_BYTES} bytes", field="body")
     try:
         body = json.loads(raw)
     except ValueError:
@@ -113,16 +106,7 @@ async def measurepoint_post(request: Request) -> Response:
     principal = await _session(request)
     request.state.operation = "postMeasurepoint"
     lark = query_flag(request.query_params.get("useLark"), "useLark")
-    workdir = Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX, dir=spool_dir(settings.data_dir)))
-    try:
-        quota_limit = await services.quotas.file_limit(principal.org_id)
-        max_file = (
-            settings.enos_max_file_bytes
-            if quota_limit is None
-            else min(settings.enos_max_file_bytes, quota_limit)
-        )
-        parser = EnosMultipart(workdir, max_message=settings.enos_max_message_bytes, max_file=max_file,
-                               accept_files=not lark)  # fmt: skip
+    async with spooled_multipart(services, principal.org_id, accept_files=not lark) as parser:
         try:
             received = await parser.read(request.headers.get("content-type"), body_chunks(request))
         except AssetfilesError:
@@ -135,38 +119,15 @@ async def measurepoint_post(request: Request) -> Response:
         async def post() -> Any:
             if lark:
                 base = public_base_url(request, settings)
-                reserved = await uploads.device_reserve(principal, message)
-                return [
-                    {
-                        "fileUri": item.file_uri,
-                        "uploadUrl": item.url.absolute(base),
-                        "filename": name,
-                        "headers": {},
-                    }
-                    for item in reserved
-                    for name in (item.filename,)
-                ]
+                return [upload_info(item, base) for item in await uploads.device_reserve(principal, message)]
             with upload_in_flight():
                 return await uploads.device_post(principal, message, received.files)
 
         session_id = request.query_params["sessionId"]
         message_id = getattr(request.state, "message_id", None)
-        data = await services.device_sessions.once(
-            session_id, message_id, _fingerprint(message, received, lark), post
-        )
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        fingerprint = _fingerprint(message, received, lark)
+        data = await services.device_sessions.once(session_id, message_id, fingerprint, post)
     return answer(data, message_id=getattr(request.state, "message_id", None))
-
-
-def _upload_info(item: UploadUrl, base: str) -> dict[str, Any]:
-    """The SDK's ``UriInfo``: it PUTs the file it named ``filename`` to ``uploadUrl`` with ``headers``."""
-    return {
-        "fileUri": item.file_uri,
-        "uploadUrl": item.url.absolute(base),
-        "filename": item.filename,
-        "headers": {},
-    }
 
 
 def _fingerprint(message: Any, received: Received, lark: bool) -> str:
@@ -199,13 +160,18 @@ def _file_request(request: Request, principal: Principal) -> tuple[str, str | No
     return file_uri, category, Owner(device=principal.device)
 
 
-@ENOS_DEVICE
-async def download(request: Request) -> Response:
+async def _own_file(request: Request, operation: str) -> tuple[Services, Content]:
+    """The file ``fileUri`` names, among the files of the device whose session this is."""
     services = _services(request)
     principal = await _session(request)
-    request.state.operation = "download"
+    request.state.operation = operation
     file_uri, category, owner = _file_request(request, principal)
-    content = await services.enos_files.find(principal, file_uri, category, owner, Permission.READ)
+    return services, await services.enos_files.find(principal, file_uri, category, owner, Permission.READ)
+
+
+@ENOS_DEVICE
+async def download(request: Request) -> Response:
+    services, content = await _own_file(request, "download")
 
     def refuse_range(status: int, content_range: str | None) -> Response:
         refusal = answer(None, code=status, message="Range: not satisfiable for this file" if status == 416
@@ -221,11 +187,7 @@ async def download(request: Request) -> Response:
 
 @ENOS_DEVICE
 async def download_url(request: Request) -> Response:
-    services = _services(request)
-    principal = await _session(request)
-    request.state.operation = "getDownloadUrl"
-    file_uri, category, owner = _file_request(request, principal)
-    content = await services.enos_files.find(principal, file_uri, category, owner, Permission.READ)
+    services, content = await _own_file(request, "getDownloadUrl")
     url = services.contents.download_url(content).absolute(public_base_url(request, services.settings))
     return answer(url)
 

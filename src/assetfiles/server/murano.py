@@ -28,7 +28,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from assetfiles.errors import AssetfilesError, BadInput, NotFound
 from assetfiles.model import DeviceRef, Principal, check_identifier
-from assetfiles.server.bodies import body_chunks
+from assetfiles.server.bodies import read_body
 from assetfiles.server.delivery import respond
 from assetfiles.server.faces import INTERNAL_MESSAGE, Face, http_status, remember_principal, signing_in
 from assetfiles.service.composition import Services
@@ -103,11 +103,9 @@ async def _device(request: Request, product_id: str) -> Principal:
 async def activate(request: Request) -> Response:
     request.state.operation = "activate"
     product_id = product_of(request)
-    raw = bytearray()
-    async for chunk in body_chunks(request):
-        raw.extend(chunk)
-        if len(raw) > MAX_ACTIVATION_BYTES:
-            raise BadInput(f"body: an activation is at most {MAX_ACTIVATION_BYTES} bytes", field="body")
+    raw = await read_body(request, MAX_ACTIVATION_BYTES)
+    if raw is None:
+        raise BadInput(f"body: an activation is at most {MAX_ACTIVATION_BYTES} bytes", field="body")
     try:
         form = parse_qs(raw.decode("utf-8"), strict_parsing=False)
     except UnicodeDecodeError:
@@ -129,27 +127,14 @@ async def download(request: Request) -> Response:
     area = services.device_content
     name = request.query_params.get("id")
     if name is None:
-        listing = await area.listing(principal)
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        for content in listing:
-            writer.writerow([content.name])
-        return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
+        return _csv([[content.name] for content in await area.listing(principal)])
     content = await area.find(principal, name)
     info = request.query_params.get("info")
     if info is not None:
         if info.lower() != "true":
             raise BadInput(f"info: must be true, not {info!r}", field="info")
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\n").writerow(
-            [
-                content.content_type,
-                content.length,
-                content.updated_at // 1000,
-                content.tags.get("description", ""),
-            ]
-        )
-        return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
+        description = content.tags.get("description", "")
+        return _csv([[content.content_type, content.length, content.updated_at // 1000, description]])
 
     def refuse_range(status: int, content_range: str | None) -> Response:
         message = "Range: not satisfiable for this content" if status == 416 else "Range: malformed"
@@ -161,3 +146,10 @@ async def download(request: Request) -> Response:
     accel_prefix = services.settings.accel_redirect_prefix
     delivery = area.delivery(content)
     return await respond(request, content, delivery, accel_prefix=accel_prefix, refuse_range=refuse_range)
+
+
+def _csv(rows: list[list[object]]) -> Response:
+    """Murano's ``text/csv`` answers: one line per row, fields quoted only where CSV needs it."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8")

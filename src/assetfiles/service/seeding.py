@@ -23,6 +23,7 @@ from assetfiles.model import (
     ChannelId,
     Creator,
     CreatorKind,
+    DeviceCredential,
     DeviceRef,
     EnosFacet,
     Permission,
@@ -278,7 +279,7 @@ async def _apply_device(services: Services, org_id: str, device: DeviceRef, secr
     box = device_secrets(services.settings.signing_key)
     if secret is None:
         return await principals.upsert_device(org_id, device, None)
-    current = next((found for found in await principals.find_devices(device) if found.org_id == org_id), None)
+    current = await _stored_device(services, org_id, device)
     if current is not None and current.secret_hash is not None:
         if current.sealed_secret is not None and box.open(current.sealed_secret) == secret:
             return False
@@ -291,11 +292,17 @@ async def _apply_device(services: Services, org_id: str, device: DeviceRef, secr
     return await principals.upsert_device(org_id, device, hash_device_secret(secret), box.seal(secret))
 
 
+async def _stored_device(services: Services, org_id: str, device: DeviceRef) -> DeviceCredential | None:
+    """The organization's device of that name, with its stored credential and activation state."""
+    found = await services.stores.principals.find_devices(device)
+    return next((credential for credential in found if credential.org_id == org_id), None)
+
+
 async def _enable_activation(services: Services, org_id: str, device: DeviceRef) -> bool:
     """Enable a device that never was: one that activated (or is enabled already) is left alone,
     so that applying the fixture again does not let it activate a second time."""
     principals = services.stores.principals
-    current = next((found for found in await principals.find_devices(device) if found.org_id == org_id), None)
+    current = await _stored_device(services, org_id, device)
     if current is None or current.activation is not None:
         return False
     return await principals.set_device_activation(org_id, device, "enabled")

@@ -301,10 +301,7 @@ class PrincipalStore:
     def find_device_session(self, digest: str) -> DeviceSession | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(device_sessions).where(device_sessions.c.digest == digest)).first()
-        if row is None:
-            return None
-        device = DeviceRef(row.product_id, row.device_id)
-        return DeviceSession(row.org_id, device, row.protocol, row.created_at, row.expires_at)
+        return _device_session(row) if row is not None else None
 
     @in_thread
     def remember_device_message(
@@ -351,11 +348,7 @@ class PrincipalStore:
             query = query.where(device_sessions.c.org_id == org_id)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(device_sessions.c.created_at)).all()
-        return [
-            DeviceSession(row.org_id, DeviceRef(row.product_id, row.device_id), row.protocol, row.created_at,
-                          row.expires_at)
-            for row in rows
-        ]  # fmt: skip
+        return [_device_session(row) for row in rows]
 
     @in_thread
     def revoke_device_sessions(self, org_id: str, device: DeviceRef, protocol: str | None = None) -> int:
@@ -383,3 +376,8 @@ def _session_of(org_id: str, device: DeviceRef) -> tuple[Any, ...]:
         device_sessions.c.product_id == device.product_id,
         device_sessions.c.device_id == device.device_id,
     )
+
+
+def _device_session(row: Row[Any]) -> DeviceSession:
+    device = DeviceRef(row.product_id, row.device_id)
+    return DeviceSession(row.org_id, device, row.protocol, row.created_at, row.expires_at)
