@@ -176,9 +176,14 @@ def test_bad_activations_are_refused_naming_the_field(world: Server, body: str, 
 
 
 def test_bad_content_requests_are_refused(world: Server, token: str) -> None:
-    assert content(world, token, "?id=firmware.bin&info=maybe").status_code == 400
-    assert content(world, token, "?id=nothing-here").status_code == 404
-    assert content(world, token, "?id=firmware.bin", Range="bytes=999999-").status_code == 416
+    for query, headers, status, message in [
+        ("?id=firmware.bin&info=maybe", {}, 400, "info: must be true, not 'maybe'"),
+        ("?id=nothing-here", {}, 404, "id: no content 'nothing-here' for this device"),
+        ("?id=firmware.bin", {"Range": "bytes=999999-"}, 416, "Range: not satisfiable for this content"),
+    ]:
+        answer = content(world, token, query, **headers)
+        assert answer.status_code == status and answer.text == message, (query, answer.text)
+        assert answer.headers["content-type"].startswith("text/plain")
 
 
 def test_an_operator_lets_a_device_activate_again_and_the_old_token_stops(world: Server, token: str) -> None:
