@@ -75,6 +75,29 @@ class Settings(BaseSettings):
         description="Upload URLs an organization may hold unused at once (createContentUpload, EnOS "
         "upload-URL mode); past it, 429 with Retry-After until one is used or expires.",
     )
+    resumable_lifetime_seconds: int = Field(
+        default=24 * 3600,
+        ge=60,
+        le=30 * 24 * 3600,
+        description="How long a resumable (tus) upload may take from its creation; then it expires "
+        "(410) and gc reclaims its bytes.",
+    )
+    resumable_max_pending_per_org: int = Field(
+        default=1000,
+        ge=1,
+        description="Unfinished resumable uploads an organization may hold at once; past it, 429.",
+    )
+    resumable_max_pending_per_device: int = Field(
+        default=8,
+        ge=1,
+        description="Unfinished resumable uploads one device may hold at once; past it, 429.",
+    )
+    resumable_max_chunk_bytes: int | None = Field(
+        default=None,
+        ge=1,
+        description="The most bytes one PATCH (or creation-with-upload) may carry; unset: up to "
+        "the rest of the upload.",
+    )
     events_max_streams: int = Field(
         default=256, ge=1, description="GET /api/events streams one server process holds at once."
     )

@@ -104,6 +104,30 @@ class Conflict(AssetfilesError):
     code = "CONFLICT"
 
 
+class UnsupportedMediaType(BadInput):
+    """The body is not in the media type the endpoint takes."""
+
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class Locked(Conflict):
+    """Another request is changing the same thing right now (a resumable upload's PATCH)."""
+
+    code = "LOCKED"
+
+
+class Gone(NotFound):
+    """It existed, and its time is up (an expired resumable upload)."""
+
+    code = "GONE"
+
+
+class ChecksumMismatch(IntegrityMismatch):
+    """A chunk's bytes do not hash to the checksum sent with them; the chunk was discarded."""
+
+    code = "CHECKSUM_MISMATCH"
+
+
 class UploadRaced(Conflict):
     """The bytes were deleted by a concurrent delete of identical content; retrying succeeds."""
 

@@ -291,6 +291,7 @@ class Content:
 
 #: The ways bytes reach assetfiles, as ``Content.via`` names them (the console shows them).
 UPLOAD_PATHS = {
+    "tus": "a resumable upload at /files/ (tus 1.0: the console, assetfiles upload, tus clients)",
     "graphql": "createContentUpload and its upload URL (scripts, the console, assetfiles upload)",
     "device-api": "PUT /api/devices/... with Authorization: Device",
     "enos-device": "the EnOS device HTTP API (EnOS's device SDK)",

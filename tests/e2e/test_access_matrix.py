@@ -12,6 +12,7 @@ one.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -216,6 +217,14 @@ MURANO_ROUTES = [
     ("GET", "/provision/download"),
 ]
 
+#: tus (tests/e2e/test_tus.py): creation by credential or at a reservation's signed URL, then the
+#: upload's own URL.
+TUS_ROUTES = [
+    *((method, path) for method in ("POST", "OPTIONS") for path in ("/files", "/files/",
+                                                                     "/transfer/uploads/{content_id}")),
+    *(("/files/{upload_id}", method)[::-1] for method in ("PATCH", "DELETE", "POST", "OPTIONS")),
+]  # fmt: skip
+
 MATRIX: set[str] = (
     {f"graphql {name}" for name in GRAPHQL}
     | {f"enos files {action}" for action in FILE_ACTIONS}
@@ -227,6 +236,7 @@ MATRIX: set[str] = (
         "route GET /api/events",
         "route GET /transfer/content/{content_id}",
         "route PUT /transfer/uploads/{content_id}",
+        *(f"route {method} {path}" for method, path in TUS_ROUTES),
         "route PUT /api/devices/{product_id}/{device_id}/content",
         "route POST /api/devices/{product_id}/{device_id}/content",
         "route GET /healthz",
@@ -519,6 +529,87 @@ def test_device_uploads_need_that_devices_secret(world: World, method: str) -> N
     unknown = httpx.request(method, f"{world.base}/api/devices/p1/d-nope/content", params={"name": "m.bin"},
                             content=b"x", headers={"Authorization": "Device d1-secret-0123"})  # fmt: skip
     assert unknown.status_code == 401
+
+
+def test_resumable_uploads_need_a_write_credential_of_their_owner(world: World) -> None:
+    """Creation refuses missing, forged, expired, revoked and read-only credentials; an upload
+    refuses another organization's token, another device, and a bent signed URL; nothing is stored."""
+    tus = {"Tus-Resumable": "1.0.0"}
+    meta = "filename " + base64.b64encode(b"m.bin").decode() + ",asset " + base64.b64encode(b"a2").decode()
+    create = {**tus, "Upload-Length": "3", "Upload-Metadata": meta}
+    for authorization in BAD_GRAPHQL_CREDENTIALS:
+        headers = {**create, **({"Authorization": authorization} if authorization else {})}
+        refused = httpx.post(f"{world.base}/files/", headers=headers)
+        assert refused.status_code == 401, (authorization, refused.text)
+        _no_leak(world, refused)
+    read_only = httpx.post(
+        f"{world.base}/files/", headers={**create, "Authorization": f"Automation {RO_TOKEN}"}
+    )
+    assert read_only.status_code == 403
+    foreign = httpx.post(
+        f"{world.base}/files/", headers={**create, "Authorization": f"Automation {FOREIGN_TOKEN}"}
+    )
+    assert foreign.status_code == 404  # o-foreign has no a2: like an unknown asset
+    url = httpx.post(
+        f"{world.base}/files/", headers={**create, "Authorization": f"Automation {GQL_TOKEN}"}
+    ).headers["location"]
+    patch = {**tus, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    for authorization, status in ((f"Automation {FOREIGN_TOKEN}", 404), (f"Automation {RO_TOKEN}", 403),
+                                  ("Device d1-secret-0123", 401), (None, 401)):  # fmt: skip
+        headers = {**patch, **({"Authorization": authorization} if authorization else {})}
+        assert httpx.patch(url, content=b"abc", headers=headers).status_code == status, authorization
+        assert httpx.delete(url, headers=headers).status_code == status, authorization
+    own = {"Authorization": f"Automation {GQL_TOKEN}", **tus}
+    assert httpx.head(url, headers=own).headers["upload-offset"] == "0"
+    # a device's upload is that device's alone
+    device_meta = (
+        "filename " + base64.b64encode(b"d.bin").decode() + ",device " + base64.b64encode(b"p1.d1").decode()
+    )
+    device_url = httpx.post(
+        f"{world.base}/files/",
+        headers={
+            **tus,
+            "Upload-Length": "3",
+            "Upload-Metadata": device_meta,
+            "Authorization": "Device d1-secret-0123",
+        },
+    ).headers["location"]
+    for authorization in ("Device d2-secret-0123", f"Automation {GQL_TOKEN}", "Device wrong-0123"):
+        answer = httpx.patch(device_url, content=b"abc", headers={**patch, "Authorization": authorization})
+        assert answer.status_code in (401, 403), (authorization, answer.text)
+    # a reservation's upload continues at its signed URL only, and the signature binds it
+    reserved = world.gql(
+        "mutation($i: ContentUploadInput!) { createContentUpload(input: $i) { id uploadUrl } }",
+        {
+            "i": {
+                "name": "r.bin",
+                "associations": [{"type": "asset", "id": "a2"}],
+                "length": 3,
+                "sha256": "0" * 64,
+            }
+        },
+        f"Automation {GQL_TOKEN}",
+    ).json()["data"]["createContentUpload"]
+    for bent in _bent(reserved["uploadUrl"]):
+        assert httpx.post(bent, headers={**tus, "Upload-Length": "3"}).status_code in (403, 404), bent
+    signed = httpx.post(reserved["uploadUrl"], headers={**tus, "Upload-Length": "3"}).headers["location"]
+    for bent in _bent(signed):
+        assert httpx.patch(bent, content=b"abc", headers=patch).status_code in (401, 403, 404), bent
+    assert httpx.head(signed, headers=tus).headers["upload-offset"] == "0"
+
+
+def _bent(url: str) -> list[str]:
+    """The URL with its signature forged, its expiry moved, its organization or its target changed."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    path = parts.path.rsplit("/", 1)[0] + "/" + ("0" * 32 if parts.path.startswith("/files") else UNKNOWN_ID)
+    return [
+        urlunsplit(parts._replace(query=urlencode({**query, "sig": "A" * 43}))),
+        urlunsplit(parts._replace(query=urlencode({**query, "exp": str(int(query["exp"]) + 3600)}))),
+        urlunsplit(parts._replace(query=urlencode({**query, "org": "o-foreign"}))),
+        urlunsplit(parts._replace(path=path)),
+        urlunsplit(parts._replace(query="")),
+    ]
 
 
 def test_the_enos_device_api_needs_that_devices_session(world: World) -> None:

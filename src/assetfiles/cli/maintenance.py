@@ -48,7 +48,7 @@ async def _fsck(data_dir: Path | None, verify: bool) -> FsckReport:
 )
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 def gc_command(data_dir: Path | None, grace: float, dry_run: bool) -> None:
-    """Remove blobs that no content uses, and stale temporary files."""
+    """Remove blobs that no content uses, stale temporary files and expired resumable uploads."""
     report = asyncio.run(_gc(data_dir, grace, dry_run))
     if dry_run:
         for sha256 in report.would_remove:
@@ -57,7 +57,8 @@ def gc_command(data_dir: Path | None, grace: float, dry_run: bool) -> None:
         f"{report.blobs} blob(s) examined, {report.removed} removed ({report.removed_bytes:,} bytes), "
         f"{report.too_recent} unreferenced but younger than {grace:g} s, "
         f"{report.temporaries} stale temporary file(s) removed, "
-        f"{report.spool_dirs} abandoned EnOS upload spool(s) removed"
+        f"{report.spool_dirs} abandoned EnOS upload spool(s) removed, "
+        f"{report.expired_uploads} expired resumable upload(s) {'found' if dry_run else 'removed'}"
     )
 
 

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from assetfiles.config import Settings
 from assetfiles.logs import configure_logging
-from assetfiles.server import enos, enos_device, murano
+from assetfiles.server import enos, enos_device, murano, tus
 from assetfiles.server.devices import device_upload
 from assetfiles.server.events import events
 from assetfiles.server.graphql.endpoint import graphql_endpoint
@@ -101,6 +101,10 @@ def create_app(settings: Settings | None = None) -> RequestTracking:
         Route("/api/events", events, methods=["GET"]),
         Route("/transfer/content/{content_id}", download, methods=["GET", "HEAD"]),
         Route("/transfer/uploads/{content_id}", upload, methods=["PUT"]),
+        Route("/transfer/uploads/{content_id}", tus.reserved, methods=["POST", "OPTIONS"]),
+        Route("/files/", tus.collection, methods=["POST", "OPTIONS"]),
+        Route("/files", tus.collection, methods=["POST", "OPTIONS"]),
+        Route("/files/{upload_id}", tus.resource, methods=["HEAD", "PATCH", "DELETE", "POST", "OPTIONS"]),
         Route("/api/devices/{product_id}/{device_id}/content", device_upload, methods=["PUT", "POST"]),
         Route("/apim-token-service/v2.0/token/get", enos.token_get, methods=["POST"]),
         Route("/apim-token-service/v2.0/token/refresh", enos.token_refresh, methods=["POST"]),

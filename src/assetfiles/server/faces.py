@@ -27,8 +27,10 @@ from assetfiles.errors import (
     Conflict,
     FileTooLarge,
     Forbidden,
+    Gone,
     InsufficientStorage,
     IntegrityMismatch,
+    Locked,
     NotFound,
     PayloadTooLarge,
     QuotaFull,
@@ -37,6 +39,7 @@ from assetfiles.errors import (
     TokenRefused,
     TypeNotAccepted,
     Unauthenticated,
+    UnsupportedMediaType,
     classify,
 )
 from assetfiles.model import Principal
@@ -83,7 +86,7 @@ class Face:
                     response = self.render(request, error, request_id)
                     if isinstance(error, RateLimited):
                         response.headers["Retry-After"] = str(error.retry_after)
-            if request.method in ("POST", "PUT"):
+            if request.method in ("POST", "PUT", "PATCH"):
                 response.headers["Connection"] = "close"  # the rest of the body may be unread
             return response
 
@@ -117,9 +120,12 @@ HTTP_STATUS: dict[type[AssetfilesError], int] = {
     NotFound: 404,
     RequestTimeout: 408,
     Conflict: 409,
+    Gone: 410,
+    Locked: 423,
     PayloadTooLarge: 413,
     FileTooLarge: 413,
     TypeNotAccepted: 415,
+    UnsupportedMediaType: 415,
     RateLimited: 429,
     BytesMissing: 500,
     InsufficientStorage: 507,

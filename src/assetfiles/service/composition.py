@@ -27,6 +27,7 @@ from assetfiles.service.health import Health
 from assetfiles.service.maintenance import Maintenance
 from assetfiles.service.provisioning import Provisioning
 from assetfiles.service.quotas import Quotas
+from assetfiles.service.resumable import ResumableLimits, ResumableUploads
 from assetfiles.service.retention import Retention
 from assetfiles.service.shares import ThreadShares
 from assetfiles.service.signing import UrlSigner
@@ -40,7 +41,9 @@ from assetfiles.store.database import create_engine, migrate
 from assetfiles.store.enos import EnosStore
 from assetfiles.store.principals import PrincipalStore
 from assetfiles.store.quotas import QuotaStore
+from assetfiles.store.resumable import ResumableStore
 from assetfiles.store.retention import RetentionStore
+from assetfiles.store.spool import LocalUploadSpool, UploadSpool
 from assetfiles.store.uploads import UploadStore
 
 
@@ -79,6 +82,7 @@ class Services:
     assets: AssetService
     contents: ContentService
     uploads: UploadService
+    resumable: ResumableUploads
     enos_tokens: EnosTokenService
     enos_files: EnosFileService
     device_content: DeviceContentArea
@@ -112,6 +116,20 @@ class Services:
             audit,
             max_pending_uploads=settings.max_pending_uploads_per_org,
         )
+        resumable = ResumableUploads(
+            ResumableStore(engine),
+            open_upload_spool(blobs),
+            uploads,
+            quotas,
+            signer,
+            ResumableLimits(
+                lifetime_seconds=settings.resumable_lifetime_seconds,
+                max_upload_bytes=settings.max_upload_bytes,
+                max_pending_per_org=settings.resumable_max_pending_per_org,
+                max_pending_per_device=settings.resumable_max_pending_per_device,
+                max_chunk_bytes=settings.resumable_max_chunk_bytes,
+            ),
+        )
         enos_tokens = EnosTokenService(
             EnosStore(engine),
             settings.signing_key,
@@ -130,11 +148,17 @@ class Services:
             assets=AssetService(stores.assets),
             contents=contents,
             uploads=uploads,
+            resumable=resumable,
             enos_tokens=enos_tokens,
             enos_files=EnosFileService(stores.contents, stores.assets, contents),
             device_content=DeviceContentArea(stores.assets, stores.contents, contents),
             enos_uploads=EnosUploadService(stores.assets, stores.principals, uploads),
-            maintenance=Maintenance(stores.contents, blobs, settings.data_dir / "tmp"),
+            maintenance=Maintenance(
+                stores.contents,
+                blobs,
+                settings.data_dir / "tmp",
+                expired_uploads=lambda dry_run: resumable.collect_expired(dry_run=dry_run),
+            ),
             health=Health(engine, blobs),
             provisioning=Provisioning(stores.principals, audit, key=settings.signing_key),
             quotas=quotas,
@@ -165,3 +189,14 @@ def open_blob_store(settings: Settings) -> BlobBackend:
             region=settings.s3_region,
         )
     return LocalBlobStore(settings.blob_path, group_read=settings.blob_group_read)
+
+
+def open_upload_spool(blobs: BlobBackend) -> UploadSpool:
+    """Where resumable uploads keep their bytes: beside the blobs, in the directory or the bucket."""
+    if isinstance(blobs, LocalBlobStore):
+        return LocalUploadSpool(blobs)
+    from assetfiles.store.s3 import S3BlobStore
+    from assetfiles.store.s3_spool import S3UploadSpool
+
+    assert isinstance(blobs, S3BlobStore)
+    return S3UploadSpool(blobs)

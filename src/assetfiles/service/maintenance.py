@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,8 @@ class GcReport:
     temporaries: int = 0
     #: EnOS multipart bodies spooled by requests that never finished (a crash, a kill)
     spool_dirs: int = 0
+    #: resumable uploads whose time was up, with the bytes they held
+    expired_uploads: int = 0
     would_remove: list[str] = field(default_factory=list)
 
 
@@ -70,13 +73,23 @@ def _remove_stale_spools(root: Path, cutoff: float) -> int:
 
 
 class Maintenance:
-    def __init__(self, contents: Contents, blobs: BlobMaintenance, spool_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        contents: Contents,
+        blobs: BlobMaintenance,
+        spool_root: Path | None = None,
+        expired_uploads: Callable[[bool], Awaitable[int]] | None = None,
+    ) -> None:
+        """``expired_uploads(dry_run)`` removes (or counts) the resumable uploads whose time is up."""
+        self.expired_uploads = expired_uploads
         self.contents = contents
         self.blobs = blobs
         self.spool_root = spool_root
 
     async def gc(self, *, grace_seconds: float, dry_run: bool = False) -> GcReport:
         report = GcReport()
+        if self.expired_uploads is not None:
+            report.expired_uploads = await self.expired_uploads(dry_run)
         cutoff = time.time() - grace_seconds
         batch: list[BlobInfo] = []
         async for blob in self.blobs.list_blobs():

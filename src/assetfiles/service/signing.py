@@ -31,7 +31,8 @@ class SignedUrl:
 class UrlSigner:
     DOWNLOAD = "download"
     UPLOAD = "upload"
-    _PATHS = {DOWNLOAD: "/transfer/content/", UPLOAD: "/transfer/uploads/"}
+    RESUMABLE = "resumable"
+    _PATHS = {DOWNLOAD: "/transfer/content/", UPLOAD: "/transfer/uploads/", RESUMABLE: "/files/"}
 
     def __init__(self, key: bytes, ttl_seconds: int) -> None:
         self._key = key

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import mimetypes
 import uuid
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from assetfiles.errors import BadInput, Forbidden, NotFound, PayloadTooLarge, RateLimited, UploadRaced
@@ -32,7 +32,7 @@ from assetfiles.service.contents import check_association, check_media_type, che
 from assetfiles.service.ports import Assets, Contents, PendingUploads, Principals
 from assetfiles.service.quotas import Admission, Quotas, storage_full
 from assetfiles.service.signing import SignedUrl, UrlSigner
-from assetfiles.store.blobs import BlobStore
+from assetfiles.store.blobs import BlobStore, StoredBlob
 from assetfiles.store.quotas import OverQuota
 from assetfiles.store.uploads import TooManyPending
 
@@ -86,6 +86,21 @@ def check_spec(spec: ContentSpec, *, prefix: str = "") -> ContentSpec:
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """A content reserved by ``createContentUpload`` (or an EnOS upload URL), waiting for its bytes."""
+
+    org_id: str
+    content_id: str
+    spec: ContentSpec
+    creator: Creator
+    length: int
+    sha256: str | None
+    md5: str | None
+    #: the API token that asked for it: its URL works only while that token does
+    token: str | None
+
+
+@dataclass(frozen=True)
 class UploadStores:
     """The records an upload reads and writes: reservations, contents, the assets it may attach
     to and the tokens that minted its URL."""
@@ -119,7 +134,7 @@ class UploadService:
         self.signer = signer
         self.max_upload_bytes = max_upload_bytes
 
-    async def _check_targets(self, org_id: str, associations: Sequence[Association]) -> None:
+    async def check_targets(self, org_id: str, associations: Sequence[Association]) -> None:
         """Content created through the API is attached to existing assets of the caller's organization.
 
         Device associations are reserved for files a device uploads itself, so that a device
@@ -159,7 +174,7 @@ class UploadService:
             )
         if not isinstance(sha256, str) or not SHA256_HEX.fullmatch(sha256.lower()):
             raise BadInput("sha256: must be 64 hexadecimal characters", field="sha256")
-        await self._check_targets(principal.org_id, spec.associations)
+        await self.check_targets(principal.org_id, spec.associations)
         assert spec.content_type is not None
         await self.quotas.admit(principal.org_id, spec.content_type, length)  # refused before any byte
         creator = Creator(principal.kind, principal.name)
@@ -227,20 +242,15 @@ class UploadService:
             ) from None
         return content_id, url
 
-    async def receive(
-        self,
-        content_id: str,
-        org: str | None,
-        expires: str | None,
-        sig: str | None,
-        body: AsyncIterable[bytes],
-    ) -> Content:
-        """Accept the bytes for a signed upload URL; they must match the declared length and sha256."""
+    async def open_reservation(
+        self, content_id: str, org: str | None, expires: str | None, sig: str | None
+    ) -> Reservation:
+        """The reservation a signed upload URL stands for, while the token that asked for it lasts."""
         org_id = self.signer.verify(UrlSigner.UPLOAD, org, content_id, expires, sig)
         record = await self.pending.get_upload(content_id, org_id)
         if record is None:
             raise NotFound(f"upload '{content_id}' not found or already completed")
-        await self._check_minting_token(org_id, record.get("token"))
+        await self.check_minting_token(org_id, record.get("token"))
         enos = record.get("enos")
         spec = ContentSpec(
             name=record["name"],
@@ -257,19 +267,34 @@ class UploadService:
             record["creator"][1],
             device=DeviceRef.parse(device, field="device") if device else None,
         )
+        return Reservation(
+            org_id, content_id, spec, creator, record["length"], record.get("sha256"), record.get("md5"),
+            record.get("token"),
+        )  # fmt: skip
+
+    async def receive(
+        self,
+        content_id: str,
+        org: str | None,
+        expires: str | None,
+        sig: str | None,
+        body: AsyncIterable[bytes],
+    ) -> Content:
+        """Accept the bytes for a signed upload URL; they must match the declared length and sha256."""
+        reservation = await self.open_reservation(content_id, org, expires, sig)
         return await self.store(
-            org_id,
-            spec,
-            creator,
+            reservation.org_id,
+            reservation.spec,
+            reservation.creator,
             body,
-            expected_length=record["length"],
-            expected_sha256=record.get("sha256"),
-            expected_md5=record.get("md5"),
+            expected_length=reservation.length,
+            expected_sha256=reservation.sha256,
+            expected_md5=reservation.md5,
             content_id=content_id,
             upload_id=content_id,
         )
 
-    async def _check_minting_token(self, org_id: str, name: str | None) -> None:
+    async def check_minting_token(self, org_id: str, name: str | None) -> None:
         """An upload URL is only as good as the token that asked for it, now."""
         if name is None:
             return
@@ -359,6 +384,19 @@ class UploadService:
             if quota_binds:
                 raise admission.too_large() from None
             raise
+        return self.written(org_id, spec, creator, blob, admission, content_id=content_id)
+
+    def written(
+        self,
+        org_id: str,
+        spec: ContentSpec,
+        creator: Creator,
+        blob: StoredBlob,
+        admission: Admission,
+        *,
+        content_id: str | None = None,
+    ) -> WrittenContent:
+        """The content that durable, verified bytes become (checked ``spec``), ready for :meth:`commit`."""
         now = now_ms()
         content = Content(
             id=content_id or str(uuid.uuid4()),
@@ -380,21 +418,30 @@ class UploadService:
         return WrittenContent(content, admission)
 
     async def commit(
-        self, org_id: str, written: Sequence[WrittenContent], *, upload_id: str | None = None
+        self,
+        org_id: str,
+        written: Sequence[WrittenContent],
+        *,
+        upload_id: str | None = None,
+        persist: Callable[[Content, int | None], Awaitable[bool]] | None = None,
     ) -> list[Content]:
         """Make written contents visible, all in one catalog transaction: together or not at all.
 
         A crash before the transaction commits leaves only orphan blobs (``gc`` removes them);
-        a crash after it leaves every content complete.
+        a crash after it leaves every content complete. ``upload_id`` (a reservation) or
+        ``persist`` (a resumable upload) inserts the one content in the transaction that retires
+        what it completes, and answers False when that was completed already.
         """
         batch = [item.content for item in written]
         quotas = [item.admission.quota for item in written if item.admission.quota is not None]
         max_total = quotas[0].max_total_bytes if quotas else None
+        if upload_id is not None:
+            persist = functools.partial(self.pending.complete_upload, upload_id)
         try:
-            if upload_id is not None:
+            if persist is not None:
                 (content,) = batch
-                if not await self.pending.complete_upload(upload_id, content, max_total):
-                    raise NotFound(f"upload '{upload_id}' not found or already completed")
+                if not await persist(content, max_total):
+                    raise NotFound(f"upload '{upload_id or content.id}' not found or already completed")
             else:
                 await self.records.insert_contents(batch, max_total)
         except OverQuota:

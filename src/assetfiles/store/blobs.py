@@ -176,9 +176,9 @@ class LocalBlobStore:
         self.dir_mode = 0o750 if group_read else 0o700
         self.file_mode = 0o640 if group_read else 0o600
         self.tmp = root / "tmp"
-        self._mkdir(self.tmp)
+        self.make_directory(self.tmp)
 
-    def _mkdir(self, path: Path) -> None:
+    def make_directory(self, path: Path) -> None:
         """Create ``path`` and its missing parents with this store's mode (umask aside)."""
         missing = []
         while not path.exists():
@@ -310,10 +310,25 @@ class LocalBlobStore:
         final = self.local_path(sha256)
         if final.exists():
             return  # the same bytes are already stored; the temporary file is discarded
-        self._mkdir(final.parent)
+        self.make_directory(final.parent)
         os.replace(temporary, final)
-        directory = os.open(final.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        _sync_directory(final.parent)
+
+    def link_in(self, source: Path, sha256: str) -> None:
+        """Make the durable file ``source`` (hashing to ``sha256``) a blob too, without moving it:
+        a resumable upload keeps its spool file until the catalog lists the content."""
+        final = self.local_path(sha256)
+        if final.exists():
+            return
+        self.make_directory(final.parent)
+        with contextlib.suppress(FileExistsError):  # the same bytes, linked in by a racing upload
+            os.link(source, final)
+        _sync_directory(final.parent)
+
+
+def _sync_directory(path: Path) -> None:
+    directory = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

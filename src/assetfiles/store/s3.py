@@ -47,6 +47,10 @@ async def _empty() -> AsyncIterator[bytes]:
     yield b""
 
 
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
 @dataclass(frozen=True)
 class S3Location:
     bucket: str
@@ -79,6 +83,11 @@ class S3BlobStore:
         self._stack = AsyncExitStack()
         self._client: Any = None
 
+    @property
+    def client(self) -> Any:
+        """The open aiobotocore client (for the upload spool, store/s3_spool.py)."""
+        return self._client
+
     async def open(self) -> None:
         self._client = await self._stack.enter_async_context(
             get_session().create_client("s3", **self._options)
@@ -94,7 +103,7 @@ class S3BlobStore:
         await self._client.put_object(Bucket=self.bucket, Key=key, Body=b"ok")
         await self._client.delete_object(Bucket=self.bucket, Key=key)
 
-    def _blob_key(self, sha256: str) -> str:
+    def blob_key(self, sha256: str) -> str:
         return self.location.key(blob_path(sha256))
 
     # -- downloads -----------------------------------------------------------------------------
@@ -109,7 +118,7 @@ class S3BlobStore:
 
     def _presign(self, sha256: str, content_type: str, disposition: str, expires_at: int) -> str:
         """A GET URL of the object store, valid until ``expires_at``, answering with our name and type."""
-        params = {"Bucket": self.bucket, "Key": self._blob_key(sha256),
+        params = {"Bucket": self.bucket, "Key": self.blob_key(sha256),
                   "ResponseContentDisposition": disposition, "ResponseContentType": content_type}  # fmt: skip
         expires_in = max(1, expires_at - int(time.time()))
         url: str = self._signer.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
@@ -119,9 +128,9 @@ class S3BlobStore:
         """The object's bytes (one ``Range`` passed through), for APIs that must answer with them."""
         options = {"Range": byte_range} if byte_range else {}
         try:
-            answer = await self._client.get_object(Bucket=self.bucket, Key=self._blob_key(sha256), **options)
+            answer = await self._client.get_object(Bucket=self.bucket, Key=self.blob_key(sha256), **options)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+            if error_code(exc) == "InvalidRange":
                 length = await self.blob_length(sha256)
                 return BlobStream(416, None, f"bytes */{length}", _empty())
             raise
@@ -160,10 +169,10 @@ class S3BlobStore:
                 md5.update(chunk)
                 buffer += chunk
                 if len(buffer) >= PART_BYTES:
-                    parts.append(await self._part(temporary, upload_id, len(parts) + 1, bytes(buffer)))
+                    parts.append(await self.upload_part(temporary, upload_id, len(parts) + 1, bytes(buffer)))
                     buffer.clear()
             if buffer or not parts:
-                parts.append(await self._part(temporary, upload_id, len(parts) + 1, bytes(buffer)))
+                parts.append(await self.upload_part(temporary, upload_id, len(parts) + 1, bytes(buffer)))
             await self._client.complete_multipart_upload(
                 Bucket=self.bucket, Key=temporary, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
@@ -171,7 +180,7 @@ class S3BlobStore:
             blob = StoredBlob(sha256.hexdigest(), md5.hexdigest(), length)
             checks.complete(blob)
             if not await self.exists(blob.sha256):
-                await self._copy(temporary, self._blob_key(blob.sha256), blob.length)
+                await self.copy(temporary, self.blob_key(blob.sha256), blob.length)
             return blob
         finally:
             if completed:
@@ -181,13 +190,13 @@ class S3BlobStore:
                     Bucket=self.bucket, Key=temporary, UploadId=upload_id
                 )
 
-    async def _part(self, key: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
+    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
         answer = await self._client.upload_part(
             Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
         )
         return {"PartNumber": number, "ETag": answer["ETag"]}
 
-    async def _copy(self, source: str, target: str, length: int) -> None:
+    async def copy(self, source: str, target: str, length: int) -> None:
         origin = {"Bucket": self.bucket, "Key": source}
         if length <= SINGLE_COPY_MAX:
             await self._client.copy_object(Bucket=self.bucket, Key=target, CopySource=origin)
@@ -208,10 +217,13 @@ class S3BlobStore:
     # -- presence and removal --------------------------------------------------------------------
 
     async def blob_length(self, sha256: str) -> int | None:
+        return await self.object_length(self.blob_key(sha256))
+
+    async def object_length(self, key: str) -> int | None:
         try:
-            answer = await self._client.head_object(Bucket=self.bucket, Key=self._blob_key(sha256))
+            answer = await self._client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
         return int(answer["ContentLength"])
@@ -225,7 +237,7 @@ class S3BlobStore:
         a retryable conflict (see the upload service), so no row is ever left without bytes."""
         if await still_used() or not await self.exists(sha256):
             return False
-        await self._client.delete_object(Bucket=self.bucket, Key=self._blob_key(sha256))
+        await self._client.delete_object(Bucket=self.bucket, Key=self.blob_key(sha256))
         return True
 
     # -- maintenance ------------------------------------------------------------------------------
@@ -241,7 +253,7 @@ class S3BlobStore:
                     yield BlobInfo(digest, int(item["Size"]), item["LastModified"].timestamp())
 
     async def read_blob(self, sha256: str) -> AsyncIterator[bytes]:
-        answer = await self._client.get_object(Bucket=self.bucket, Key=self._blob_key(sha256))
+        answer = await self._client.get_object(Bucket=self.bucket, Key=self.blob_key(sha256))
         async with answer["Body"] as body:
             while chunk := await body.read(PART_BYTES):
                 yield chunk

@@ -220,6 +220,33 @@ uploads = Table(
     Column("expires_at", BigInteger, nullable=False),
 )
 
+resumable_uploads = Table(
+    "resumable_uploads",
+    metadata,
+    # A tus upload in progress (service/resumable.py). Its bytes are in the upload spool; this row
+    # is the truth about how many of them are acknowledged, so any server process can take the
+    # next PATCH.
+    Column("id", String(64), primary_key=True),
+    Column("org_id", String(128), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    # who may continue it: "token", "device" (the device below) or "signed" (its signed URL)
+    Column("owner", String(16), nullable=False),
+    Column("device", String(255)),
+    # JSON: the content-to-be (name, type, tags, associations, creator, reservation, metadata)
+    Column("spec", Text, nullable=False),
+    Column("length", BigInteger),  # null while deferred (creation-defer-length)
+    Column("received", BigInteger, nullable=False),  # the acknowledged offset
+    Column("concat", String(8)),  # "partial" or "final" (concatenation), else null
+    Column("spool_state", Text, nullable=False),  # JSON kept by the spool backend (S3 parts)
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    # the process appending to it now, until lease_until: concurrent PATCHes are refused
+    Column("lease", String(64)),
+    Column("lease_until", BigInteger),
+    Column("content_id", String(64)),  # set, in the content's own transaction, once complete
+    Index("ix_resumable_uploads_org_id", "org_id", "device"),
+    Index("ix_resumable_uploads_expires_at", "expires_at"),
+)
+
 association_counts = Table(
     "association_counts",
     metadata,

@@ -89,6 +89,8 @@ export function viaText(via) {
   switch (via) {
     case "graphql":
       return "upload URL (API, console or assetfiles upload)";
+    case "tus":
+      return "resumable upload (tus: console, assetfiles upload or a tus client)";
     case "device-api":
       return "device upload (Authorization: Device)";
     case "enos-device":

@@ -1,0 +1,773 @@
+"""Resumable uploads (tus 1.0): the rules, whatever carries them.
+
+An upload is created (by an API token with write permission, a device, or the holder of a
+``createContentUpload`` reservation), receives its bytes over any number of appends at any
+server process, and becomes one content once they are all there, through the same checks as
+every other upload (length, sha256 and md5, quotas, dedup, audit, the change feed).
+
+Guarantees, and where each is kept:
+
+- an offset is acknowledged only once its bytes are durable in the spool (``UploadSpool.append``
+  returns after fsync or the object store's answer) and the catalog row moved on;
+- one append at a time per upload: an append holds the row's lease, renewed while bytes
+  stream; a second one meanwhile is refused (Locked), never interleaved;
+- the content appears in the transaction that marks the upload complete, after its bytes were
+  verified and stored as a blob: a crash before leaves an upload to finish again (the next HEAD
+  or PATCH does it), a crash after leaves a complete content;
+- every upload expires ``resumable_lifetime_seconds`` after its creation; ``gc`` removes the
+  expired ones' bytes and rows. Counts per organization and per device are bounded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from assetfiles.errors import (
+    AssetfilesError,
+    BadInput,
+    ChecksumMismatch,
+    ClientGone,
+    Conflict,
+    Forbidden,
+    Gone,
+    IntegrityMismatch,
+    Locked,
+    NotFound,
+    PayloadTooLarge,
+    QuotaExceeded,
+    RateLimited,
+    RequestTimeout,
+)
+from assetfiles.model import (
+    SHA256_HEX,
+    Association,
+    Creator,
+    CreatorKind,
+    DeviceRef,
+    Permission,
+    Principal,
+    now_ms,
+)
+from assetfiles.service.access import require
+from assetfiles.service.contents import check_tags
+from assetfiles.service.quotas import Admission, Quotas
+from assetfiles.service.signing import SignedUrl, UrlSigner
+from assetfiles.service.uploads import ContentSpec, Reservation, UploadService, check_spec
+from assetfiles.store.blobs import StoredBlob, WriteChecks
+from assetfiles.store.resumable import ResumableRecord, ResumableStore, TooManyResumable
+from assetfiles.store.spool import UploadSpool
+
+logger = logging.getLogger("assetfiles.resumable")
+
+TUS_VERSION = "1.0.0"
+EXTENSIONS = (
+    "creation",
+    "creation-with-upload",
+    "creation-defer-length",
+    "expiration",
+    "checksum",
+    "termination",
+    "concatenation",
+)
+CHECKSUMS: dict[str, Callable[[], Any]] = {
+    "sha1": lambda: hashlib.sha1(usedforsecurity=False),
+    "md5": lambda: hashlib.md5(usedforsecurity=False),
+    "sha256": hashlib.sha256,
+}
+#: the Upload-Metadata header, encoded, at most
+MAX_METADATA_BYTES = 4096
+#: partial uploads one final upload may concatenate
+MAX_PARTS = 256
+#: an append's hold on its upload; renewed every third of it while bytes arrive
+LEASE_SECONDS = 30
+#: running digests kept per process, so that an upload appended to here is not read again to
+#: hash it when it completes (an upload appended to elsewhere is)
+HASHES_KEPT = 4096
+
+
+@dataclass(frozen=True)
+class SignedAccess:
+    """A caller presenting the upload's own signed URL (an upload made from a reservation)."""
+
+    org_id: str
+    upload_id: str
+
+
+Caller = Principal | SignedAccess
+
+
+@dataclass(frozen=True)
+class Creation:
+    """What a creation request asks for, parsed by the face."""
+
+    length: int | None  # None: deferred (Upload-Defer-Length: 1)
+    metadata: dict[str, str | None] = field(default_factory=dict)
+    #: the Upload-Metadata header as sent, echoed by HEAD
+    raw_metadata: str | None = None
+    #: "partial", "final", or None
+    concat: str | None = None
+    #: a final upload's partial uploads, by id
+    parts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A resumable upload as a face shows it."""
+
+    id: str
+    org_id: str
+    length: int | None
+    offset: int
+    expires_at: int  # epoch milliseconds
+    raw_metadata: str | None
+    concat: str | None
+    parts: tuple[str, ...]
+    content_id: str | None
+    #: for uploads made from a reservation: the signed URL that reaches it
+    signed: SignedUrl | None = None
+
+
+@dataclass(frozen=True)
+class Checksum:
+    algorithm: str
+    digest: bytes
+
+
+def parse_checksum(header: str) -> Checksum:
+    """``Upload-Checksum: <algorithm> <base64 digest>``."""
+    algorithm, _, encoded = header.strip().partition(" ")
+    if algorithm not in CHECKSUMS:
+        raise BadInput(
+            f"Upload-Checksum: unsupported algorithm {algorithm!r} (supported: {', '.join(CHECKSUMS)})",
+            field="Upload-Checksum",
+        )
+    try:
+        digest = base64.b64decode(encoded.strip(), validate=True)
+    except binascii.Error:
+        raise BadInput("Upload-Checksum: the digest is not base64", field="Upload-Checksum") from None
+    if len(digest) != CHECKSUMS[algorithm]().digest_size:
+        raise BadInput(f"Upload-Checksum: not a {algorithm} digest", field="Upload-Checksum")
+    return Checksum(algorithm, digest)
+
+
+def parse_metadata(header: str | None) -> dict[str, str | None]:
+    """``Upload-Metadata``: comma-separated ``key base64(value)`` pairs (the value may be absent)."""
+    if header is None or not header.strip():
+        return {}
+    if len(header) > MAX_METADATA_BYTES:
+        raise BadInput(f"Upload-Metadata: longer than {MAX_METADATA_BYTES} bytes", field="Upload-Metadata")
+    metadata: dict[str, str | None] = {}
+    for pair in header.split(","):
+        key, _, encoded = pair.strip().partition(" ")
+        if not key or not key.isascii() or not key.isprintable() or key in metadata:
+            raise BadInput(
+                f"Upload-Metadata: {key!r} is empty, not ASCII, or given twice", field="Upload-Metadata"
+            )
+        try:
+            metadata[key] = base64.b64decode(encoded.strip(), validate=True).decode() if encoded else None
+        except (binascii.Error, UnicodeDecodeError):
+            raise BadInput(
+                f"Upload-Metadata: the value of {key!r} is not base64 of UTF-8 text",
+                field=f"Upload-Metadata.{key}",
+            ) from None
+    return metadata
+
+
+#: the metadata key that carries each field of a content
+_METADATA_KEYS = {"name": "filename", "contentType": "filetype", "tags": "tags", "associations": "asset"}
+
+
+class _Body:
+    """The chunks of one append, watched: running digests, the chunk's checksum, and how the
+    body ended (a client gone mid-body keeps the bytes that arrived, unless a checksum is due)."""
+
+    def __init__(
+        self,
+        chunks: AsyncIterable[bytes],
+        digests: tuple[Any, Any] | None,
+        checksum: Checksum | None,
+        renew: Callable[[], Any],
+    ) -> None:
+        self.chunks = chunks
+        self.digests = digests
+        self.checksum = checksum
+        self.hasher = CHECKSUMS[checksum.algorithm]() if checksum else None
+        self.renew = renew
+        self.interrupted: AssetfilesError | None = None
+        self.length = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        renewed = time.monotonic()
+        try:
+            async for chunk in self.chunks:
+                self.length += len(chunk)
+                if self.digests is not None:
+                    self.digests[0].update(chunk)
+                    self.digests[1].update(chunk)
+                if self.hasher is not None:
+                    self.hasher.update(chunk)
+                if time.monotonic() - renewed > LEASE_SECONDS / 3:
+                    await self.renew()
+                    renewed = time.monotonic()
+                yield chunk
+        except (ClientGone, RequestTimeout) as exc:
+            self.interrupted = exc
+
+    def accept(self) -> None:
+        """Called by the spool once every chunk arrived: the checksum decides."""
+        if self.checksum is None:
+            return
+        if self.interrupted is not None:
+            raise self.interrupted  # a checksum covers the whole chunk: part of it is discarded
+        assert self.hasher is not None
+        if self.hasher.digest() != self.checksum.digest:
+            raise ChecksumMismatch(
+                f"Upload-Checksum: the chunk's {self.checksum.algorithm} does not match; it was discarded",
+                field="Upload-Checksum",
+            )
+
+
+@dataclass(frozen=True)
+class ResumableLimits:
+    lifetime_seconds: int
+    max_upload_bytes: int
+    max_pending_per_org: int
+    max_pending_per_device: int
+    max_chunk_bytes: int | None
+
+
+class ResumableUploads:
+    def __init__(
+        self,
+        store: ResumableStore,
+        spool: UploadSpool,
+        uploads: UploadService,
+        quotas: Quotas,
+        signer: UrlSigner,
+        limits: ResumableLimits,
+    ) -> None:
+        self.store = store
+        self.spool = spool
+        self.uploads = uploads
+        self.quotas = quotas
+        self.signer = signer
+        self.limits = limits
+        self._digests: OrderedDict[str, tuple[int, Any, Any]] = OrderedDict()
+
+    # -- who may -------------------------------------------------------------------------------
+
+    def signed_access(
+        self, upload_id: str, org: str | None, expires: str | None, sig: str | None
+    ) -> SignedAccess:
+        return SignedAccess(self.signer.verify(UrlSigner.RESUMABLE, org, upload_id, expires, sig), upload_id)
+
+    async def reservation(
+        self, content_id: str, org: str | None, expires: str | None, sig: str | None
+    ) -> Reservation:
+        return await self.uploads.open_reservation(content_id, org, expires, sig)
+
+    async def _authorize(self, record: ResumableRecord, caller: Caller) -> None:
+        """The caller may continue this upload: the device that began it, a write token of its
+        organization, or the holder of its signed URL (while the token behind it lasts)."""
+        if isinstance(caller, SignedAccess):
+            if caller.upload_id != record.id or caller.org_id != record.org_id:
+                raise Forbidden("this signed URL is for another upload")
+            await self.uploads.check_minting_token(record.org_id, record.spec.get("token"))
+            return
+        if caller.org_id != record.org_id:
+            raise NotFound(f"upload '{record.id}' not found")
+        if record.owner == "device":
+            if caller.device is None or str(caller.device) != record.device:
+                raise Forbidden("only the device that began this upload may continue it")
+            return
+        if record.owner == "signed":
+            raise Forbidden("this upload continues at its signed URL only")
+        require(caller, Permission.WRITE)
+
+    async def _record(self, upload_id: str, caller: Caller) -> ResumableRecord:
+        record = await self.store.get(upload_id) if _is_upload_id(upload_id) else None
+        if record is None:
+            raise NotFound(f"upload '{upload_id}' not found (unknown, terminated or completed long ago)")
+        await self._authorize(record, caller)
+        if record.expires_at < now_ms():
+            raise Gone(f"upload '{upload_id}' expired; create a new one")
+        return record
+
+    # -- creation ------------------------------------------------------------------------------
+
+    async def device_of(self, upload_id: str) -> str | None:
+        """The device an upload belongs to, so that a face can check that device's credential."""
+        record = await self.store.get(upload_id) if _is_upload_id(upload_id) else None
+        return record.device if record is not None else None
+
+    async def create(
+        self,
+        caller: Principal | Reservation,
+        creation: Creation,
+        *,
+        chunks: AsyncIterable[bytes] | None = None,
+        checksum: Checksum | None = None,
+    ) -> Upload:
+        """A new upload, with its first bytes when ``chunks`` are given (creation-with-upload); a
+        final upload of a concatenation is concatenated at once."""
+        upload_id = uuid.uuid4().hex
+        now = now_ms()
+        expires_at = now + self.limits.lifetime_seconds * 1000
+        if isinstance(caller, Reservation):
+            spec, creator, owner, device = replace(caller.spec, via="tus"), caller.creator, "signed", None
+            if creation.length != caller.length:
+                raise BadInput(
+                    f"Upload-Length: the reservation is for {caller.length} bytes", field="Upload-Length"
+                )
+            if creation.concat is not None:
+                raise BadInput("Upload-Concat: not for a reserved upload", field="Upload-Concat")
+            extra = {"reservation": caller.content_id, "sha256": caller.sha256, "md5": caller.md5,
+                     "token": caller.token}  # fmt: skip
+        else:
+            require(caller, Permission.WRITE)
+            spec, device = self._spec(caller, creation)
+            await self.uploads.check_targets(
+                caller.org_id, [a for a in spec.associations if a.type == "asset"]
+            )
+            creator = Creator(caller.kind, None if caller.device else caller.name, device=caller.device)
+            owner = "device" if caller.device else "token"
+            extra = {"sha256": _declared_sha256(creation.metadata)}
+        length = creation.length
+        if creation.concat == "final":
+            length = await self._final_length(caller, creation.parts)
+        if length is not None and length > self.limits.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"Upload-Length: {length} bytes exceeds the upload limit of {self.limits.max_upload_bytes}",
+                field="Upload-Length",
+            )
+        if creation.concat != "partial":
+            assert spec.content_type is not None
+            await self.quotas.admit(caller.org_id, spec.content_type, length)  # refused before any byte
+        record = ResumableRecord(
+            id=upload_id,
+            org_id=caller.org_id,
+            owner=owner,
+            device=str(device) if device else None,
+            spec={
+                **_spec_json(spec, creator),
+                **extra,
+                "metadata": creation.raw_metadata,
+                "parts": list(creation.parts),
+            },
+            length=length,
+            received=0,
+            concat=creation.concat,
+            spool_state=self.spool.initial_state(),
+            created_at=now,
+            expires_at=expires_at,
+            content_id=None,
+        )
+        try:
+            await self.store.create(
+                record,
+                max_per_org=self.limits.max_pending_per_org,
+                max_per_device=self.limits.max_pending_per_device,
+            )
+        except TooManyResumable as exc:
+            raise RateLimited(
+                f"uploads: this {exc.scope} holds its maximum of unfinished resumable uploads; "
+                "finish or terminate one, or wait for one to expire",
+                retry_after=exc.retry_after,
+            ) from None
+        if creation.concat == "final":
+            record = await self._concatenate(record, caller)
+        elif length == 0 and creation.concat is None:
+            record = await self._complete(record, None)
+        elif chunks is not None:
+            record = await self._append(record, 0, chunks, None, checksum)
+        return self._view(record)
+
+    def _spec(self, principal: Principal, creation: Creation) -> tuple[ContentSpec, DeviceRef | None]:
+        metadata = creation.metadata
+        name = metadata.get("filename") or metadata.get("name")
+        if creation.concat == "partial":
+            name = name or "partial"
+        if not name:
+            raise BadInput(
+                "Upload-Metadata: 'filename' is required (the content's name)",
+                field="Upload-Metadata.filename",
+            )
+        tags = _tags(metadata.get("tags"))
+        if principal.device is not None:
+            associations: tuple[Association, ...] = (Association("device", str(principal.device)),)
+            via = "tus"
+        else:
+            asset = metadata.get("asset")
+            if not asset and creation.concat != "partial":
+                raise BadInput(
+                    "Upload-Metadata: 'asset' is required (the asset the file belongs to)",
+                    field="Upload-Metadata.asset",
+                )
+            associations = (Association("asset", asset),) if asset else ()
+            via = "tus"
+        content_type = metadata.get("filetype") or metadata.get("contentType") or None
+        try:
+            spec = check_spec(
+                ContentSpec(
+                    name=name, associations=associations, content_type=content_type, tags=tags, via=via
+                )
+            )
+        except BadInput as exc:  # the domain's field names, as tus metadata keys
+            key = _METADATA_KEYS.get((exc.field or "").split("[")[0], exc.field)
+            raise BadInput(
+                f"Upload-Metadata.{key}: {exc.message.partition(': ')[2] or exc.message}",
+                field=f"Upload-Metadata.{key}",
+            ) from None
+        return spec, principal.device
+
+    async def _final_length(self, caller: Principal | Reservation, parts: tuple[str, ...]) -> int:
+        if not parts or len(parts) > MAX_PARTS:
+            raise BadInput(f"Upload-Concat: a final upload names 1 to {MAX_PARTS} partial uploads",
+                           field="Upload-Concat")  # fmt: skip
+        total = 0
+        for index, part in enumerate(parts):
+            record = await self._record(part, caller) if isinstance(caller, Principal) else None
+            if record is None or record.concat != "partial":
+                raise BadInput(f"Upload-Concat: upload {index + 1} is not a partial upload of yours",
+                               field="Upload-Concat")  # fmt: skip
+            if record.length is None or record.received != record.length:
+                raise BadInput(f"Upload-Concat: partial upload {part} is not complete", field="Upload-Concat")
+            total += record.length
+        return total
+
+    # -- appending -----------------------------------------------------------------------------
+
+    async def status(self, upload_id: str, caller: Caller) -> Upload:
+        """HEAD: the acknowledged offset. An upload whose bytes are all there but whose content was
+        not made (a crash between the two) is finished now, so that what HEAD says is true."""
+        record = await self._record(upload_id, caller)
+        if self._finishable(record):
+            holder = uuid.uuid4().hex
+            if await self.store.lease(record.id, holder, now_ms() + LEASE_SECONDS * 1000):
+                try:
+                    record = await self._complete(await self._record(upload_id, caller), holder)
+                finally:
+                    await self.store.release(record.id, holder)
+        return self._view(record)
+
+    def _finishable(self, record: ResumableRecord) -> bool:
+        return (
+            record.content_id is None
+            and record.concat is None
+            and record.length is not None
+            and record.received == record.length
+        )
+
+    async def append(
+        self,
+        upload_id: str,
+        caller: Caller,
+        *,
+        offset: int,
+        chunks: AsyncIterable[bytes],
+        length: int | None = None,
+        checksum: Checksum | None = None,
+    ) -> Upload:
+        """PATCH: bytes at ``offset``, which must be the acknowledged offset."""
+        record = await self._record(upload_id, caller)
+        return self._view(await self._append(record, offset, chunks, length, checksum))
+
+    async def _append(
+        self,
+        record: ResumableRecord,
+        offset: int,
+        chunks: AsyncIterable[bytes],
+        length: int | None,
+        checksum: Checksum | None,
+    ) -> ResumableRecord:
+        if record.concat == "final":
+            raise Forbidden("a final upload of a concatenation takes no bytes of its own")
+        if record.length is not None and length is not None and length != record.length:
+            raise BadInput(f"Upload-Length: the upload's length is {record.length}", field="Upload-Length")
+        if length is not None and length < record.received:
+            raise BadInput(f"Upload-Length: {length} is under the upload's offset", field="Upload-Length")
+        if length is not None and length > self.limits.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"Upload-Length: {length} bytes exceeds the upload limit of {self.limits.max_upload_bytes}",
+                field="Upload-Length",
+            )
+        if offset != record.received:
+            raise Conflict(
+                f"Upload-Offset: {offset} is not the upload's offset {record.received}", field="Upload-Offset"
+            )
+        holder = uuid.uuid4().hex
+        if not await self.store.lease(record.id, holder, now_ms() + LEASE_SECONDS * 1000):
+            raise Locked(f"upload '{record.id}' is receiving bytes in another request; retry after it")
+        body = None
+        try:
+            current = await self.store.get(record.id)  # as it is now that it is ours
+            if current is None or current.content_id is not None or current.received != offset:
+                now = current.received if current is not None else "gone"
+                raise Conflict(
+                    f"Upload-Offset: {offset} is not the upload's offset {now}", field="Upload-Offset"
+                )
+            record = current
+            total = record.length if record.length is not None else length
+            limit = await self._room(record, total)
+            digests = self._running_digests(record)
+            body = _Body(chunks, digests, checksum, lambda: self._renew(record.id, holder))
+            appended = await self.spool.append(
+                record.id, record.spool_state, offset, body, limit=limit, accept=body.accept
+            )
+            if not await self.store.advance(
+                record.id, holder, received=appended.offset, length=total,
+                spool_state=appended.state, expires_at=record.expires_at,
+            ):  # fmt: skip
+                raise Locked(f"upload '{record.id}' was taken over while this request was slow")
+            await self.spool.retire(record.id, record.spool_state, appended.state)
+            self._remember_digests(record.id, appended.offset, digests, offset + body.length)
+            record = replace(record, received=appended.offset, length=total, spool_state=appended.state)
+            if record.concat == "partial" and total is not None and record.received == total:
+                state = await self.spool.assemble(record.id, record.spool_state, total)
+                await self.store.advance(record.id, holder, received=total, length=total,
+                                         spool_state=state, expires_at=record.expires_at)  # fmt: skip
+                record = replace(record, spool_state=state)
+            elif self._finishable(record):
+                record = await self._complete(record, holder)
+        finally:
+            await self.store.release(record.id, holder)
+        if body.interrupted is not None:
+            raise body.interrupted  # what arrived is kept; nobody reads this answer
+        return record
+
+    async def _renew(self, upload_id: str, holder: str) -> None:
+        if not await self.store.lease(upload_id, holder, now_ms() + LEASE_SECONDS * 1000):
+            raise Locked(f"upload '{upload_id}' was taken over while this request was slow")
+
+    async def _room(self, record: ResumableRecord, total: int | None) -> int:
+        """How many bytes this append may take: the rest of the upload, the quota, the chunk bound."""
+        limit = (total if total is not None else self.limits.max_upload_bytes) - record.received
+        if record.concat is None:
+            admission: Admission = await self.quotas.admit(record.org_id, record.spec["content_type"], total)
+            if admission.stream_limit is not None:
+                limit = min(limit, max(0, admission.stream_limit - record.received))
+        if self.limits.max_chunk_bytes is not None:
+            limit = min(limit, self.limits.max_chunk_bytes)
+        return max(0, limit)
+
+    def _running_digests(self, record: ResumableRecord) -> tuple[Any, Any] | None:
+        """The digests of the bytes so far, if this process saw them all; else None (hashed again at
+        the end)."""
+        known = self._digests.pop(record.id, None)
+        if record.received == 0:
+            return hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+        if known is None or known[0] != record.received:
+            return None
+        return known[1], known[2]
+
+    def _remember_digests(
+        self, upload_id: str, offset: int, digests: tuple[Any, Any] | None, hashed: int
+    ) -> None:
+        if digests is None or hashed != offset:
+            return
+        self._digests[upload_id] = (offset, *digests)
+        while len(self._digests) > HASHES_KEPT:
+            self._digests.popitem(last=False)
+
+    # -- completion ----------------------------------------------------------------------------
+
+    async def _complete(self, record: ResumableRecord, holder: str | None) -> ResumableRecord:
+        """Verify the bytes, store them as a blob, insert the content; a content that cannot be
+        (declared sha256 differs, the quota filled up meanwhile) ends the upload with the error."""
+        assert record.length is not None
+        spec, creator = _spec_of(record.spec)
+        known = self._digests.pop(record.id, None)
+        digests = None
+        if known is not None and known[0] == record.length:
+            digests = StoredBlob(known[1].hexdigest(), known[2].hexdigest(), record.length)
+        elif record.length == 0:
+            digests = StoredBlob(
+                hashlib.sha256().hexdigest(), hashlib.md5(usedforsecurity=False).hexdigest(), 0
+            )
+        checks = WriteChecks(record.length, record.length, record.spec.get("sha256"), record.spec.get("md5"))
+        try:
+            assert spec.content_type is not None
+            admission = await self.quotas.admit(record.org_id, spec.content_type, record.length)
+            if record.length == 0:
+                blob = await self.uploads.blobs.write(_nothing(), max_length=0, expected_length=0)
+            else:
+                blob = await self.spool.finish(
+                    record.id, record.spool_state, record.length, digests=digests, checks=checks
+                )
+            content_id = record.spec.get("reservation") or str(uuid.uuid4())
+            written = self.uploads.written(
+                record.org_id, spec, creator, blob, admission, content_id=content_id
+            )
+
+            async def persist(content: Any, max_total: int | None) -> bool:
+                return await self.store.complete(
+                    record.id, content, reservation=record.spec.get("reservation"), max_total_bytes=max_total
+                )
+
+            await self.uploads.commit(record.org_id, [written], persist=persist)
+        except (IntegrityMismatch, QuotaExceeded, NotFound):
+            # bytes that can never become this content (another sha256 than declared, no room in
+            # the quota, a reservation used by another upload): the upload ends with the error
+            await self._end(record)
+            raise
+        await self.spool.discard(record.id, record.spool_state)
+        return replace(record, content_id=content_id, received=record.length)
+
+    async def _concatenate(self, record: ResumableRecord, caller: Principal | Reservation) -> ResumableRecord:
+        """A final upload: its partial uploads' bytes, in order, become its content at once."""
+        parts = [await self.store.get(part) for part in record.spec["parts"]]
+
+        async def joined() -> AsyncIterator[bytes]:
+            for part in parts:
+                assert part is not None
+                async for chunk in self.spool.read(part.id, part.spool_state):
+                    yield chunk
+
+        spec, creator = _spec_of(record.spec)
+        try:
+            written = await self.uploads.write(
+                record.org_id, spec, creator, joined(), expected_length=record.length,
+                expected_sha256=record.spec.get("sha256"),
+            )  # fmt: skip
+
+            async def persist(content: Any, max_total: int | None) -> bool:
+                return await self.store.complete(
+                    record.id, content, reservation=None, max_total_bytes=max_total
+                )
+
+            (content,) = await self.uploads.commit(record.org_id, [written], persist=persist)
+        except AssetfilesError:
+            await self.store.remove([record.id])
+            raise
+        for part in parts:
+            if part is not None:
+                await self._end(part)
+        return replace(record, content_id=content.id, received=content.length)
+
+    # -- ending --------------------------------------------------------------------------------
+
+    async def terminate(self, upload_id: str, caller: Caller) -> None:
+        """DELETE: the upload and its bytes are gone (a completed content stays)."""
+        record = await self._record(upload_id, caller)
+        holder = uuid.uuid4().hex
+        if not await self.store.lease(record.id, holder, now_ms() + LEASE_SECONDS * 1000):
+            raise Locked(f"upload '{upload_id}' is receiving bytes in another request; retry after it")
+        await self._end(record)
+
+    async def _end(self, record: ResumableRecord) -> None:
+        self._digests.pop(record.id, None)
+        await self.store.remove([record.id])
+        if record.content_id is None:
+            await self.spool.discard(record.id, record.spool_state)
+
+    async def collect_expired(self, *, dry_run: bool = False) -> int:
+        """gc: remove uploads whose time is up, with the bytes they hold. Returns how many."""
+        removed = 0
+        while batch := await self.store.expired(now_ms()):
+            if dry_run:
+                return len(batch)
+            for record in batch:
+                try:
+                    await self.spool.discard(record.id, record.spool_state)
+                except Exception:  # one unreachable spool entry does not stop the rest
+                    logger.exception("could not remove the bytes of expired upload %s", record.id)
+            await self.store.remove([record.id for record in batch])
+            removed += len(batch)
+        return removed
+
+    # -- views ---------------------------------------------------------------------------------
+
+    def _view(self, record: ResumableRecord) -> Upload:
+        signed = None
+        if record.owner == "signed":
+            signed = self.signer.sign_until(
+                UrlSigner.RESUMABLE, record.org_id, record.id, record.expires_at // 1000
+            )
+        return Upload(
+            id=record.id,
+            org_id=record.org_id,
+            length=record.length,
+            offset=record.received,
+            expires_at=record.expires_at,
+            raw_metadata=record.spec.get("metadata"),
+            concat=record.concat,
+            parts=tuple(record.spec.get("parts", ())),
+            content_id=record.content_id,
+            signed=signed,
+        )
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""
+
+
+def _is_upload_id(value: str) -> bool:
+    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+def _declared_sha256(metadata: dict[str, str | None]) -> str | None:
+    value = metadata.get("sha256")
+    if value is None:
+        return None
+    if not SHA256_HEX.fullmatch(value.lower()):
+        raise BadInput(
+            "Upload-Metadata: 'sha256' must be 64 hexadecimal characters", field="Upload-Metadata.sha256"
+        )
+    return value.lower()
+
+
+def _tags(value: str | None) -> dict[str, str]:
+    if value is None:
+        return {}
+    try:
+        tags = json.loads(value)
+    except ValueError:
+        tags = None
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise BadInput(
+            "Upload-Metadata: 'tags' must be a JSON object of strings", field="Upload-Metadata.tags"
+        )
+    check_tags(tags, field="Upload-Metadata.tags")
+    return tags
+
+
+def _spec_json(spec: ContentSpec, creator: Creator) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "content_type": spec.content_type,
+        "type": spec.type,
+        "tags": spec.tags,
+        "associations": [[a.type, a.id] for a in spec.associations],
+        "creator": [creator.kind.value, creator.name],
+        "device": str(creator.device) if creator.device else None,
+        "via": spec.via,
+    }
+
+
+def _spec_of(record: dict[str, Any]) -> tuple[ContentSpec, Creator]:
+    spec = ContentSpec(
+        name=record["name"],
+        associations=[Association(kind, target) for kind, target in record["associations"]],
+        content_type=record["content_type"],
+        type=record["type"],
+        tags=record["tags"],
+        via=record.get("via"),
+    )
+    device = record.get("device")
+    creator = Creator(
+        CreatorKind(record["creator"][0]),
+        record["creator"][1],
+        device=DeviceRef.parse(device, field="device") if device else None,
+    )
+    return spec, creator
