@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cutproxy import CutProxy
 from tests.helpers import Server, device_login_sign, seed_and_start, sha256
 
 TOKEN = "tok-tus-rw-0123456789"
@@ -210,6 +211,28 @@ def test_offset_mismatch_is_409_and_nothing_is_stored(server: Server) -> None:
     stale = patch(url, 0, b"y" * 10)
     assert stale.status_code == 409 and "Upload-Offset" in stale.text
     assert httpx.head(url, headers=AUTH).headers["upload-offset"] == "10"
+
+
+def test_a_cut_connection_keeps_what_arrived_unless_a_checksum_was_due(server: Server) -> None:
+    port = int(server.base_url.rsplit(":", 1)[1])
+    for checksum, kept in (
+        (None, True),
+        ("sha256 " + base64.b64encode(hashlib.sha256(DATA).digest()).decode(), False),
+    ):
+        url = create(server, len(DATA)).headers["location"]
+        with CutProxy(port, cut_after=200_000, cuts=1) as proxy:
+            with pytest.raises(httpx.TransportError):
+                patch(
+                    url.replace(server.base_url, proxy.base_url),
+                    0,
+                    DATA,
+                    {"Upload-Checksum": checksum} if checksum else {},
+                )
+        offset = int(httpx.head(url, headers=AUTH).headers["upload-offset"])
+        assert (100_000 < offset < 200_000) if kept else offset == 0, (checksum, offset)
+        rest = patch(url, offset, DATA[offset:])
+        assert rest.status_code == 204
+        assert content(server, rest.headers["upload-content-id"])["sha256"] == sha256(DATA)
 
 
 def test_wrong_content_type_is_415(server: Server) -> None:

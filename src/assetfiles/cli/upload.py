@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -12,6 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 
 from assetfiles.cli.errors import SetupError
 from assetfiles.client.graphql import GraphQLClient, GraphQLClientError
+from assetfiles.client.resumable import DEFAULT_CHUNK_BYTES, CredentialRefused, ResumableUploader
 from assetfiles.client.upload import UploadResult, upload_file
 
 
@@ -26,7 +29,14 @@ def parse_tags(values: tuple[str, ...]) -> dict[str, str]:
 
 
 async def _upload_all(
-    url: str, token: str, asset: str, files: list[Path], tags: dict[str, str], show_progress: bool
+    url: str,
+    token: str,
+    asset: str,
+    files: list[Path],
+    tags: dict[str, str],
+    show_progress: bool,
+    chunk_bytes: int,
+    report: Callable[[UploadResult], None],
 ) -> list[UploadResult]:
     total = sum(path.stat().st_size for path in files)
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
@@ -36,6 +46,9 @@ async def _upload_all(
         async with aiohttp.ClientSession(timeout=timeout) as session:
             client = GraphQLClient(session, url, token)
             await client.execute("{ __typename }")  # fail fast on a bad URL or token, before hashing
+            uploader = ResumableUploader(session, url, token, chunk_bytes=chunk_bytes)
+            # a server without tus gets createContentUpload and a PUT
+            resumable = uploader if await uploader.offered() else None
             results = []
             for path in files:
                 # Each file is read twice: once to hash it (its sha256 is declared up front), once
@@ -54,11 +67,18 @@ async def _upload_all(
                     progress.advance(task, n)
                     progress.advance(overall, n)
 
-                results.append(
-                    await upload_file(
-                        session, client, asset, path, tags=tags, hashing=hashing, sending=sending
-                    )
+                result = await upload_file(
+                    session,
+                    client,
+                    asset,
+                    path,
+                    tags=tags,
+                    hashing=hashing,
+                    sending=sending,
+                    resumable=resumable,
                 )
+                report(result)
+                results.append(result)
         return results
 
 
@@ -68,16 +88,50 @@ async def _upload_all(
 @click.option("--token", envvar="ASSETFILES_TOKEN", required=True, help="API token. Env: ASSETFILES_TOKEN.")
 @click.option("--tag", "tags", multiple=True, help="NAME=VALUE tag for every file; repeatable.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=64 * 1024),
+    default=DEFAULT_CHUNK_BYTES,
+    show_default=True,
+    help="Bytes per request of a resumable upload: the most a dropped connection costs.",
+)
+@click.option(
+    "--json", "json_lines", is_flag=True, help="One JSON object per file, then a summary, on stdout."
+)
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 def upload_command(
-    asset: str, url: str, token: str, tags: tuple[str, ...], progress: bool | None, files: tuple[Path, ...]
+    asset: str,
+    url: str,
+    token: str,
+    tags: tuple[str, ...],
+    progress: bool | None,
+    chunk_size: int,
+    json_lines: bool,
+    files: tuple[Path, ...],
 ) -> None:
-    """Upload FILES as content of an asset (exit 0: all stored, 1: some failed, 2: usage or auth error)."""
+    """Upload FILES as content of an asset (exit 0: all stored, 1: some failed, 2: usage or auth error).
+
+    Through tus when the server offers it: an upload cut off, or a run killed, resumes from where
+    the server stands when the same command runs again."""
     show = sys.stderr.isatty() if progress is None else progress
+
+    def report(result: UploadResult) -> None:
+        if json_lines:
+            fields = {"path": str(result.path), "content": result.content_id, "error": result.error}
+            click.echo(json.dumps({"event": "failed" if result.error else "uploaded", **fields}))
+        elif result.error:
+            click.echo(f"failed   {result.path}: {result.error}", err=True)
+        else:
+            click.echo(f"uploaded {result.path} as {result.content_id}")
+
     try:
-        results = asyncio.run(_upload_all(url, token, asset, list(files), parse_tags(tags), show))
+        results = asyncio.run(
+            _upload_all(url, token, asset, list(files), parse_tags(tags), show, chunk_size, report)
+        )
+    except CredentialRefused as exc:
+        raise SetupError(f"the server refused the token: {exc}") from None
     except GraphQLClientError as exc:
         if not exc.graphql:
             raise SetupError(
@@ -86,11 +140,7 @@ def upload_command(
         raise SetupError(f"the server refused the token: {exc}") from None
     except aiohttp.ClientError as exc:
         raise SetupError(f"cannot reach {url}: {exc}") from None
-    failed = 0
-    for result in results:
-        if result.error:
-            failed += 1
-            click.echo(f"failed   {result.path}: {result.error}", err=True)
-        else:
-            click.echo(f"uploaded {result.path} as {result.content_id}")
+    failed = sum(1 for result in results if result.error)
+    if json_lines:
+        click.echo(json.dumps({"event": "summary", "uploaded": len(results) - failed, "failed": failed}))
     sys.exit(1 if failed else 0)

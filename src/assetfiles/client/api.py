@@ -37,6 +37,7 @@ from assetfiles.client.graphql import GraphQLClient, GraphQLClientError
 from assetfiles.client.lock import exclusive
 from assetfiles.client.remote import RemoteFile, Target
 from assetfiles.client.responses import Fetched, Progress
+from assetfiles.client.resumable import CredentialRefused, ResumableUploader
 from assetfiles.client.retry import RetryPolicy
 from assetfiles.client.session import client_session
 from assetfiles.client.source import Listing, Source
@@ -85,6 +86,9 @@ class Client:
         self.token = token
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
+        #: the tus uploader once the server was asked whether it offers tus (False: it does not)
+        self._resumable: ResumableUploader | None = None
+        self._resumable_asked = False
         self._own_session = session is None
         self._session = session
         self._source: ExoSenseSource | None = None
@@ -160,14 +164,30 @@ class Client:
         partial_dir = path.parent / ".assetfiles" / "partial"
         return await fetcher.fetch(remote, await resolve(), path, partial_dir, resolve, progress or _ignore)
 
-    async def upload(self, asset_id: str, path: Path, *, tags: dict[str, str] | None = None) -> UploadResult:
-        """Upload ``path`` as content of the asset (its sha256 declared up front); errors are returned."""
+    async def upload(
+        self,
+        asset_id: str,
+        path: Path,
+        *,
+        tags: dict[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> UploadResult:
+        """Upload ``path`` as content of the asset (its sha256 declared up front), through tus when
+        the server offers it: an upload cut off, or a process killed, resumes where the server
+        stands on the next call for the same file. Errors are returned."""
+        if not self._resumable_asked:
+            uploader = ResumableUploader(self.session, self.url, self.token, retry=self.retry)
+            self._resumable = uploader if await uploader.offered() else None
+            self._resumable_asked = True
         try:
             return await upload_file(
-                self.session, self.graphql, asset_id, path, tags=tags or {}, hashing=_ignore, sending=_ignore
-            )
+                self.session, self.graphql, asset_id, path, tags=tags or {}, hashing=_ignore,
+                sending=progress or _ignore, resumable=self._resumable,
+            )  # fmt: skip
         except GraphQLClientError as exc:
             raise classify(exc, "upload") from None
+        except CredentialRefused as exc:
+            raise Fatal(f"the server refused the token ({exc})") from None
 
     async def sync(
         self,

@@ -1,4 +1,5 @@
-"""Uploading local files as content of an asset: mutation for a signed URL, then a streamed PUT."""
+"""Uploading local files as content of an asset: through tus when the server offers it
+(:mod:`.resumable`, resumable), else a mutation for a signed URL and a streamed PUT."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ import aiohttp
 import anyio
 
 from assetfiles.client.graphql import GraphQLClient, GraphQLClientError
+from assetfiles.client.resumable import (
+    CredentialRefused,
+    Refused,
+    ResumableUploader,
+    Unreachable,
+    file_to_send,
+)
 
 CHUNK = 1024 * 1024
 
@@ -59,11 +67,16 @@ async def upload_file(
     tags: dict[str, str],
     hashing: Progress,
     sending: Progress,
+    resumable: ResumableUploader | None = None,
 ) -> UploadResult:
-    """Upload one file; errors are returned, not raised, so one bad file does not stop the rest."""
+    """Upload one file (through ``resumable`` when given); errors are returned, not raised, so one
+    bad file does not stop the rest."""
     try:
         length = (await anyio.Path(path).stat()).st_size
         sha256 = await anyio.to_thread.run_sync(_sha256, path, hashing)
+        if resumable is not None:
+            item = file_to_send(path, asset_id, sha256, tags)
+            return UploadResult(path, await resumable.upload(item, sending))
         variables: dict[str, Any] = {
             "input": {
                 "name": path.name,
@@ -86,5 +99,7 @@ async def upload_file(
         if exc.status == 401 or exc.code in ("UNAUTHENTICATED", "FORBIDDEN"):
             raise  # the token may not upload at all: every file would fail alike
         return UploadResult(path, None, str(exc))
-    except (OSError, aiohttp.ClientError) as exc:
+    except CredentialRefused:
+        raise
+    except (OSError, aiohttp.ClientError, Refused, Unreachable) as exc:
         return UploadResult(path, None, str(exc) or type(exc).__name__)

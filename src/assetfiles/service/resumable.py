@@ -32,6 +32,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import anyio
+
 from assetfiles.errors import (
     AssetfilesError,
     BadInput,
@@ -89,7 +91,9 @@ MAX_METADATA_BYTES = 4096
 #: partial uploads one final upload may concatenate
 MAX_PARTS = 256
 #: an append's hold on its upload; renewed every third of it while bytes arrive
-LEASE_SECONDS = 30
+LEASE_SECONDS = 10
+#: how long a HEAD waits for an append in progress to end
+HEAD_WAIT_SECONDS = 3.0
 #: running digests kept per process, so that an upload appended to here is not read again to
 #: hash it when it completes (an upload appended to elsewhere is)
 HASHES_KEPT = 4096
@@ -448,16 +452,27 @@ class ResumableUploads:
     # -- appending -----------------------------------------------------------------------------
 
     async def status(self, upload_id: str, caller: Caller) -> Upload:
-        """HEAD: the acknowledged offset. An upload whose bytes are all there but whose content was
-        not made (a crash between the two) is finished now, so that what HEAD says is true."""
+        """HEAD: the acknowledged offset, once no append is in progress.
+
+        A client whose connection dropped mid-PATCH asks at once, while the server may still be
+        storing what arrived: waiting for that append to end (up to ``HEAD_WAIT_SECONDS``, then
+        Locked, which clients retry) gives the offset that includes those bytes, so nothing is
+        sent twice. An upload whose bytes are all there but whose content was not made (a crash
+        between the two) is finished now, so that what HEAD says is true.
+        """
         record = await self._record(upload_id, caller)
-        if self._finishable(record):
-            holder = uuid.uuid4().hex
-            if await self.store.lease(record.id, holder, now_ms() + LEASE_SECONDS * 1000):
-                try:
-                    record = await self._complete(await self._record(upload_id, caller), holder)
-                finally:
-                    await self.store.release(record.id, holder)
+        holder = uuid.uuid4().hex
+        deadline = time.monotonic() + HEAD_WAIT_SECONDS
+        while not await self.store.lease(record.id, holder, now_ms() + LEASE_SECONDS * 1000):
+            if time.monotonic() > deadline:
+                raise Locked(f"upload '{upload_id}' is receiving bytes in another request; retry after it")
+            await anyio.sleep(0.05)
+        try:
+            record = await self._record(upload_id, caller)
+            if self._finishable(record):
+                record = await self._complete(record, holder)
+        finally:
+            await self.store.release(record.id, holder)
         return self._view(record)
 
     def _finishable(self, record: ResumableRecord) -> bool:
