@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -195,3 +196,34 @@ def test_quota_set_and_clear(tmp_path: Any) -> None:
         assert cleared["organizationUsage"]["quota"] is None
     finally:
         running.stop()
+
+
+def test_resumable_uploads_are_held_to_the_quota(server: Server) -> None:
+    """Checked at creation from Upload-Length, and again while the bytes of a deferred length arrive."""
+    tus = {"Tus-Resumable": "1.0.0", "Authorization": f"Automation {TOKEN}"}
+
+    def metadata(name: str, filetype: str = "text/plain") -> str:
+        pairs = {"filename": name, "asset": "a-q", "filetype": filetype}
+        return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
+
+    files = f"{server.base_url}/files/"
+    too_large = server.post(files, headers={**tus, "Upload-Length": str(MAX_FILE + 1),
+                                            "Upload-Metadata": metadata("big.txt")})  # fmt: skip
+    assert too_large.status_code == 413, too_large.text
+    wrong_type = server.post(files, headers={**tus, "Upload-Length": "10",
+                                             "Upload-Metadata": metadata("x.png", "image/png")})  # fmt: skip
+    assert wrong_type.status_code == 415, wrong_type.text
+    deferred = server.post(
+        files, headers={**tus, "Upload-Defer-Length": "1", "Upload-Metadata": metadata("d.txt")}
+    )
+    url = deferred.headers["location"]
+    patch = {**tus, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    over = server.request("PATCH", url, content=b"y" * (MAX_FILE + 1), headers=patch)
+    assert over.status_code == 413, over.text
+    assert server.head(url, headers=tus).headers["upload-offset"] == "0"
+    before = usage(server)["storedBytes"]
+    size = min(50, MAX_TOTAL - before)
+    assert size > 0, before
+    fits = server.request("PATCH", url, content=b"y" * size, headers={**patch, "Upload-Length": str(size)})
+    assert fits.status_code == 204, fits.text
+    assert usage(server)["storedBytes"] == before + size

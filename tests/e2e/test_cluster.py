@@ -5,6 +5,7 @@ acknowledged while the other keeps serving."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import os
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -172,6 +174,35 @@ def test_what_one_node_issues_works_on_the_other(cluster: Cluster) -> None:
     query = {"sessionId": session, "fileUri": "enos-connect://0123456789abcdef.txt"}
     unknown = httpx.get(f"{second.base_url}/multipart/sys/pk-c/dk-c/file/download/url", params=query)
     assert unknown.status_code == 404 and unknown.json()["code"] == 404  # signed in; the file is not there
+
+
+def test_a_resumable_upload_moves_between_nodes(cluster: Cluster) -> None:
+    """Each PATCH at the other node: offsets, S3 parts and the tail live where both reach them, and
+    the node that completes it hashes what the other received."""
+    data = random.Random(23).randbytes(21 * 1024 * 1024)
+    tus = {"Tus-Resumable": "1.0.0", "Authorization": f"Automation {TOKEN}"}
+    metadata = (
+        "filename " + base64.b64encode(b"clip.mp4").decode() + ",asset " + base64.b64encode(b"a").decode()
+    )
+    sizing = {"Upload-Length": str(len(data)), "Upload-Metadata": metadata}
+    created = httpx.post(f"{cluster.nodes[0].base_url}/files/", timeout=30, headers={**tus, **sizing})
+    assert created.status_code == 201, created.text
+    path = urlsplit(created.headers["location"]).path
+    offset = 0
+    # chunks under a part, one byte, across a part, and the rest
+    for index, size in enumerate((3 * 1024 * 1024, 1, 9 * 1024 * 1024, len(data))):
+        node = cluster.nodes[(index + 1) % 2].base_url
+        chunk = data[offset : offset + size]
+        headers = {**tus, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)}
+        answer = httpx.patch(node + path, content=chunk, headers=headers, timeout=60)
+        assert answer.status_code == 204, answer.text
+        offset += len(chunk)
+        assert httpx.head(cluster.nodes[index % 2].base_url + path, headers=tus).headers[
+            "upload-offset"
+        ] == str(offset)
+    content_id = answer.headers["upload-content-id"]
+    assert _listed(cluster.base_url)[content_id]["sha256"] == sha256(data)
+    assert httpx.get(_listed(cluster.base_url)[content_id]["url"], timeout=60).content == data
 
 
 def test_a_sync_through_the_balancer_completes(cluster: Cluster, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.browser import chromium, skip_reason
+from tests.cutproxy import CutProxy
 from tests.helpers import Server, seed_and_start
 
 pytestmark = [
@@ -346,7 +347,7 @@ def test_upload_tag_download_delete(page: Page, console_server: Server, tmp_path
     )["assetContents"]["assetContents"]
     assert {item["name"]: item["sha256"] for item in listed} == expected
     assert all({"name": "site", "value": "b"} in item["tags"] for item in listed)
-    assert {item["uploadedVia"] for item in listed} == {"graphql"}
+    assert {item["uploadedVia"] for item in listed} == {"tus"}
 
     # Tags: replace them through the dialog.
     page.get_by_role("button", name=f"Edit tags of {small.name}").first.click()
@@ -487,7 +488,13 @@ def test_phone_width_and_labels(browser: Browser, console_server: Server) -> Non
     open_asset(page)
     # Nothing wider than the screen: no sideways scrolling of the page.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # the first screen shows files, not the filters (folded behind one button)
+    first_row = page.locator("#files tbody tr").first.bounding_box()
+    assert first_row is not None and first_row["y"] < 844, first_row
     screenshot(page, "files-phone")
+    page.get_by_role("button", name="Filters and sorting").click()
+    expect(page.get_by_label("Name (* and ? match)")).to_be_visible()
+    screenshot(page, "filters-phone")
     details(page, "log.csv")
     expect(page.locator(".preview-csv")).to_be_visible()
     page.locator("#details").scroll_into_view_if_needed()
@@ -502,3 +509,135 @@ def test_phone_width_and_labels(browser: Browser, console_server: Server) -> Non
     assert unlabeled == []
     watch.assert_clean()
     context.close()
+
+
+def test_sign_out_is_hidden_until_signed_in(page: Page, console_server: Server) -> None:
+    page.goto(f"{console_server.base_url}/console")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
+    sign_in(page, console_server)
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+@pytest.mark.parametrize("width", [1280, 1024])
+def test_with_the_details_open_every_column_stays_reachable(browser: Browser, console_server: Server,
+                                                            width: int) -> None:  # fmt: skip
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    sign_in(page, console_server)
+    open_asset(page)
+    page.locator("#files tbody tr").first.get_by_role("button").first.click()
+    expect(page.locator("#details")).to_be_visible()
+    screenshot(page, f"details-{width}")
+    row = page.locator("#files tbody tr").nth(1)
+    for name in ("Download", "Delete"):
+        button = row.get_by_role("button", name=name).first
+        button.scroll_into_view_if_needed()
+        box = button.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (name, box)
+    expect(row.locator(".tags")).to_be_visible()
+    modified = row.locator("time").bounding_box()
+    size = row.locator("td.num").bounding_box()
+    assert modified is not None and size is not None
+    assert modified["height"] <= size["height"] * 1.5, (modified, size)  # one line, not three
+    context.close()
+
+
+def test_a_devices_files_offer_no_upload(page: Page, console_server: Server) -> None:
+    sign_in(page, console_server)
+    open_asset(page)
+    expect(page.get_by_role("heading", name="Upload files to this asset")).to_be_visible()
+    page.get_by_label("Files from").select_option(index=1)
+    expect(page.locator("#files-count")).not_to_contain_text("Files 1–50")
+    expect(page.get_by_role("heading", name="Upload files to this asset")).to_be_hidden()
+    page.get_by_label("Files from").select_option(index=0)
+    expect(page.get_by_role("heading", name="Upload files to this asset")).to_be_visible()
+
+
+def test_a_bad_filter_leaves_no_old_rows_under_its_error(page: Page, console_server: Server) -> None:
+    sign_in(page, console_server)
+    open_asset(page)
+    expect(page.locator("#files tbody tr")).to_have_count(50)
+    page.get_by_label("Content types (comma-separated)").fill("not a type!")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#alert")).to_be_visible()
+    expect(page.locator("#files tbody tr")).to_have_count(0)
+    expect(page.locator("#files-count")).to_contain_text("could not be applied")
+    screenshot(page, "bad-filter")
+
+
+def _noise(path: Path, mib: int, seed: int) -> str:
+    rng = random.Random(seed)
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        for _ in range(mib):
+            block = rng.randbytes(1024 * 1024)
+            out.write(block)
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _stored(server: Server, name: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = api(
+        server,
+        "query($f: ContentFilters) { assetContents(filters: $f) { assetContents "
+        "{ id sha256 uploadedVia } } }",
+        {"f": {"association": {"type": "asset", "id": "a-boiler"}, "name": name}},
+    )["assetContents"]["assetContents"]
+    return found
+
+
+def test_an_upload_survives_dropped_connections(
+    browser: Browser, console_server: Server, tmp_path: Path
+) -> None:
+    """60 MiB through a proxy that cuts the first connections 20 MiB in: tus-js-client asks the
+    server where it stands and sends the rest; the page's sha256 is Python's."""
+    clip = tmp_path / "dropped.bin"
+    expected = _noise(clip, 60, 11)
+    port = int(console_server.base_url.rsplit(":", 1)[1])
+    with CutProxy(port, cut_after=20 * 1024 * 1024, cuts=2) as proxy:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        watch = Watch(page)
+        proxied = Server(proxy.base_url, console_server.data_dir, console_server.background)
+        sign_in(page, proxied)
+        open_asset(page)
+        page.locator("#file-picker").set_input_files(str(clip))
+        row = page.locator("#upload-list li").last
+        expect(row).to_contain_text(f"uploaded, sha256 {expected}", timeout=180_000)
+        assert proxy.cut == 2
+        assert proxy.sent < 60 * 1024 * 1024 + 2 * 8 * 1024 * 1024 + 1024 * 1024  # at most a chunk per cut
+        context.close()
+    (stored,) = _stored(console_server, clip.name)
+    assert stored["sha256"] == expected and stored["uploadedVia"] == "tus"
+    watch.errors = [e for e in watch.errors if "net::ERR" not in e and "Failed to load resource" not in e]
+    watch.assert_clean()
+
+
+def test_an_upload_resumes_after_a_reload(browser: Browser, console_server: Server, tmp_path: Path) -> None:
+    """Halfway through, the page reloads; choosing the same file again sends only the rest."""
+    clip = tmp_path / "reloaded.bin"
+    expected = _noise(clip, 60, 12)
+    port = int(console_server.base_url.rsplit(":", 1)[1])
+    with CutProxy(port, rate=12 * 1024 * 1024) as proxy:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        proxied = Server(proxy.base_url, console_server.data_dir, console_server.background)
+        sign_in(page, proxied, keep=True)
+        open_asset(page)
+        page.locator("#file-picker").set_input_files(str(clip))
+        bar = page.locator("#upload-list li progress").last
+        page.wait_for_function(
+            "(bar) => bar.value >= 20 * 1024 * 1024", arg=bar.element_handle(), timeout=120_000
+        )
+        page.reload()  # the page and its upload are gone; the token was kept
+        expect(page.get_by_role("heading", name="Boiler 3")).to_be_visible()
+        sent_before = proxy.sent
+        page.locator("#file-picker").set_input_files(str(clip))
+        row = page.locator("#upload-list li").last
+        expect(row).to_contain_text(f"uploaded, sha256 {expected}", timeout=180_000)
+        resent = proxy.sent - sent_before
+        context.close()
+    assert resent < 50 * 1024 * 1024, resent  # the rest, not the whole 60 MiB again
+    (stored,) = _stored(console_server, clip.name)
+    assert stored["sha256"] == expected and stored["uploadedVia"] == "tus"

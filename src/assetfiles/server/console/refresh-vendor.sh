@@ -6,6 +6,7 @@ set -euo pipefail
 
 NOBLE_HASHES=2.4.0   # @noble/hashes: incremental SHA-256 for files too large to hash in one call
 PDFJS=6.5.438        # pdfjs-dist: PDF previews (first pages, fetched with Range requests)
+TUS_JS_CLIENT=4.3.1  # tus-js-client: resumable uploads to /files/ (its browser bundle sets window.tus)
 
 here="$(cd "$(dirname "$0")" && pwd)"
 vendor="$here/static/vendor"
@@ -31,4 +32,9 @@ rm -rf "$vendor/pdfjs" && mkdir -p "$vendor/pdfjs"
 cp "$work"/pdfjs/build/{pdf.min.mjs,pdf.worker.min.mjs} "$work"/pdfjs/LICENSE "$vendor/pdfjs/"
 echo "pdfjs-dist $PDFJS (npm registry)" > "$vendor/pdfjs/VERSION"
 
-echo "vendored @noble/hashes $NOBLE_HASHES and pdfjs-dist $PDFJS into $vendor"
+fetch tus-js-client "$TUS_JS_CLIENT" tus
+rm -rf "$vendor/tus-js-client" && mkdir -p "$vendor/tus-js-client"
+cp "$work"/tus/dist/tus.min.js "$work"/tus/LICENSE "$vendor/tus-js-client/"
+echo "tus-js-client $TUS_JS_CLIENT (npm registry)" > "$vendor/tus-js-client/VERSION"
+
+echo "vendored @noble/hashes $NOBLE_HASHES, pdfjs-dist $PDFJS and tus-js-client $TUS_JS_CLIENT into $vendor"

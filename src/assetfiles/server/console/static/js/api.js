@@ -63,17 +63,6 @@ export async function graphql(query, variables = {}, token = session.token()) {
   return body.data;
 }
 
-/** The message of a transfer endpoint's JSON error answer, or the status when it has none. */
-export function transferError(status, text) {
-  try {
-    const body = JSON.parse(text);
-    if (body && body.error && body.error.message) return new ApiError(body.error.message, { status });
-  } catch {
-    // not JSON: fall through to the status
-  }
-  return new ApiError(`The upload was refused (HTTP ${status}).`, { status });
-}
-
 export const CURRENT_TOKEN = `query CurrentToken { currentToken { name organizationId permissions canWrite } }`;
 
 export const ASSETS = `query Assets($text: String, $limit: Int, $offset: Int) {
@@ -107,9 +96,6 @@ export const DEVICE_CONTENT_URL = `query DeviceContentUrl($input: DeviceAssetCon
   deviceAssetContent(input: $input) { ${SIGNED_FIELDS} }
 }`;
 
-export const CREATE_UPLOAD = `mutation CreateUpload($input: ContentUploadInput!) {
-  createContentUpload(input: $input) { id uploadUrl method expiresAt }
-}`;
 export const SET_TAGS = `mutation SetTags($id: ID!, $tags: [TagInput!]!) {
   setContentTags(id: $id, tags: $tags) { id tags { name value } }
 }`;

@@ -235,13 +235,27 @@ function filtersFromForm() {
 async function listFiles() {
   const ticket = ++state.listing;
   const source = currentSource();
+  // a device's files are the device's own: people upload to the asset, not as the device
+  $("upload").hidden = !state.me.canWrite || Boolean(source.device);
   const limit = Number($("page-size").value);
-  const variables = {
-    filters: filtersFromForm(),
-    pagination: { limit, offset: state.offset },
-    devices: source.device ? [{ product_id: source.device.pid, device_id: source.device.did }] : null,
-  };
-  const data = await graphql(FILES, variables);
+  let data;
+  try {
+    const variables = {
+      filters: filtersFromForm(),
+      pagination: { limit, offset: state.offset },
+      devices: source.device ? [{ product_id: source.device.pid, device_id: source.device.did }] : null,
+    };
+    data = await graphql(FILES, variables);
+  } catch (error) {
+    if (ticket === state.listing) {
+      // rows under an error would look like the answer to the filter that failed
+      state.files = [];
+      $("files").tBodies[0].replaceChildren();
+      $("files-pager").replaceChildren();
+      $("files-count").textContent = "No files shown: the filters above could not be applied.";
+    }
+    throw error;
+  }
   if (ticket !== state.listing) return; // a newer listing is on its way
   const { assetContents: files, totalCount } = data.assetContents;
   state.files = files;
@@ -552,6 +566,10 @@ function start() {
       attempt(listFiles);
     });
   }
+  $("filters-toggle").addEventListener("click", () => {
+    const folded = $("file-filters").classList.toggle("folded");
+    $("filters-toggle").setAttribute("aria-expanded", String(!folded));
+  });
   $("edit-tags-form").addEventListener("submit", saveTags);
   $("edit-tags-add").addEventListener("click", () => tagRow().querySelector("input").focus());
   $("confirm-delete").querySelector("form").addEventListener("submit", onDeleteChoice);
