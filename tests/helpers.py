@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -135,6 +137,17 @@ def temporaries(data_dir: Path) -> list[str]:
     """Temporary files and EnOS spool directories left in a local data directory."""
     places = [data_dir / "tmp", data_dir / "blobs" / "tmp"]
     return sorted(str(path) for place in places if place.exists() for path in place.iterdir())
+
+
+def kill_server(server: Server) -> None:
+    """SIGKILL the server and every worker it started: nothing gets to clean up."""
+    process = server.background.process
+    assert process is not None
+    for pid in descendants(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    server.background.process = None
 
 
 def descendants(pid: int) -> list[int]:

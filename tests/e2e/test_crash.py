@@ -10,11 +10,9 @@ temporary file or spool directory.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import random
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +22,15 @@ import httpx
 import pytest
 
 from tests.e2e.test_enos import GQL_TOKEN, access_token, enos_document, enos_files, integration_body
-from tests.helpers import Server, descendants, md5hex, run_cli, seed_and_start, start_server, temporaries
+from tests.helpers import (
+    Server,
+    kill_server,
+    md5hex,
+    run_cli,
+    seed_and_start,
+    start_server,
+    temporaries,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -56,17 +62,6 @@ class Ledger:
     acknowledged: int = 0
     #: statuses answered to uploads whose body was still arriving at the kill (none expected)
     cut_off_answers: list[int] = field(default_factory=list)
-
-
-def _kill(server: Server) -> None:
-    """SIGKILL the server and every worker it started: nothing gets to clean up."""
-    process = server.background.process
-    assert process is not None
-    for pid in descendants(process.pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    process.wait(timeout=10)
-    server.background.process = None
 
 
 def _enos_message(files: dict[str, bytes], *, lark: bool) -> dict[str, Any]:
@@ -196,7 +191,7 @@ class Round:
             self.ledger.attempts += len(jobs)
             tasks = [asyncio.ensure_future(job) for job in jobs]
             await asyncio.sleep(kill_after)
-            await asyncio.to_thread(_kill, self.server)
+            await asyncio.to_thread(kill_server, self.server)
             self.killed.set()
             results = await asyncio.gather(*tasks, return_exceptions=True)
             self.ledger.acknowledged += sum(1 for result in results if result is None)

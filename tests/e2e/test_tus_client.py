@@ -26,7 +26,7 @@ from assetfiles.client.retry import RetryPolicy
 from tests.cutproxy import CutProxy
 from tests.e2e.test_tus import AUTH, PATCH, TOKEN, content, document, metadata
 from tests.faultproxy import Fault, FaultProxy
-from tests.helpers import Server, seed_and_start, sha256, start_server
+from tests.helpers import Server, kill_server, seed_and_start, sha256, start_server
 
 MIB = 1024 * 1024
 
@@ -184,10 +184,7 @@ def test_a_server_crash_mid_patch_keeps_the_acknowledged_offset(tmp_path: Path) 
         deadline = time.monotonic() + 30
         while proxy.sent < MIB and time.monotonic() < deadline:
             time.sleep(0.02)
-        process = running.background.process
-        assert process is not None
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        kill_server(running)
     restarted = start_server(running.data_dir)
     try:
         url = restarted.base_url + path
