@@ -21,7 +21,7 @@ class CutProxy:
     upstream_port: int
     #: client bytes each connection may send before it is cut (None: never cut)
     cut_after: int | None = None
-    #: how many connections are cut (then they pass whole)
+    #: how many cuts in all (then every connection passes whole); raise it to cut again
     cuts: int = 1_000_000
     #: client bytes per second, per connection (None: full speed)
     rate: float | None = None
@@ -66,14 +66,13 @@ class CutProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        budget = self.cut_after if self.cut < self.cuts else None
-        if budget is not None:
-            self.cut += 1
+        budget = self.cut_after
 
         async def client_to_server() -> None:
             nonlocal budget
             while data := await reader.read(65536):
-                if budget is not None and len(data) >= budget:
+                if budget is not None and len(data) >= budget and self.cut < self.cuts:
+                    self.cut += 1
                     upstream_writer.write(data[:budget])
                     self.sent += budget
                     await upstream_writer.drain()
