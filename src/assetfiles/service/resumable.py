@@ -296,6 +296,8 @@ class ResumableUploads:
             return
         if record.owner == "signed":
             raise Forbidden("this upload continues at its signed URL only")
+        if caller.device is not None:
+            raise Forbidden("a device continues only its own uploads")
         require(caller, Permission.WRITE)
 
     async def _record(self, upload_id: str, caller: Caller) -> ResumableRecord:
