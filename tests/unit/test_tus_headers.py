@@ -8,7 +8,8 @@ import hashlib
 import pytest
 
 from assetfiles.errors import BadInput
-from assetfiles.service.resumable import MAX_METADATA_BYTES, parse_checksum, parse_metadata
+from assetfiles.server.tus import parse_checksum, parse_metadata
+from assetfiles.service.resumable import MAX_METADATA_BYTES
 
 
 def b64(text: str) -> str:

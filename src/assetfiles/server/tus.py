@@ -15,6 +15,8 @@ creating at a ``createContentUpload`` upload URL (POST instead of PUT) answers w
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import AsyncIterator
 from email.utils import formatdate
 from urllib.parse import urlsplit
@@ -38,13 +40,12 @@ from assetfiles.service.composition import Services
 from assetfiles.service.resumable import (
     CHECKSUMS,
     EXTENSIONS,
+    MAX_METADATA_BYTES,
     TUS_VERSION,
     Caller,
     Checksum,
     Creation,
     Upload,
-    parse_checksum,
-    parse_metadata,
 )
 
 OFFSET_STREAM = "application/offset+octet-stream"
@@ -240,6 +241,46 @@ def _first_bytes(request: Request) -> AsyncIterator[bytes] | None:
 def _checksum(request: Request) -> Checksum | None:
     header = request.headers.get("upload-checksum")
     return parse_checksum(header) if header is not None else None
+
+
+def parse_checksum(header: str) -> Checksum:
+    """``Upload-Checksum: <algorithm> <base64 digest>``."""
+    algorithm, _, encoded = header.strip().partition(" ")
+    if algorithm not in CHECKSUMS:
+        raise BadInput(
+            f"Upload-Checksum: unsupported algorithm {algorithm!r} (supported: {', '.join(CHECKSUMS)})",
+            field="Upload-Checksum",
+        )
+    try:
+        digest = base64.b64decode(encoded.strip(), validate=True)
+    except binascii.Error:
+        raise BadInput("Upload-Checksum: the digest is not base64", field="Upload-Checksum") from None
+    if len(digest) != CHECKSUMS[algorithm]().digest_size:
+        raise BadInput(f"Upload-Checksum: not a {algorithm} digest", field="Upload-Checksum")
+    return Checksum(algorithm, digest)
+
+
+def parse_metadata(header: str | None) -> dict[str, str | None]:
+    """``Upload-Metadata``: comma-separated ``key base64(value)`` pairs (the value may be absent)."""
+    if header is None or not header.strip():
+        return {}
+    if len(header) > MAX_METADATA_BYTES:
+        raise BadInput(f"Upload-Metadata: longer than {MAX_METADATA_BYTES} bytes", field="Upload-Metadata")
+    metadata: dict[str, str | None] = {}
+    for pair in header.split(","):
+        key, _, encoded = pair.strip().partition(" ")
+        if not key or not key.isascii() or not key.isprintable() or key in metadata:
+            raise BadInput(
+                f"Upload-Metadata: {key!r} is empty, not ASCII, or given twice", field="Upload-Metadata"
+            )
+        try:
+            metadata[key] = base64.b64decode(encoded.strip(), validate=True).decode() if encoded else None
+        except (binascii.Error, UnicodeDecodeError):
+            raise BadInput(
+                f"Upload-Metadata: the value of {key!r} is not base64 of UTF-8 text",
+                field=f"Upload-Metadata.{key}",
+            ) from None
+    return metadata
 
 
 # -- endpoints ------------------------------------------------------------------------------------

@@ -20,8 +20,6 @@ Guarantees, and where each is kept:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import logging
@@ -54,7 +52,6 @@ from assetfiles.model import (
     SHA256_HEX,
     Association,
     Creator,
-    CreatorKind,
     DeviceRef,
     Permission,
     Principal,
@@ -64,7 +61,14 @@ from assetfiles.service.access import require
 from assetfiles.service.contents import check_tags
 from assetfiles.service.quotas import Admission, Quotas
 from assetfiles.service.signing import SignedUrl, UrlSigner
-from assetfiles.service.uploads import ContentSpec, Reservation, UploadService, check_spec
+from assetfiles.service.uploads import (
+    ContentSpec,
+    Reservation,
+    UploadService,
+    check_spec,
+    from_spec_record,
+    spec_record,
+)
 from assetfiles.store.blobs import StoredBlob, WriteChecks
 from assetfiles.store.resumable import ResumableRecord, ResumableStore, TooManyResumable
 from assetfiles.store.spool import UploadSpool
@@ -145,46 +149,6 @@ class Upload:
 class Checksum:
     algorithm: str
     digest: bytes
-
-
-def parse_checksum(header: str) -> Checksum:
-    """``Upload-Checksum: <algorithm> <base64 digest>``."""
-    algorithm, _, encoded = header.strip().partition(" ")
-    if algorithm not in CHECKSUMS:
-        raise BadInput(
-            f"Upload-Checksum: unsupported algorithm {algorithm!r} (supported: {', '.join(CHECKSUMS)})",
-            field="Upload-Checksum",
-        )
-    try:
-        digest = base64.b64decode(encoded.strip(), validate=True)
-    except binascii.Error:
-        raise BadInput("Upload-Checksum: the digest is not base64", field="Upload-Checksum") from None
-    if len(digest) != CHECKSUMS[algorithm]().digest_size:
-        raise BadInput(f"Upload-Checksum: not a {algorithm} digest", field="Upload-Checksum")
-    return Checksum(algorithm, digest)
-
-
-def parse_metadata(header: str | None) -> dict[str, str | None]:
-    """``Upload-Metadata``: comma-separated ``key base64(value)`` pairs (the value may be absent)."""
-    if header is None or not header.strip():
-        return {}
-    if len(header) > MAX_METADATA_BYTES:
-        raise BadInput(f"Upload-Metadata: longer than {MAX_METADATA_BYTES} bytes", field="Upload-Metadata")
-    metadata: dict[str, str | None] = {}
-    for pair in header.split(","):
-        key, _, encoded = pair.strip().partition(" ")
-        if not key or not key.isascii() or not key.isprintable() or key in metadata:
-            raise BadInput(
-                f"Upload-Metadata: {key!r} is empty, not ASCII, or given twice", field="Upload-Metadata"
-            )
-        try:
-            metadata[key] = base64.b64decode(encoded.strip(), validate=True).decode() if encoded else None
-        except (binascii.Error, UnicodeDecodeError):
-            raise BadInput(
-                f"Upload-Metadata: the value of {key!r} is not base64 of UTF-8 text",
-                field=f"Upload-Metadata.{key}",
-            ) from None
-    return metadata
 
 
 #: the metadata key that carries each field of a content
@@ -365,7 +329,7 @@ class ResumableUploads:
             owner=owner,
             device=str(device) if device else None,
             spec={
-                **_spec_json(spec, creator),
+                **spec_record(spec, creator),
                 **extra,
                 "metadata": creation.raw_metadata,
                 "parts": list(creation.parts),
@@ -602,7 +566,7 @@ class ResumableUploads:
         """Verify the bytes, store them as a blob, insert the content; a content that cannot be
         (declared sha256 differs, the quota filled up meanwhile) ends the upload with the error."""
         assert record.length is not None
-        spec, creator = _spec_of(record.spec)
+        spec, creator = from_spec_record(record.spec)
         known = self._digests.pop(record.id, None)
         digests = None
         if known is not None and known[0] == record.length:
@@ -650,7 +614,7 @@ class ResumableUploads:
                 async for chunk in self.spool.read(part.id, part.spool_state):
                     yield chunk
 
-        spec, creator = _spec_of(record.spec)
+        spec, creator = from_spec_record(record.spec)
         try:
             written = await self.uploads.write(
                 record.org_id, spec, creator, joined(), expected_length=record.length,
@@ -757,34 +721,3 @@ def _tags(value: str | None) -> dict[str, str]:
         )
     check_tags(tags, field="Upload-Metadata.tags")
     return tags
-
-
-def _spec_json(spec: ContentSpec, creator: Creator) -> dict[str, Any]:
-    return {
-        "name": spec.name,
-        "content_type": spec.content_type,
-        "type": spec.type,
-        "tags": spec.tags,
-        "associations": [[a.type, a.id] for a in spec.associations],
-        "creator": [creator.kind.value, creator.name],
-        "device": str(creator.device) if creator.device else None,
-        "via": spec.via,
-    }
-
-
-def _spec_of(record: dict[str, Any]) -> tuple[ContentSpec, Creator]:
-    spec = ContentSpec(
-        name=record["name"],
-        associations=[Association(kind, target) for kind, target in record["associations"]],
-        content_type=record["content_type"],
-        type=record["type"],
-        tags=record["tags"],
-        via=record.get("via"),
-    )
-    device = record.get("device")
-    creator = Creator(
-        CreatorKind(record["creator"][0]),
-        record["creator"][1],
-        device=DeviceRef.parse(device, field="device") if device else None,
-    )
-    return spec, creator

@@ -11,6 +11,7 @@ import mimetypes
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from assetfiles.errors import BadInput, Forbidden, NotFound, PayloadTooLarge, RateLimited, UploadRaced
 from assetfiles.model import (
@@ -83,6 +84,42 @@ def check_spec(spec: ContentSpec, *, prefix: str = "") -> ContentSpec:
         for i, a in enumerate(spec.associations)
     )
     return ContentSpec(spec.name, associations, content_type, spec.type, spec.tags, spec.enos, spec.via)
+
+
+def spec_record(spec: ContentSpec, creator: Creator) -> dict[str, Any]:
+    """A content-to-be as JSON, for a row that waits for its bytes (a reservation, a tus upload)."""
+    enos = spec.enos
+    return {
+        "name": spec.name,
+        "content_type": spec.content_type,
+        "type": spec.type,
+        "tags": spec.tags,
+        "associations": [[a.type, a.id] for a in spec.associations],
+        "creator": [creator.kind.value, creator.name],
+        "device": str(creator.device) if creator.device else None,
+        "enos": [enos.file_uri, enos.category, enos.feature_type, enos.feature_id] if enos else None,
+        "via": spec.via,
+    }
+
+
+def from_spec_record(record: dict[str, Any]) -> tuple[ContentSpec, Creator]:
+    enos = record.get("enos")
+    spec = ContentSpec(
+        name=record["name"],
+        associations=[Association(kind, target) for kind, target in record["associations"]],
+        content_type=record["content_type"],
+        type=record["type"],
+        tags=record["tags"],
+        enos=EnosFacet(*enos) if enos else None,
+        via=record.get("via"),
+    )
+    device = record.get("device")
+    creator = Creator(
+        CreatorKind(record["creator"][0]),
+        record["creator"][1],
+        device=DeviceRef.parse(device, field="device") if device else None,
+    )
+    return spec, creator
 
 
 @dataclass(frozen=True)
@@ -214,20 +251,11 @@ class UploadService:
         content_id = str(uuid.uuid4())
         ttl = min(ttl_seconds or self.signer.ttl_seconds, MAX_UPLOAD_TTL_SECONDS)
         url = self.signer.sign(UrlSigner.UPLOAD, org_id, content_id, ttl_seconds=ttl)
-        enos = spec.enos
         record = {
-            "name": spec.name,
-            "content_type": spec.content_type,
-            "type": spec.type,
-            "tags": spec.tags,
-            "associations": [[a.type, a.id] for a in spec.associations],
-            "creator": [creator.kind.value, creator.name],
-            "device": str(creator.device) if creator.device else None,
+            **spec_record(spec, creator),
             "length": length,
             "sha256": sha256,
             "md5": md5,
-            "enos": [enos.file_uri, enos.category, enos.feature_type, enos.feature_id] if enos else None,
-            "via": spec.via,
             "token": token,
         }
         try:
@@ -251,22 +279,7 @@ class UploadService:
         if record is None:
             raise NotFound(f"upload '{content_id}' not found or already completed")
         await self.check_minting_token(org_id, record.get("token"))
-        enos = record.get("enos")
-        spec = ContentSpec(
-            name=record["name"],
-            associations=[Association(kind, target) for kind, target in record["associations"]],
-            content_type=record["content_type"],
-            type=record["type"],
-            tags=record["tags"],
-            enos=EnosFacet(*enos) if enos else None,
-            via=record.get("via"),
-        )
-        device = record.get("device")
-        creator = Creator(
-            CreatorKind(record["creator"][0]),
-            record["creator"][1],
-            device=DeviceRef.parse(device, field="device") if device else None,
-        )
+        spec, creator = from_spec_record(record)
         return Reservation(
             org_id, content_id, spec, creator, record["length"], record.get("sha256"), record.get("md5"),
             record.get("token"),
