@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 from assetfiles.service.composition import Services
 from assetfiles.store.schema import resumable_uploads
-from tests.backends import stored_objects
+from tests.backends import BLOBS, bucket_of, s3_client, stored_objects
 from tests.conftest import RW
 from tests.inprocess import InProcessServer
 
@@ -27,17 +27,21 @@ def _create(server: InProcessServer, length: int, name: str) -> str:
 
 
 def _spooled(server: InProcessServer, upload_id: str) -> set[str]:
-    return {name for name in stored_objects(server.data_dir) if upload_id in name}
+    """The spool's files or objects of an upload, and on S3 its multipart uploads in progress."""
+    found = {name for name in stored_objects(server.data_dir) if upload_id in name}
+    if BLOBS == "s3":
+        listed = s3_client().list_multipart_uploads(Bucket=bucket_of(server.data_dir)).get("Uploads", [])
+        found |= {f"multipart:{item['Key']}" for item in listed if upload_id in item["Key"]}
+    return found
 
 
 def test_an_expired_upload_is_gone_and_gc_reclaims_its_bytes(server: InProcessServer) -> None:
     services: Services = server.app.state.services
     url = _create(server, 100, "expiring.bin")
     upload_id = url.rsplit("/", 1)[1]
-    assert (
-        server.request("PATCH", url, content=b"x" * 60, headers={**PATCH, "Upload-Offset": "0"}).status_code
-        == 204
-    )
+    first = b"x" * 60
+    answer = server.request("PATCH", url, content=first, headers={**PATCH, "Upload-Offset": "0"})
+    assert answer.status_code == 204, answer.text
     assert _spooled(server, upload_id)
     report = server._portal.call(lambda: services.maintenance.gc(grace_seconds=3600))
     assert report.expired_uploads == 0  # not yet
@@ -46,7 +50,9 @@ def test_an_expired_upload_is_gone_and_gc_reclaims_its_bytes(server: InProcessSe
             update(resumable_uploads).where(resumable_uploads.c.id == upload_id).values(expires_at=1)
         )
     assert server.head(url, headers=TUS).status_code == 410
-    gone = server.request("PATCH", url, content=b"x" * 40, headers={**PATCH, "Upload-Offset": "60"})
+    gone = server.request(
+        "PATCH", url, content=b"x" * 40, headers={**PATCH, "Upload-Offset": str(len(first))}
+    )
     assert gone.status_code == 410 and "expired" in gone.text
     dry = server._portal.call(lambda: services.maintenance.gc(grace_seconds=3600, dry_run=True))
     assert dry.expired_uploads >= 1 and _spooled(server, upload_id)

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.backends import BLOBS, bucket_of, s3_client, stored_objects
 from tests.cutproxy import CutProxy
 from tests.helpers import Server, device_login_sign, seed_and_start, sha256
 
@@ -25,6 +26,7 @@ TUS = {"Tus-Resumable": "1.0.0"}
 AUTH = {**TUS, "Authorization": f"Automation {TOKEN}"}
 PATCH = {**AUTH, "Content-Type": "application/offset+octet-stream"}
 DATA = random.Random(22).randbytes(300_000)
+CHUNK_BOUND = 9 * 1024 * 1024
 
 
 def document() -> dict[str, Any]:
@@ -61,6 +63,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         {},
         {
             "ASSETFILES_RESUMABLE_MAX_PENDING_PER_DEVICE": "3",
+            "ASSETFILES_RESUMABLE_MAX_CHUNK_BYTES": str(CHUNK_BOUND),
             "ASSETFILES_MAX_UPLOAD_BYTES": str(64 * 1024**2),
         },
     )
@@ -288,6 +291,15 @@ def test_over_the_maximum_is_413(server: Server) -> None:
     assert httpx.head(url, headers=AUTH).headers["upload-offset"] == "0"
 
 
+def test_one_patch_carries_at_most_the_chunk_bound(server: Server) -> None:
+    url = create(server, CHUNK_BOUND + 10).headers["location"]
+    refused = patch(url, 0, b"x" * (CHUNK_BOUND + 10))
+    assert refused.status_code == 413, refused.text
+    assert httpx.head(url, headers=AUTH).headers["upload-offset"] == "0"
+    assert patch(url, 0, b"x" * CHUNK_BOUND).status_code == 204
+    assert patch(url, CHUNK_BOUND, b"x" * 10).status_code == 204
+
+
 def test_checksums_are_checked_and_a_mismatch_is_460_and_discarded(server: Server) -> None:
     url = create(server, 30).headers["location"]
     chunk = b"a" * 10
@@ -308,12 +320,25 @@ def test_a_declared_sha256_that_differs_ends_the_upload(server: Server) -> None:
     assert httpx.head(url, headers=AUTH).status_code == 404
 
 
+def _spool_of(server: Server, url: str) -> set[str]:
+    """What the spool holds for an upload: files or objects, and on S3 multipart uploads in progress."""
+    upload_id = url.rsplit("/", 1)[1]
+    held = {name for name in stored_objects(server.data_dir) if upload_id in name}
+    if BLOBS == "s3":
+        listed = s3_client().list_multipart_uploads(Bucket=bucket_of(server.data_dir)).get("Uploads", [])
+        held |= {f"multipart:{item['Key']}" for item in listed if upload_id in item["Key"]}
+    return held
+
+
 def test_termination(server: Server) -> None:
-    url = create(server, 100).headers["location"]
-    assert patch(url, 0, b"x" * 50).status_code == 204
+    url = create(server, 10 * 1024 * 1024).headers["location"]
+    assert patch(url, 0, b"x" * (9 * 1024 * 1024)).status_code == 204  # on S3: a part and a tail
+    held = _spool_of(server, url)
+    assert held and (BLOBS != "s3" or any(name.startswith("multipart:") for name in held)), held
     assert httpx.delete(url, headers=AUTH).status_code == 204
+    assert _spool_of(server, url) == set()  # the bytes are gone, the multipart upload aborted
     assert httpx.head(url, headers=AUTH).status_code == 404
-    assert patch(url, 50, b"x" * 50).status_code == 404
+    assert patch(url, 9 * 1024 * 1024, b"x" * 50).status_code == 404
     assert httpx.delete(url, headers=AUTH).status_code == 404
 
 
