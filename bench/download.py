@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
 import re
 import statistics
 import subprocess
@@ -99,9 +100,12 @@ def nginx_start(
         if upstream
         else ""
     )
+    # blob files are owner-only (docs/nginx.md): the workers run as the server's user, as deployed
+    user = f"user {pwd.getpwuid(os.getuid()).pw_name};" if os.getuid() == 0 else ""
     conf.write_text(
         textwrap.dedent(
             f"""
+            {user}
             worker_processes {workers};
             daemon off;
             pid {workdir}/nginx-{name}.pid;
@@ -140,16 +144,22 @@ def blob_path(sha256: str) -> str:
     return f"/blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
-def curl_mbps(url: str, runs: int = 3) -> float:
+def curl_mbps(url: str, expected_bytes: int, runs: int = 3) -> float:
+    """MB/s of a whole GET, following a redirect; raises unless it answered 200 with every byte."""
     speeds = []
     for _ in range(runs):
         out = subprocess.run(
-            ["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}", url],
+            ["curl", "-sL", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{speed_download}", url],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
-        speeds.append(float(out) / 1e6)
+        status, size, speed = out.split()
+        if status != "200" or int(size) != expected_bytes:
+            raise RuntimeError(
+                f"GET {url.split('?')[0]} answered {status} with {size} of {expected_bytes} bytes"
+            )
+        speeds.append(float(speed) / 1e6)
     return round(statistics.median(speeds), 1)
 
 
@@ -198,7 +208,6 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="assetfiles-bench-") as tmp:
         root = Path(tmp)
-        root.chmod(0o755)  # nginx workers run as an unprivileged user and must read the blobs
         made = make_files(root, args.small_files, args.large_mib)
         data_dir = root / "data"
         subprocess.run(
@@ -218,6 +227,7 @@ def main() -> None:
         try:
             urls = signed_urls(base)
             large_url, large_sha = urls.pop("large.bin")
+            large_bytes = args.large_mib * 1024 * 1024
             ours_small = [url.removeprefix(base) for url, _ in urls.values()]
             nginx_small = [blob_path(sha) for _, sha in urls.values()]
             front_urls = signed_urls(front_base)  # signed for the Host clients use: nginx's
@@ -228,9 +238,9 @@ def main() -> None:
                 "small_files": len(ours_small),
                 "workers": args.workers,
                 "large_MBps": {
-                    "assetfiles": curl_mbps(large_url),
-                    "offloaded": curl_mbps(front_large),
-                    "nginx": curl_mbps(nginx_base + blob_path(large_sha)),
+                    "assetfiles": curl_mbps(large_url, large_bytes),
+                    "offloaded": curl_mbps(front_large, large_bytes),
+                    "nginx": curl_mbps(nginx_base + blob_path(large_sha), large_bytes),
                 },
                 "small_rps": {
                     "assetfiles": wrk_rps(base, ours_small, args.seconds, root),

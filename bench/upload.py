@@ -5,8 +5,9 @@ emulated wide-area link, and what each resends after a cut connection.
 
 Per link (loopback; ``bench.wanproxy`` at ``--rate-mbit`` per connection and ``--rtt-ms``):
 
-- **PUT**: ``curl -T`` of the file to a ``createContentUpload`` upload URL (its sha256 computed
-  beforehand, not timed): one request, nothing resumable;
+- **PUT**: the file's sha256 (the reservation declares it, as for every client of this path),
+  ``createContentUpload``, and ``curl -T`` of the file to its upload URL, timed together: one
+  request for the bytes, nothing resumable;
 - **tus**: ``assetfiles upload`` as users run it (hashing the file, 8 MiB PATCHes each with a
   sha256 ``Upload-Checksum``), timed whole;
 - **after a cut**: the same two through a proxy that cuts the first connection a third of the way
@@ -46,16 +47,12 @@ MIB = 1024 * 1024
 
 def _file(mib: int) -> tuple[Path, str]:
     path = RESULTS / f"upload-{mib}.bin"
-    digest = hashlib.sha256()
     if not path.exists() or path.stat().st_size != mib * MIB:
         RESULTS.mkdir(exist_ok=True)
         with path.open("wb") as out:
             for _ in range(mib):
                 out.write(os.urandom(MIB))
-    with path.open("rb") as handle:
-        while block := handle.read(8 * MIB):
-            digest.update(block)
-    return path, digest.hexdigest()
+    return path, _sha256(path)
 
 
 def _prepare(root: Path) -> Path:
@@ -77,15 +74,26 @@ def _prepare(root: Path) -> Path:
     return root / "data"
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(8 * MIB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _put(base: str, path: Path, sha256: str) -> float:
-    """createContentUpload (not timed), then one curl PUT of the whole file (timed)."""
+    """The file's sha256 (which the reservation declares, as every client of this path must),
+    createContentUpload, then one curl PUT of the whole file: timed together."""
+    started = time.monotonic()
+    if _sha256(path) != sha256:
+        raise RuntimeError(f"{path} changed during the benchmark")
     mutation = "mutation($i: ContentUploadInput!) { createContentUpload(input: $i) { uploadUrl } }"
     variables = {"i": {"name": path.name, "length": path.stat().st_size, "sha256": sha256,
                        "associations": [{"type": "asset", "id": "a-bench"}]}}  # fmt: skip
     answer = httpx.post(f"{base}/api/graphql", json={"query": mutation, "variables": variables},
                         headers={"Authorization": f"Automation {TOKEN}"}, timeout=60)  # fmt: skip
     url = answer.json()["data"]["createContentUpload"]["uploadUrl"]
-    started = time.monotonic()
     curl = subprocess.run(
         ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-T", str(path), url],
         capture_output=True, text=True, check=False,
