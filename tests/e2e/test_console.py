@@ -63,7 +63,9 @@ def test_wrong_methods_and_the_trailing_slash(server: Server) -> None:
 def test_the_page_runs_no_inline_script_and_fetches_nothing_from_elsewhere() -> None:
     page = (STATIC_DIR / "index.html").read_text()
     scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", page, flags=re.S)
-    assert scripts == [""]  # one module, loaded from our own files
+    assert scripts == ["", ""]  # tus-js-client's bundle and one module, loaded from our own files
+    sources = re.findall(r'<script\b[^>]*\bsrc="([^"]+)"', page)
+    assert sources == ["/console/static/vendor/tus-js-client/tus.min.js", "/console/static/js/app.js"]
     assert not re.search(r"\son[a-z]+\s*=", page)  # no inline event handlers
     ours = [*STATIC_DIR.glob("*.html"), *STATIC_DIR.glob("*.css"), *STATIC_DIR.glob("js/*.js")]
     for path in ours:
@@ -74,12 +76,13 @@ def test_the_page_runs_no_inline_script_and_fetches_nothing_from_elsewhere() -> 
 
 
 def test_vendored_code_carries_its_licence_and_version() -> None:
-    for library in ("noble-hashes", "pdfjs"):
+    for library in ("noble-hashes", "pdfjs", "tus-js-client"):
         folder = STATIC_DIR / "vendor" / library
         assert (folder / "LICENSE").stat().st_size > 500
         assert re.match(r"\S+ \d+\.\d+\.\d+ \(npm registry\)", (folder / "VERSION").read_text())
     pins = (STATIC_DIR.parent / "refresh-vendor.sh").read_text()
-    assert "NOBLE_HASHES=2.4.0" in pins and "PDFJS=6.5.438" in pins
+    assert "NOBLE_HASHES=2.4.0" in pins and "PDFJS=6.5.438" in pins and "TUS_JS_CLIENT=4.3.1" in pins
+    assert "4.3.1" in (STATIC_DIR / "vendor" / "tus-js-client" / "VERSION").read_text()
     assert "2.4.0" in (STATIC_DIR / "vendor" / "noble-hashes" / "VERSION").read_text()
     assert "6.5.438" in (STATIC_DIR / "vendor" / "pdfjs" / "VERSION").read_text()
 

@@ -154,6 +154,7 @@ def test_a_server_without_tus_gets_todays_upload(server: Server, tmp_path: Path)
     assert content(server, str(line["content"]))["uploadedVia"] == "graphql"
 
 
+@pytest.mark.slow  # waits out the dead request's lease (10 s)
 def test_a_server_crash_mid_patch_keeps_the_acknowledged_offset(tmp_path: Path) -> None:
     (tmp_path / "crash").mkdir()
     running = seed_and_start(tmp_path / "crash", document(), {})
