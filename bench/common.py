@@ -57,3 +57,17 @@ def save(name: str, result: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2))
     return path
+
+
+def check_fetched(folder: Path, count: int, total_bytes: int, what: str) -> None:
+    """Raise unless ``folder`` holds ``count`` files of ``total_bytes`` in all: a reference that
+    answered errors (or wrote error pages) must not be measured as if it had fetched the files."""
+    files = [
+        path
+        for path in folder.rglob("*")
+        if path.is_file()
+        and not any(part.startswith(".assetfiles") for part in path.relative_to(folder).parts)
+    ]
+    size = sum(path.stat().st_size for path in files)
+    if len(files) != count or size != total_bytes:
+        raise RuntimeError(f"{what}: {len(files)} files of {size} bytes, expected {count} of {total_bytes}")

@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import RESULTS, require_tool, save, start_server, stop
+from bench.common import RESULTS, check_fetched, require_tool, save, start_server, stop
 from bench.download import TOKEN, make_files, signed_urls
 
 ASSET = "a-bench"
@@ -174,13 +174,18 @@ def main() -> None:
             for index in range(args.rounds):
                 out = root / f"round-{index}"
                 sync_small, rss_small = run_sync(base, "small-*", out / "sync", args.concurrency)
+                check_fetched(out / "sync", len(small_urls), small_bytes, "sync of the small files")
                 curl_small = run_curl_parallel(small_urls, out / "curl", args.concurrency)
+                check_fetched(out / "curl", len(small_urls), small_bytes, "curl --parallel")
                 shutil.rmtree(out)
                 sync_large, rss_large = run_sync(base, "large.bin", out / "sync", args.concurrency)
+                check_fetched(out / "sync", 1, large_bytes, "sync of the large file")
                 shutil.rmtree(out)
                 sync_one, rss_one = run_sync(base, "large.bin", out / "sync", args.concurrency, streams=1)
                 shutil.rmtree(out)
                 curl_large = run_curl_single(large_url, root / "large.curl")
+                if (root / "large.curl").stat().st_size != large_bytes:
+                    raise RuntimeError("curl: the large file arrived short")
                 sha256sum = run_sha256sum(root / "large.curl")
                 (root / "large.curl").unlink()
                 rounds.append({

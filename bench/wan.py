@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from assetfiles.cli.background import free_port
-from bench.common import RESULTS, require_tool, save, start_server, stop
+from bench.common import RESULTS, check_fetched, require_tool, save, start_server, stop
 from bench.download import signed_urls
 from bench.sync import prepare, run_sync, timed_child
 
@@ -100,11 +100,13 @@ def main() -> None:
                 out = root / f"round-{index}"
                 figures: dict[str, float] = {}
                 seconds, rss = run_sync(wan, "small-*", out / "sync", 16)
+                check_fetched(out / "sync", len(small_urls), 16 * 1024 * len(small_urls), "sync")
                 figures["sync_small_files_per_s"] = len(small_urls) / seconds
                 figures["sync_peak_rss_MB_small"] = rss / 1e6
                 figures["aria2_j16_small_files_per_s"] = len(small_urls) / aria2_many(
                     small_urls, out / "aria2"
                 )
+                check_fetched(out / "aria2", len(small_urls), 16 * 1024 * len(small_urls), "aria2c -j16")
                 shutil.rmtree(out)
                 if not args.skip_large:
                     seconds, rss = run_sync(wan, "large.bin", out / "sync", 16)
@@ -115,6 +117,7 @@ def main() -> None:
                     figures["sync_one_stream_large_MBps"] = large_bytes / seconds / 1e6
                     shutil.rmtree(out)
                     figures["aria2_x4_large_MBps"] = large_bytes / aria2_one(large_url, out / "aria2") / 1e6
+                    check_fetched(out / "aria2", 1, large_bytes, "aria2c -x4")
                     shutil.rmtree(out)
                 rounds.append(figures)
                 print(
