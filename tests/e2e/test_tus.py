@@ -16,6 +16,7 @@ import pytest
 
 from tests.backends import BLOBS, bucket_of, s3_client, stored_objects
 from tests.cutproxy import CutProxy
+from tests.e2e.test_enos import APPS, access_token, files_get
 from tests.helpers import Server, device_login_sign, seed_and_start, sha256
 
 TOKEN = "tok-tus-rw-0123456789"
@@ -38,6 +39,8 @@ def document() -> dict[str, Any]:
                     {"name": "rw", "secret": TOKEN, "permissions": ["read", "write"]},
                     {"name": "ro", "secret": RO_TOKEN, "permissions": ["read"]},
                 ],
+                "applications": [{"app_key": "ak-rw", "app_secret": APPS["ak-rw"][0],
+                                  "policies": ["asset:read"]}],
                 "products": [{"id": "p1", "devices": [{"id": "d1", "secret": DEVICE_SECRET},
                                                       {"id": "d2", "secret": "d2-secret-0123"}]}],
                 "assets": [
@@ -173,6 +176,25 @@ def test_an_upload_in_chunks_becomes_a_content(server: Server) -> None:
     assert mine and mine[0]["tags"] == [{"name": "camera", "value": "north"}]
     done = httpx.head(url, headers=AUTH)
     assert done.headers["upload-offset"] == str(len(DATA)) and done.headers["upload-content-id"] == content_id
+
+
+def test_an_upload_with_an_enos_category_is_an_enos_file_too(server: Server) -> None:
+    body = b"feature values\n" * 100
+    answer = httpx.post(
+        f"{server.base_url}/files/",
+        content=body,
+        headers={**PATCH, "Upload-Length": str(len(body)),
+                 "Upload-Metadata": metadata(filename="f.csv", asset="a1", enosCategory="feature")},
+    )  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    found = gql(server, "query($id: ID!) { content(id: $id) { enos { fileUri category } } }",
+                {"id": answer.headers["upload-content-id"]})["data"]["content"]  # fmt: skip
+    assert found["enos"]["category"] == "feature"
+    params = {"orgId": "o-tus", "assetId": "a1", "fileUri": found["enos"]["fileUri"], "category": "feature"}
+    downloaded = files_get(server, access_token(server, "ak-rw"), **params)
+    assert downloaded.status_code == 200 and downloaded.content == body
+    wrong = create(server, 1, enosCategory="firmware")
+    assert wrong.status_code == 400 and "enosCategory" in wrong.text
 
 
 def test_creation_with_upload_in_one_request(server: Server) -> None:

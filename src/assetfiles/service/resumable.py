@@ -53,8 +53,10 @@ from assetfiles.model import (
     Association,
     Creator,
     DeviceRef,
+    EnosFacet,
     Permission,
     Principal,
+    mint_enos_uri,
     now_ms,
 )
 from assetfiles.service.access import require
@@ -386,12 +388,12 @@ class ResumableUploads:
             associations = (Association("asset", asset),) if asset else ()
             via = "tus"
         content_type = metadata.get("filetype") or metadata.get("contentType") or None
+        enos = _enos_facet(metadata.get("enosCategory"), name)
         try:
             spec = check_spec(
-                ContentSpec(
-                    name=name, associations=associations, content_type=content_type, tags=tags, via=via
-                )
-            )
+                ContentSpec(name=name, associations=associations, content_type=content_type, tags=tags,
+                            enos=enos, via=via)
+            )  # fmt: skip
         except BadInput as exc:  # the domain's field names, as tus metadata keys
             key = _METADATA_KEYS.get((exc.field or "").split("[")[0], exc.field)
             raise BadInput(
@@ -706,6 +708,18 @@ def _declared_sha256(metadata: dict[str, str | None]) -> str | None:
             "Upload-Metadata: 'sha256' must be 64 hexadecimal characters", field="Upload-Metadata.sha256"
         )
     return value.lower()
+
+
+def _enos_facet(category: str | None, name: str) -> EnosFacet | None:
+    """With ``enosCategory`` (feature or ota), the content gets an EnOS file URI, as an EnOS
+    upload would: the EnOS file API finds it then."""
+    if category is None:
+        return None
+    if category not in ("feature", "ota"):
+        raise BadInput(
+            "Upload-Metadata.enosCategory: 'feature' or 'ota'", field="Upload-Metadata.enosCategory"
+        )
+    return EnosFacet(mint_enos_uri(name), category)
 
 
 def _tags(value: str | None) -> dict[str, str]:
