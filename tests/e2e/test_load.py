@@ -44,8 +44,18 @@ MIX = {"listing": 35, "url": 25, "download": 25, "upload": 15}
 
 
 class Load:
-    def __init__(self, bases: list[str], known: dict[str, str]) -> None:
+    """The mixed load (also bench/load.py's): ``connections`` clients for ``seconds``."""
+
+    def __init__(
+        self,
+        bases: list[str],
+        known: dict[str, str],
+        seconds: float = SECONDS,
+        connections: int = CONNECTIONS,
+    ) -> None:
         self.bases = bases
+        self.seconds = seconds
+        self.connections = connections
         #: content id -> sha256 of everything in a-load (seeded and uploaded under load)
         self.known = dict(known)
         self.latencies: dict[str, list[float]] = defaultdict(list)
@@ -102,17 +112,31 @@ class Load:
                 self.latencies[name].append(time.perf_counter() - started)
 
     async def run(self) -> None:
-        deadline = time.monotonic() + SECONDS
-        await asyncio.gather(*(self.worker(index, deadline) for index in range(CONNECTIONS)))
+        deadline = time.monotonic() + self.seconds
+        await asyncio.gather(*(self.worker(index, deadline) for index in range(self.connections)))
 
-    def report(self, label: str) -> str:
-        lines = [f"{label}: {SECONDS:.0f} s at {CONNECTIONS} connections, {len(self.errors)} errors"]
+    def figures(self) -> dict[str, dict[str, float]]:
+        """Per operation: requests, requests per second, p50 and p99 in milliseconds."""
+        result = {}
         for name, values in sorted(self.latencies.items()):
             ordered = sorted(values)
             p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+            result[name] = {
+                "requests": len(values),
+                "per_s": round(len(values) / self.seconds, 1),
+                "p50_ms": round(statistics.median(ordered) * 1000, 1),
+                "p99_ms": round(p99 * 1000, 1),
+            }
+        return result
+
+    def report(self, label: str) -> str:
+        lines = [
+            f"{label}: {self.seconds:.0f} s at {self.connections} connections, {len(self.errors)} errors"
+        ]
+        for name, row in self.figures().items():
             lines.append(
-                f"  {name:9} {len(values):6} requests  {len(values) / SECONDS:7.1f}/s  "
-                f"p50 {statistics.median(ordered) * 1000:7.1f} ms  p99 {p99 * 1000:7.1f} ms"
+                f"  {name:9} {row['requests']:6.0f} requests  {row['per_s']:7.1f}/s  "
+                f"p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms"
             )
         return "\n".join(lines)
 
@@ -169,7 +193,7 @@ def _load_then_sync(tmp_path: Path, entry: Server, label: str) -> None:
     asyncio.run(load.run())
     print("\n" + load.report(label))
     assert load.errors == [], load.errors[:10]
-    assert sum(len(values) for values in load.latencies.values()) >= CONNECTIONS * SECONDS / 10
+    assert sum(len(values) for values in load.latencies.values()) >= load.connections * load.seconds / 10
     listed = _listed(entry)
     assert listed == load.known, "an acknowledged upload is missing from the listing"
     mirror = tmp_path / "mirror"
