@@ -6,56 +6,33 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import random
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.backends import BLOBS, bucket_of, s3_client, stored_objects
 from tests.cutproxy import CutProxy
-from tests.e2e.test_enos import APPS, access_token, files_get
+from tests.e2e.test_enos import access_token, files_get
 from tests.helpers import Server, device_login_sign, seed_and_start, sha256
-
-TOKEN = "tok-tus-rw-0123456789"
-RO_TOKEN = "tok-tus-ro-0123456789"
-FOREIGN_TOKEN = "tok-tus-foreign-0123456789"
-DEVICE_SECRET = "d1-secret-0123"
-TUS = {"Tus-Resumable": "1.0.0"}
-AUTH = {**TUS, "Authorization": f"Automation {TOKEN}"}
-PATCH = {**AUTH, "Content-Type": "application/offset+octet-stream"}
-DATA = random.Random(22).randbytes(300_000)
-CHUNK_BOUND = 9 * 1024 * 1024
-
-
-def document() -> dict[str, Any]:
-    return {
-        "organizations": [
-            {
-                "id": "o-tus",
-                "tokens": [
-                    {"name": "rw", "secret": TOKEN, "permissions": ["read", "write"]},
-                    {"name": "ro", "secret": RO_TOKEN, "permissions": ["read"]},
-                ],
-                "applications": [{"app_key": "ak-rw", "app_secret": APPS["ak-rw"][0],
-                                  "policies": ["asset:read"]}],
-                "products": [{"id": "p1", "devices": [{"id": "d1", "secret": DEVICE_SECRET},
-                                                      {"id": "d2", "secret": "d2-secret-0123"}]}],
-                "assets": [
-                    {"id": "a1", "name": "Asset one",
-                     "signals": [{"id": "s1", "channel": "p1.d1.data_in.t"}]},
-                    {"id": "a2", "name": "Asset two"},
-                ],
-            },
-            {
-                "id": "o-other",
-                "tokens": [{"name": "rw", "secret": FOREIGN_TOKEN, "permissions": ["read", "write"]}],
-                "assets": [{"id": "a1", "name": "Other org's a1"}],
-            },
-        ]
-    }  # fmt: skip
+from tests.tus import (
+    AUTH,
+    CHUNK_BOUND,
+    DATA,
+    DEVICE_SECRET,
+    FOREIGN_TOKEN,
+    PATCH,
+    RO_TOKEN,
+    TOKEN,
+    TUS,
+    content,
+    create,
+    document,
+    gql,
+    metadata,
+    patch,
+)
 
 
 @pytest.fixture(scope="module")
@@ -72,42 +49,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     yield running
     running.stop()
-
-
-def metadata(**values: str) -> str:
-    return ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in values.items())
-
-
-def create(
-    server: Server, length: int | None, headers: dict[str, str] | None = None, **meta: str
-) -> httpx.Response:
-    sizing = {"Upload-Length": str(length)} if length is not None else {"Upload-Defer-Length": "1"}
-    fields = {"filename": "clip.bin", "asset": "a1", **meta}
-    return httpx.post(
-        f"{server.base_url}/files/",
-        headers={**AUTH, **sizing, "Upload-Metadata": metadata(**fields), **(headers or {})},
-    )
-
-
-def patch(url: str, offset: int, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.patch(url, content=body, headers={**PATCH, "Upload-Offset": str(offset), **(headers or {})})
-
-
-def gql(server: Server, query: str, variables: dict[str, Any] | None = None, token: str = TOKEN) -> Any:
-    answer = httpx.post(
-        f"{server.base_url}/api/graphql",
-        json={"query": query, "variables": variables or {}},
-        headers={"Authorization": f"Automation {token}"},
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
-
-def content(server: Server, content_id: str) -> dict[str, Any]:
-    found = gql(server, "query($id: ID!) { content(id: $id) { id name length sha256 md5 uploadedVia url "
-                        "createdBy { __typename } } }", {"id": content_id})["data"]["content"]  # fmt: skip
-    assert found is not None
-    return dict(found)
 
 
 def fetch(url: str) -> bytes:

@@ -24,9 +24,9 @@ import pytest
 from assetfiles.client import Client
 from assetfiles.client.retry import RetryPolicy
 from tests.cutproxy import CutProxy
-from tests.e2e.test_tus import AUTH, PATCH, TOKEN, content, document, metadata
 from tests.faultproxy import Fault, FaultProxy
 from tests.helpers import Server, kill_server, seed_and_start, sha256, start_server
+from tests.tus import AUTH, PATCH, TOKEN, content, document, metadata
 
 MIB = 1024 * 1024
 
