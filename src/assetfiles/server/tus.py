@@ -227,6 +227,12 @@ def _created(request: Request, upload: Upload) -> Response:
     return Response(status_code=201, headers=_headers(headers))
 
 
+def _carries_all(request: Request, creation: Creation) -> bool:
+    """Whether a creation's body is the whole upload: its Content-Length is the Upload-Length."""
+    declared = request.headers.get("content-length", "")
+    return creation.length is not None and declared.isdigit() and int(declared) == creation.length
+
+
 def _first_bytes(request: Request) -> AsyncIterator[bytes] | None:
     """The body of a creation, when it carries bytes (creation-with-upload)."""
     if request.headers.get("content-length", "0") == "0" and "transfer-encoding" not in request.headers:
@@ -309,8 +315,9 @@ async def collection(request: Request) -> Response:
     check_declared_length(request, _services(request).settings.max_upload_bytes)
     with upload_in_flight():
         upload = await _services(request).resumable.create(
-            principal, creation, chunks=_first_bytes(request), checksum=_checksum(request)
-        )
+            principal, creation, chunks=_first_bytes(request), checksum=_checksum(request),
+            whole=_carries_all(request, creation),
+        )  # fmt: skip
     return _created(request, upload)
 
 
@@ -331,8 +338,9 @@ async def reserved(request: Request) -> Response:
     check_declared_length(request, services.settings.max_upload_bytes)
     with upload_in_flight():
         upload = await services.resumable.create(
-            reservation, creation, chunks=_first_bytes(request), checksum=_checksum(request)
-        )
+            reservation, creation, chunks=_first_bytes(request), checksum=_checksum(request),
+            whole=_carries_all(request, creation),
+        )  # fmt: skip
     return _created(request, upload)
 
 

@@ -289,9 +289,16 @@ class ResumableUploads:
         *,
         chunks: AsyncIterable[bytes] | None = None,
         checksum: Checksum | None = None,
+        whole: bool = False,
     ) -> Upload:
         """A new upload, with its first bytes when ``chunks`` are given (creation-with-upload); a
-        final upload of a concatenation is concatenated at once."""
+        final upload of a concatenation is concatenated at once.
+
+        ``whole``: the face knows the body is the whole upload (its Content-Length is the
+        Upload-Length). Such an upload takes the path of any single-request upload, straight into
+        the blob store, with no spool and no catalog row: if it is cut off, its client never
+        learned a URL to resume at anyway. Small files from a fleet come this way.
+        """
         upload_id = uuid.uuid4().hex
         now = now_ms()
         expires_at = now + self.limits.lifetime_seconds * 1000
@@ -325,6 +332,15 @@ class ResumableUploads:
         if creation.concat != "partial":
             assert spec.content_type is not None
             await self.quotas.admit(caller.org_id, spec.content_type, length)  # refused before any byte
+        if whole and chunks is not None and creation.concat is None and length:
+            content = await self._store_whole(caller.org_id, spec, creator, extra, length, chunks, checksum)
+            signed = None
+            if owner == "signed":
+                signed = self.signer.sign_until(
+                    UrlSigner.RESUMABLE, caller.org_id, upload_id, expires_at // 1000
+                )
+            return Upload(upload_id, caller.org_id, length, length, expires_at, creation.raw_metadata,
+                          concat=None, parts=(), content_id=content.id, signed=signed)  # fmt: skip
         record = ResumableRecord(
             id=upload_id,
             org_id=caller.org_id,
@@ -362,7 +378,42 @@ class ResumableUploads:
             record = await self._complete(record, None)
         elif chunks is not None:
             record = await self._append(record, 0, chunks, None, checksum)
+        if record.content_id is not None and creation.concat is None:
+            # Complete within its creation request: no client can ask about it later (one that
+            # lost this answer never learned its URL), so the row goes now instead of holding
+            # a place in the catalog until it expires; small files from a fleet make many.
+            await self.store.remove([record.id])
         return self._view(record)
+
+    async def _store_whole(
+        self,
+        org_id: str,
+        spec: ContentSpec,
+        creator: Creator,
+        extra: dict[str, Any],
+        length: int,
+        chunks: AsyncIterable[bytes],
+        checksum: Checksum | None,
+    ) -> Any:
+        """An upload whose creation request carries all of it: one content, as a single PUT makes."""
+        body = _Body(chunks, None, checksum, _nothing_to_renew)
+
+        async def checked() -> AsyncIterator[bytes]:
+            async for chunk in body:
+                yield chunk
+            if body.interrupted is not None:
+                raise body.interrupted
+            body.accept()  # the checksum, before the blob store commits the bytes
+
+        if self.limits.max_chunk_bytes is not None and length > self.limits.max_chunk_bytes:
+            raise PayloadTooLarge(
+                f"body: more than the {self.limits.max_chunk_bytes} bytes one request may carry"
+            )
+        reservation = extra.get("reservation")
+        return await self.uploads.store(
+            org_id, spec, creator, checked(), expected_length=length, expected_sha256=extra.get("sha256"),
+            expected_md5=extra.get("md5"), content_id=reservation, upload_id=reservation,
+        )  # fmt: skip
 
     def _spec(self, principal: Principal, creation: Creation) -> tuple[ContentSpec, DeviceRef | None]:
         metadata = creation.metadata
@@ -688,6 +739,10 @@ class ResumableUploads:
             content_id=record.content_id,
             signed=signed,
         )
+
+
+async def _nothing_to_renew() -> None:
+    """A single-request upload holds no lease."""
 
 
 async def _nothing() -> AsyncIterator[bytes]:
