@@ -47,6 +47,7 @@ from assetfiles.service.resumable import (
     Creation,
     Upload,
 )
+from assetfiles.service.uploads import Reservation
 
 OFFSET_STREAM = "application/offset+octet-stream"
 CORS_HEADERS = {
@@ -78,8 +79,6 @@ def tus_error(request: Request, error: AssetfilesError, request_id: str) -> Resp
     if error.code == "TUS_VERSION":
         status = 412
         headers["Tus-Version"] = TUS_VERSION
-    if request.method in ("PATCH", "POST"):
-        headers["Connection"] = "close"  # the rest of the body may be unread
     return PlainTextResponse(f"{error.message} (request {request_id})\n", status_code=status, headers=headers)
 
 
@@ -221,23 +220,21 @@ def _parse_concat(header: str) -> tuple[str, tuple[str, ...]]:
     return "final", tuple(parts)
 
 
-def _created(request: Request, upload: Upload) -> Response:
-    headers = _upload_headers(request, upload)
-    headers["Location"] = _location(request, upload)
-    return Response(status_code=201, headers=_headers(headers))
-
-
 def _carries_all(request: Request, creation: Creation) -> bool:
     """Whether a creation's body is the whole upload: its Content-Length is the Upload-Length."""
     declared = request.headers.get("content-length", "")
     return creation.length is not None and declared.isdigit() and int(declared) == creation.length
 
 
+def _is_offset_stream(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip() == OFFSET_STREAM
+
+
 def _first_bytes(request: Request) -> AsyncIterator[bytes] | None:
     """The body of a creation, when it carries bytes (creation-with-upload)."""
     if request.headers.get("content-length", "0") == "0" and "transfer-encoding" not in request.headers:
         return None
-    if request.headers.get("content-type", "").split(";")[0].strip() != OFFSET_STREAM:
+    if not _is_offset_stream(request):
         raise UnsupportedMediaType(
             f"Content-Type: bytes sent at creation must be {OFFSET_STREAM}", field="Content-Type"
         )
@@ -292,56 +289,55 @@ def parse_metadata(header: str | None) -> dict[str, str | None]:
 # -- endpoints ------------------------------------------------------------------------------------
 
 
-def _options() -> Response:
+def _options(request: Request) -> Response:
+    """Discovery (and the browsers' CORS preflight), the same at every tus path."""
     settings_headers = {
         "Tus-Version": TUS_VERSION,
         "Tus-Extension": ",".join(EXTENSIONS),
         "Tus-Checksum-Algorithm": ",".join(CHECKSUMS),
+        "Tus-Max-Size": str(_services(request).settings.max_upload_bytes),
     }
     return Response(status_code=204, headers=_headers({**settings_headers, **PREFLIGHT_HEADERS}))
+
+
+async def _create(request: Request, caller: Principal | Reservation, creation: Creation) -> Response:
+    """A creation, with the bytes its body carries (creation-with-upload), answered 201."""
+    services = _services(request)
+    check_declared_length(request, services.settings.max_upload_bytes)
+    with upload_in_flight():
+        upload = await services.resumable.create(
+            caller, creation, chunks=_first_bytes(request), checksum=_checksum(request),
+            whole=_carries_all(request, creation),
+        )  # fmt: skip
+    headers = _upload_headers(request, upload)
+    headers["Location"] = _location(request, upload)
+    return Response(status_code=201, headers=_headers(headers))
 
 
 @TUS
 async def collection(request: Request) -> Response:
     """``/files/``: OPTIONS (discovery) and POST (creation)."""
     if request.method == "OPTIONS":
-        response = _options()
-        response.headers["Tus-Max-Size"] = str(_services(request).settings.max_upload_bytes)
-        return response
+        return _options(request)
     _check_version(request)
     request.state.operation = "tus.create"
     creation = _creation(request)
-    principal = await _principal(request, creation.metadata.get("device"))
-    check_declared_length(request, _services(request).settings.max_upload_bytes)
-    with upload_in_flight():
-        upload = await _services(request).resumable.create(
-            principal, creation, chunks=_first_bytes(request), checksum=_checksum(request),
-            whole=_carries_all(request, creation),
-        )  # fmt: skip
-    return _created(request, upload)
+    return await _create(request, await _principal(request, creation.metadata.get("device")), creation)
 
 
 @TUS
 async def reserved(request: Request) -> Response:
     """``/transfer/uploads/{content_id}`` with POST: a resumable upload of a reservation."""
     if request.method == "OPTIONS":
-        return _options()
+        return _options(request)
     _check_version(request)
     request.state.operation = "tus.create"
     params = request.query_params
-    services = _services(request)
-    reservation = await services.resumable.reservation(
+    reservation = await _services(request).resumable.reservation(
         request.path_params["content_id"], params.get("org"), params.get("exp"), params.get("sig")
     )
     request.state.org = reservation.org_id
-    creation = _creation(request)
-    check_declared_length(request, services.settings.max_upload_bytes)
-    with upload_in_flight():
-        upload = await services.resumable.create(
-            reservation, creation, chunks=_first_bytes(request), checksum=_checksum(request),
-            whole=_carries_all(request, creation),
-        )  # fmt: skip
-    return _created(request, upload)
+    return await _create(request, reservation, _creation(request))
 
 
 @TUS
@@ -351,7 +347,7 @@ async def resource(request: Request) -> Response:
     if method == "POST" and "x-http-method-override" in request.headers:
         method = request.headers["x-http-method-override"].upper()
     if method == "OPTIONS":
-        return _options()
+        return _options(request)
     _check_version(request)
     services = _services(request)
     upload_id = request.path_params["upload_id"]
@@ -367,7 +363,7 @@ async def resource(request: Request) -> Response:
         await services.resumable.terminate(upload_id, caller)
         return Response(status_code=204, headers=_headers())
     request.state.operation = "tus.patch"
-    if request.headers.get("content-type", "").split(";")[0].strip() != OFFSET_STREAM:
+    if not _is_offset_stream(request):
         raise UnsupportedMediaType(f"Content-Type: a PATCH carries {OFFSET_STREAM}", field="Content-Type")
     offset = _non_negative(request, "Upload-Offset")
     if offset is None:

@@ -26,7 +26,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,6 +51,7 @@ from assetfiles.errors import (
 from assetfiles.model import (
     SHA256_HEX,
     Association,
+    Content,
     Creator,
     DeviceRef,
     EnosFacet,
@@ -73,7 +74,7 @@ from assetfiles.service.uploads import (
 )
 from assetfiles.store.blobs import StoredBlob, WriteChecks
 from assetfiles.store.resumable import ResumableRecord, ResumableStore, TooManyResumable
-from assetfiles.store.spool import UploadSpool
+from assetfiles.store.spool import UPLOAD_ID, UploadSpool
 
 logger = logging.getLogger("assetfiles.resumable")
 
@@ -266,8 +267,12 @@ class ResumableUploads:
             raise Forbidden("a device continues only its own uploads")
         require(caller, Permission.WRITE)
 
+    async def _find(self, upload_id: str) -> ResumableRecord | None:
+        """The upload's row; None for an unknown id, or a string that is no upload id at all."""
+        return await self.store.get(upload_id) if UPLOAD_ID.fullmatch(upload_id) else None
+
     async def _record(self, upload_id: str, caller: Caller) -> ResumableRecord:
-        record = await self.store.get(upload_id) if _is_upload_id(upload_id) else None
+        record = await self._find(upload_id)
         if record is None:
             raise NotFound(f"upload '{upload_id}' not found (unknown, terminated or completed long ago)")
         await self._authorize(record, caller)
@@ -279,7 +284,7 @@ class ResumableUploads:
 
     async def device_of(self, upload_id: str) -> str | None:
         """The device an upload belongs to, so that a face can check that device's credential."""
-        record = await self.store.get(upload_id) if _is_upload_id(upload_id) else None
+        record = await self._find(upload_id)
         return record.device if record is not None else None
 
     async def create(
@@ -324,11 +329,7 @@ class ResumableUploads:
         length = creation.length
         if creation.concat == "final":
             length = await self._final_length(caller, creation.parts)
-        if length is not None and length > self.limits.max_upload_bytes:
-            raise PayloadTooLarge(
-                f"Upload-Length: {length} bytes exceeds the upload limit of {self.limits.max_upload_bytes}",
-                field="Upload-Length",
-            )
+        self._check_upload_limit(length)
         if creation.concat != "partial":
             assert spec.content_type is not None
             await self.quotas.admit(caller.org_id, spec.content_type, length)  # refused before any byte
@@ -375,7 +376,7 @@ class ResumableUploads:
         if creation.concat == "final":
             record = await self._concatenate(record, caller)
         elif length == 0 and creation.concat is None:
-            record = await self._complete(record, None)
+            record = await self._complete(record)
         elif chunks is not None:
             record = await self._append(record, 0, chunks, None, checksum)
         if record.content_id is not None and creation.concat is None:
@@ -384,6 +385,13 @@ class ResumableUploads:
             # a place in the catalog until it expires; small files from a fleet make many.
             await self.store.remove([record.id])
         return self._view(record)
+
+    def _check_upload_limit(self, length: int | None) -> None:
+        if length is not None and length > self.limits.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"Upload-Length: {length} bytes exceeds the upload limit of {self.limits.max_upload_bytes}",
+                field="Upload-Length",
+            )
 
     async def _store_whole(
         self,
@@ -394,7 +402,7 @@ class ResumableUploads:
         length: int,
         chunks: AsyncIterable[bytes],
         checksum: Checksum | None,
-    ) -> Any:
+    ) -> Content:
         """An upload whose creation request carries all of it: one content, as a single PUT makes."""
         body = _Body(chunks, None, checksum, _nothing_to_renew)
 
@@ -428,7 +436,6 @@ class ResumableUploads:
         tags = _tags(metadata.get("tags"))
         if principal.device is not None:
             associations: tuple[Association, ...] = (Association("device", str(principal.device)),)
-            via = "tus"
         else:
             asset = metadata.get("asset")
             if not asset and creation.concat != "partial":
@@ -437,13 +444,12 @@ class ResumableUploads:
                     field="Upload-Metadata.asset",
                 )
             associations = (Association("asset", asset),) if asset else ()
-            via = "tus"
         content_type = metadata.get("filetype") or metadata.get("contentType") or None
         enos = _enos_facet(metadata.get("enosCategory"), name)
         try:
             spec = check_spec(
                 ContentSpec(name=name, associations=associations, content_type=content_type, tags=tags,
-                            enos=enos, via=via)
+                            enos=enos, via="tus")
             )  # fmt: skip
         except BadInput as exc:  # the domain's field names, as tus metadata keys
             key = _METADATA_KEYS.get((exc.field or "").split("[")[0], exc.field)
@@ -482,14 +488,14 @@ class ResumableUploads:
         record = await self._record(upload_id, caller)
         holder = uuid.uuid4().hex
         deadline = time.monotonic() + HEAD_WAIT_SECONDS
-        while not await self.store.lease(record.id, holder, now_ms() + LEASE_SECONDS * 1000):
+        while not await self._lease(record.id, holder):
             if time.monotonic() > deadline:
-                raise Locked(f"upload '{upload_id}' is receiving bytes in another request; retry after it")
+                raise _busy(upload_id)
             await anyio.sleep(0.05)
         try:
             record = await self._record(upload_id, caller)
             if self._finishable(record):
-                record = await self._complete(record, holder)
+                record = await self._complete(record)
         finally:
             await self.store.release(record.id, holder)
         return self._view(record)
@@ -530,18 +536,14 @@ class ResumableUploads:
             raise BadInput(f"Upload-Length: the upload's length is {record.length}", field="Upload-Length")
         if length is not None and length < record.received:
             raise BadInput(f"Upload-Length: {length} is under the upload's offset", field="Upload-Length")
-        if length is not None and length > self.limits.max_upload_bytes:
-            raise PayloadTooLarge(
-                f"Upload-Length: {length} bytes exceeds the upload limit of {self.limits.max_upload_bytes}",
-                field="Upload-Length",
-            )
+        self._check_upload_limit(length)
         if offset != record.received:
             raise Conflict(
                 f"Upload-Offset: {offset} is not the upload's offset {record.received}", field="Upload-Offset"
             )
         holder = uuid.uuid4().hex
-        if not await self.store.lease(record.id, holder, now_ms() + LEASE_SECONDS * 1000):
-            raise Locked(f"upload '{record.id}' is receiving bytes in another request; retry after it")
+        if not await self._lease(record.id, holder):
+            raise _busy(record.id)
         body = None
         try:
             current = await self.store.get(record.id)  # as it is now that it is ours
@@ -562,7 +564,7 @@ class ResumableUploads:
                 record.id, holder, received=appended.offset, length=total,
                 spool_state=appended.state, expires_at=record.expires_at,
             ):  # fmt: skip
-                raise Locked(f"upload '{record.id}' was taken over while this request was slow")
+                raise _taken_over(record.id)
             await self.spool.retire(record.id, record.spool_state, appended.state)
             self._remember_digests(record.id, appended.offset, digests, offset + body.length)
             record = replace(record, received=appended.offset, length=total, spool_state=appended.state)
@@ -572,16 +574,20 @@ class ResumableUploads:
                                          spool_state=state, expires_at=record.expires_at)  # fmt: skip
                 record = replace(record, spool_state=state)
             elif self._finishable(record):
-                record = await self._complete(record, holder)
+                record = await self._complete(record)
         finally:
             await self.store.release(record.id, holder)
         if body.interrupted is not None:
             raise body.interrupted  # what arrived is kept; nobody reads this answer
         return record
 
+    async def _lease(self, upload_id: str, holder: str) -> bool:
+        """Take (or renew) the upload for ``LEASE_SECONDS``; False while another request holds it."""
+        return await self.store.lease(upload_id, holder, now_ms() + LEASE_SECONDS * 1000)
+
     async def _renew(self, upload_id: str, holder: str) -> None:
-        if not await self.store.lease(upload_id, holder, now_ms() + LEASE_SECONDS * 1000):
-            raise Locked(f"upload '{upload_id}' was taken over while this request was slow")
+        if not await self._lease(upload_id, holder):
+            raise _taken_over(upload_id)
 
     async def _room(self, record: ResumableRecord, total: int | None) -> int:
         """How many bytes this append may take: the rest of the upload, the quota, the chunk bound."""
@@ -615,7 +621,7 @@ class ResumableUploads:
 
     # -- completion ----------------------------------------------------------------------------
 
-    async def _complete(self, record: ResumableRecord, holder: str | None) -> ResumableRecord:
+    async def _complete(self, record: ResumableRecord) -> ResumableRecord:
         """Verify the bytes, store them as a blob, insert the content; a content that cannot be
         (declared sha256 differs, the quota filled up meanwhile) ends the upload with the error."""
         assert record.length is not None
@@ -624,10 +630,6 @@ class ResumableUploads:
         digests = None
         if known is not None and known[0] == record.length:
             digests = StoredBlob(known[1].hexdigest(), known[2].hexdigest(), record.length)
-        elif record.length == 0:
-            digests = StoredBlob(
-                hashlib.sha256().hexdigest(), hashlib.md5(usedforsecurity=False).hexdigest(), 0
-            )
         checks = WriteChecks(record.length, record.length, record.spec.get("sha256"), record.spec.get("md5"))
         try:
             assert spec.content_type is not None
@@ -642,13 +644,7 @@ class ResumableUploads:
             written = self.uploads.written(
                 record.org_id, spec, creator, blob, admission, content_id=content_id
             )
-
-            async def persist(content: Any, max_total: int | None) -> bool:
-                return await self.store.complete(
-                    record.id, content, reservation=record.spec.get("reservation"), max_total_bytes=max_total
-                )
-
-            await self.uploads.commit(record.org_id, [written], persist=persist)
+            await self.uploads.commit(record.org_id, [written], persist=self._persist(record))
         except (IntegrityMismatch, QuotaExceeded, NotFound):
             # bytes that can never become this content (another sha256 than declared, no room in
             # the quota, a reservation used by another upload): the upload ends with the error
@@ -656,6 +652,18 @@ class ResumableUploads:
             raise
         await self.spool.discard(record.id, record.spool_state)
         return replace(record, content_id=content_id, received=record.length)
+
+    def _persist(self, record: ResumableRecord) -> Callable[[Content, int | None], Awaitable[bool]]:
+        """How the upload's content is inserted: in the transaction that marks the upload complete
+        (and retires its reservation, if it has one)."""
+
+        async def persist(content: Content, max_total_bytes: int | None) -> bool:
+            reservation = record.spec.get("reservation")
+            return await self.store.complete(
+                record.id, content, reservation=reservation, max_total_bytes=max_total_bytes
+            )
+
+        return persist
 
     async def _concatenate(self, record: ResumableRecord, caller: Principal | Reservation) -> ResumableRecord:
         """A final upload: its partial uploads' bytes, in order, become its content at once."""
@@ -673,13 +681,7 @@ class ResumableUploads:
                 record.org_id, spec, creator, joined(), expected_length=record.length,
                 expected_sha256=record.spec.get("sha256"),
             )  # fmt: skip
-
-            async def persist(content: Any, max_total: int | None) -> bool:
-                return await self.store.complete(
-                    record.id, content, reservation=None, max_total_bytes=max_total
-                )
-
-            (content,) = await self.uploads.commit(record.org_id, [written], persist=persist)
+            (content,) = await self.uploads.commit(record.org_id, [written], persist=self._persist(record))
         except AssetfilesError:
             await self.store.remove([record.id])
             raise
@@ -693,9 +695,8 @@ class ResumableUploads:
     async def terminate(self, upload_id: str, caller: Caller) -> None:
         """DELETE: the upload and its bytes are gone (a completed content stays)."""
         record = await self._record(upload_id, caller)
-        holder = uuid.uuid4().hex
-        if not await self.store.lease(record.id, holder, now_ms() + LEASE_SECONDS * 1000):
-            raise Locked(f"upload '{upload_id}' is receiving bytes in another request; retry after it")
+        if not await self._lease(record.id, uuid.uuid4().hex):
+            raise _busy(upload_id)
         await self._end(record)
 
     async def _end(self, record: ResumableRecord) -> None:
@@ -741,6 +742,14 @@ class ResumableUploads:
         )
 
 
+def _busy(upload_id: str) -> Locked:
+    return Locked(f"upload '{upload_id}' is receiving bytes in another request; retry after it")
+
+
+def _taken_over(upload_id: str) -> Locked:
+    return Locked(f"upload '{upload_id}' was taken over while this request was slow")
+
+
 async def _nothing_to_renew() -> None:
     """A single-request upload holds no lease."""
 
@@ -748,10 +757,6 @@ async def _nothing_to_renew() -> None:
 async def _nothing() -> AsyncIterator[bytes]:
     return
     yield b""
-
-
-def _is_upload_id(value: str) -> bool:
-    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
 
 
 def _declared_sha256(metadata: dict[str, str | None]) -> str | None:
