@@ -7,12 +7,25 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from assetfiles.cli.background import BackgroundServer
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def apply_fixture(fixture: Path, data_dir: Path, env: dict[str, str] | None = None) -> Path:
+    """``assetfiles apply FIXTURE --data-dir DATA_DIR`` as a user runs it (``env`` added to ours);
+    a failure stops the benchmark with apply's own message. Returns ``data_dir``."""
+    command = [sys.executable, "-m", "assetfiles", "apply", str(fixture), "--data-dir", str(data_dir)]
+    applied = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False
+    )
+    if applied.returncode != 0:
+        raise SystemExit(f"assetfiles apply failed: {applied.stderr or applied.stdout}")
+    return data_dir
 
 
 def start_server(

@@ -22,7 +22,6 @@ import pwd
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -33,7 +32,7 @@ import httpx
 import yaml
 
 from assetfiles.cli.background import free_port
-from bench.common import require_tool, save, start_server, stop
+from bench.common import apply_fixture, require_tool, save, start_server, stop
 
 TOKEN = "tok-bench-download-0123456789"
 
@@ -210,11 +209,7 @@ def main() -> None:
         root = Path(tmp)
         made = make_files(root, args.small_files, args.large_mib)
         data_dir = root / "data"
-        subprocess.run(
-            [sys.executable, "-m", "assetfiles", "apply", str(made["fixture"]), "--data-dir", str(data_dir)],
-            check=True,
-            capture_output=True,
-        )
+        apply_fixture(made["fixture"], data_dir)
         env = {"ASSETFILES_URL_TTL_SECONDS": "7200"}
         server, base = start_server(data_dir, workers=args.workers, env=env)
         # the same data served by a second assetfiles that hands the bytes to nginx

@@ -20,18 +20,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any
 
 import httpx
 import yaml
 
-from bench.common import RESULTS, percentiles, save, start_server, stop
+from bench.common import RESULTS, apply_fixture, percentiles, save, start_server, stop
 
 TOKEN = "tok-bench-hostile-0123456789"
 SECRET_KEY = "bench-hostile-key-0123456789abcdef"
@@ -144,11 +141,7 @@ def main() -> None:
         "ASSETFILES_RATE_LIMIT_PER_CREDENTIAL": "",
         "ASSETFILES_MAX_REQUESTS_PER_ADDRESS": "0",
     }
-    subprocess.run(
-        [sys.executable, "-m", "assetfiles", "apply", str(fixture), "--data-dir", str(root / "data")],
-        check=True,
-        env={**os.environ, **env},
-    )
+    apply_fixture(fixture, root / "data", env)
     server, base = start_server(root / "data", env=env)
     try:
         result = asyncio.run(measure(base, args.probes))

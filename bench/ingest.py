@@ -25,7 +25,6 @@ import base64
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ import aiohttp
 import yaml
 from tests.helpers import device_login_sign
 
-from bench.common import save, start_server, stop
+from bench.common import apply_fixture, save, start_server, stop
 
 PRODUCT = "pk-bench"
 ASSET = "a-bench"
@@ -261,23 +260,7 @@ def main() -> None:
         "ASSETFILES_MAX_REQUESTS_PER_ADDRESS": "0",
         "ASSETFILES_ACCESS_LOG": "false",
     }
-    applied = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "assetfiles",
-            "apply",
-            str(root / "fixture.yaml"),
-            "--data-dir",
-            str(root / "data"),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        check=False,
-    )
-    if applied.returncode != 0:
-        raise SystemExit(applied.stderr)
+    apply_fixture(root / "fixture.yaml", root / "data", env)
     store = objectstore.start(root / "seaweedfs")
     store.client().create_bucket(Bucket="bench-ingest")
     server, base = start_server(root / "data", workers=args.workers, env=env)

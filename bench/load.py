@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from typing import Any
 from tests.e2e.test_load import Load, _document, _listed
 from tests.helpers import SECRET_KEY, Server, write_fixture
 
-from bench.common import RESULTS, save, start_server, stop
+from bench.common import RESULTS, apply_fixture, save, start_server, stop
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 ENV = {
@@ -41,12 +40,7 @@ def _seed(root: Path, source: Path | None) -> Path:
     """The load's world in ``root/data``, applied by the revision that will serve it."""
     document, files = _document()
     fixture = write_fixture(root, document, files)
-    env = {**os.environ, **ENV, **({"PYTHONPATH": str(source)} if source else {})}
-    command = [sys.executable, "-m", "assetfiles", "apply", str(fixture), "--data-dir", str(root / "data")]
-    applied = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if applied.returncode != 0:
-        raise SystemExit(applied.stderr)
-    return root / "data"
+    return apply_fixture(fixture, root / "data", {**ENV, **({"PYTHONPATH": str(source)} if source else {})})
 
 
 def _measure(root: Path, source: Path | None, args: argparse.Namespace, label: str) -> dict[str, Any]:

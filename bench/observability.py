@@ -14,15 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 
 from assetfiles.cli.background import BackgroundServer
-from bench.common import save
+from bench.common import apply_fixture, save
 from bench.download import TOKEN, signed_urls, wrk_rps
 
 #: What "off" turns off: both (the figure the target is about), or one of them to see its share.
@@ -56,9 +54,7 @@ def seed(root: Path, count: int) -> Path:
     path = root / "fixture.yaml"
     path.write_text(yaml.safe_dump(fixture))
     data_dir = root / "data"
-    command = [sys.executable, "-m", "assetfiles", "apply", str(path), "--data-dir", str(data_dir)]
-    subprocess.run(command, check=True, capture_output=True)
-    return data_dir
+    return apply_fixture(path, data_dir)
 
 
 def measure(data_dir: Path, env: dict[str, str], seconds: int, workdir: Path) -> float:

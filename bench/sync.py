@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import RESULTS, check_fetched, require_tool, save, start_server, stop
+from bench.common import RESULTS, apply_fixture, check_fetched, require_tool, save, start_server, stop
 from bench.download import TOKEN, make_files, signed_urls
 
 ASSET = "a-bench"
@@ -138,10 +138,7 @@ def prepare(root: Path, small: int, large_mib: int) -> Path:
         return data_dir
     shutil.rmtree(root, ignore_errors=True)
     made = make_files(root, small, large_mib)
-    subprocess.run(
-        [sys.executable, "-m", "assetfiles", "apply", str(made["fixture"]), "--data-dir", str(data_dir)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    apply_fixture(made["fixture"], data_dir)
     shutil.rmtree(root / "files")  # the server has its own copy; keep the disk footprint down
     (root / "complete").touch()
     return data_dir

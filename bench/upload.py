@@ -38,7 +38,7 @@ import httpx
 import yaml
 from tests.cutproxy import CutProxy
 
-from bench.common import RESULTS, require_tool, save, start_server, stop
+from bench.common import RESULTS, apply_fixture, require_tool, save, start_server, stop
 from bench.wan import start_proxy
 
 TOKEN = "tok-bench-upload-0123456789"
@@ -59,19 +59,7 @@ def _prepare(root: Path) -> Path:
     fixture = {"organizations": [{"id": "o-bench", "assets": [{"id": "a-bench", "name": "Bench"}],
                "tokens": [{"name": "rw", "secret": TOKEN, "permissions": ["read", "write"]}]}]}  # fmt: skip
     (root / "fixture.yaml").write_text(yaml.safe_dump(fixture))
-    command = [
-        sys.executable,
-        "-m",
-        "assetfiles",
-        "apply",
-        str(root / "fixture.yaml"),
-        "--data-dir",
-        str(root / "data"),
-    ]
-    applied = subprocess.run(command, capture_output=True, text=True, check=False)
-    if applied.returncode != 0:
-        raise SystemExit(applied.stderr)
-    return root / "data"
+    return apply_fixture(root / "fixture.yaml", root / "data")
 
 
 def _sha256(path: Path) -> str:
