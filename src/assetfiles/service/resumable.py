@@ -72,7 +72,7 @@ from assetfiles.service.uploads import (
     from_spec_record,
     spec_record,
 )
-from assetfiles.store.blobs import StoredBlob, WriteChecks
+from assetfiles.store.blobs import BlobDigests, WriteChecks
 from assetfiles.store.resumable import ResumableRecord, ResumableStore, TooManyResumable
 from assetfiles.store.spool import UPLOAD_ID, UploadSpool
 
@@ -165,7 +165,7 @@ class _Body:
     def __init__(
         self,
         chunks: AsyncIterable[bytes],
-        digests: tuple[Any, Any] | None,
+        digests: BlobDigests | None,
         checksum: Checksum | None,
         renew: Callable[[], Any],
     ) -> None:
@@ -175,16 +175,13 @@ class _Body:
         self.hasher = CHECKSUMS[checksum.algorithm]() if checksum else None
         self.renew = renew
         self.interrupted: AssetfilesError | None = None
-        self.length = 0
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         renewed = time.monotonic()
         try:
             async for chunk in self.chunks:
-                self.length += len(chunk)
                 if self.digests is not None:
-                    self.digests[0].update(chunk)
-                    self.digests[1].update(chunk)
+                    self.digests.update(chunk)
                 if self.hasher is not None:
                     self.hasher.update(chunk)
                 if time.monotonic() - renewed > LEASE_SECONDS / 3:
@@ -233,7 +230,7 @@ class ResumableUploads:
         self.quotas = quotas
         self.signer = signer
         self.limits = limits
-        self._digests: OrderedDict[str, tuple[int, Any, Any]] = OrderedDict()
+        self._digests: OrderedDict[str, BlobDigests] = OrderedDict()
 
     # -- who may -------------------------------------------------------------------------------
 
@@ -566,7 +563,7 @@ class ResumableUploads:
             ):  # fmt: skip
                 raise _taken_over(record.id)
             await self.spool.retire(record.id, record.spool_state, appended.state)
-            self._remember_digests(record.id, appended.offset, digests, offset + body.length)
+            self._remember_digests(record.id, appended.offset, digests)
             record = replace(record, received=appended.offset, length=total, spool_state=appended.state)
             if record.concat == "partial" and total is not None and record.received == total:
                 state = await self.spool.assemble(record.id, record.spool_state, total)
@@ -600,22 +597,21 @@ class ResumableUploads:
             limit = min(limit, self.limits.max_chunk_bytes)
         return max(0, limit)
 
-    def _running_digests(self, record: ResumableRecord) -> tuple[Any, Any] | None:
+    def _running_digests(self, record: ResumableRecord) -> BlobDigests | None:
         """The digests of the bytes so far, if this process saw them all; else None (hashed again at
         the end)."""
         known = self._digests.pop(record.id, None)
         if record.received == 0:
-            return hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-        if known is None or known[0] != record.received:
+            return BlobDigests()
+        if known is None or known.length != record.received:
             return None
-        return known[1], known[2]
+        return known
 
-    def _remember_digests(
-        self, upload_id: str, offset: int, digests: tuple[Any, Any] | None, hashed: int
-    ) -> None:
-        if digests is None or hashed != offset:
+    def _remember_digests(self, upload_id: str, offset: int, digests: BlobDigests | None) -> None:
+        """Keep the digests for the next append here, if they cover exactly the bytes up to ``offset``."""
+        if digests is None or digests.length != offset:
             return
-        self._digests[upload_id] = (offset, *digests)
+        self._digests[upload_id] = digests
         while len(self._digests) > HASHES_KEPT:
             self._digests.popitem(last=False)
 
@@ -627,9 +623,7 @@ class ResumableUploads:
         assert record.length is not None
         spec, creator = from_spec_record(record.spec)
         known = self._digests.pop(record.id, None)
-        digests = None
-        if known is not None and known[0] == record.length:
-            digests = StoredBlob(known[1].hexdigest(), known[2].hexdigest(), record.length)
+        digests = known.result() if known is not None and known.length == record.length else None
         checks = WriteChecks(record.length, record.length, record.spec.get("sha256"), record.spec.get("md5"))
         try:
             assert spec.content_type is not None

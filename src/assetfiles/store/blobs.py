@@ -41,6 +41,30 @@ class StoredBlob:
     length: int
 
 
+class BlobDigests:
+    """What a content records of its bytes (sha256, md5, length), computed as they pass."""
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.length = 0
+
+    def update(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self.md5.update(data)
+        self.length += len(data)
+
+    def result(self) -> StoredBlob:
+        return StoredBlob(self.sha256.hexdigest(), self.md5.hexdigest(), self.length)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (it may take fewer at a time)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def blob_path(sha256: str) -> str:
     """``<aa>/<bb>/<sha256>``: where a blob sits under a directory, a bucket prefix or nginx's alias."""
     if not SHA256_HEX.fullmatch(sha256):
@@ -141,18 +165,11 @@ class _PendingFile:
         self.path = path
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         os.fchmod(self.fd, mode)  # whatever the umask
-        self.sha256 = hashlib.sha256()
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.length = 0
+        self.digests = BlobDigests()
 
     def append(self, data: bytes) -> None:
-        self.sha256.update(data)
-        self.md5.update(data)
-        view = memoryview(data)
-        while view:
-            written = os.write(self.fd, view)
-            view = view[written:]
-        self.length += len(data)
+        self.digests.update(data)
+        write_all(self.fd, data)
 
     def seal(self) -> None:
         os.fsync(self.fd)
@@ -240,14 +257,14 @@ class LocalBlobStore:
         try:
             async for chunk in chunks:
                 buffer += chunk
-                checks.received(pending.length + len(buffer))
+                checks.received(pending.digests.length + len(buffer))
                 if len(buffer) >= FLUSH_BYTES:
                     data, buffer = bytes(buffer), bytearray()
                     await anyio.to_thread.run_sync(pending.append, data)
             if buffer:
                 await anyio.to_thread.run_sync(pending.append, bytes(buffer))
             await anyio.to_thread.run_sync(pending.seal)
-            blob = StoredBlob(pending.sha256.hexdigest(), pending.md5.hexdigest(), pending.length)
+            blob = pending.digests.result()
             checks.complete(blob)
             await anyio.to_thread.run_sync(self._commit, pending.path, blob.sha256)
             return blob

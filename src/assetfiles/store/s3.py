@@ -14,7 +14,6 @@ Credentials, region and endpoint come from the settings or the standard AWS envi
 from __future__ import annotations
 
 import functools
-import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
@@ -29,7 +28,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from assetfiles.model import SHA256_HEX, BlobStream, Delivery, Redirect, Streamed, content_disposition
-from assetfiles.store.blobs import BlobInfo, StoredBlob, WriteChecks, blob_path
+from assetfiles.store.blobs import BlobDigests, BlobInfo, StoredBlob, WriteChecks, blob_path
 
 PART_BYTES = 8 * 1024 * 1024  # S3 wants >= 5 MiB for every part but the last
 COPY_PART_BYTES = 1024**3  # server-side copies of objects over 5 GiB go in 1 GiB parts
@@ -156,17 +155,14 @@ class S3BlobStore:
         temporary = self.location.key(f"tmp/{uuid.uuid4().hex}")
         upload = await self._client.create_multipart_upload(Bucket=self.bucket, Key=temporary)
         upload_id = upload["UploadId"]
-        sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+        digests = BlobDigests()
         parts: list[dict[str, Any]] = []
         buffer = bytearray()
-        length = 0
         completed = False
         try:
             async for chunk in chunks:
-                length += len(chunk)
-                checks.received(length)
-                sha256.update(chunk)
-                md5.update(chunk)
+                checks.received(digests.length + len(chunk))
+                digests.update(chunk)
                 buffer += chunk
                 if len(buffer) >= PART_BYTES:
                     parts.append(await self.upload_part(temporary, upload_id, len(parts) + 1, bytes(buffer)))
@@ -177,7 +173,7 @@ class S3BlobStore:
                 Bucket=self.bucket, Key=temporary, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
             completed = True
-            blob = StoredBlob(sha256.hexdigest(), md5.hexdigest(), length)
+            blob = digests.result()
             checks.complete(blob)
             if not await self.exists(blob.sha256):
                 await self.copy(temporary, self.blob_key(blob.sha256), blob.length)

@@ -12,14 +12,13 @@ Abandoned uploads are aborted and their objects removed by ``discard`` (terminat
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from assetfiles.errors import BytesMissing, PayloadTooLarge
-from assetfiles.store.blobs import StoredBlob, WriteChecks
+from assetfiles.store.blobs import BlobDigests, StoredBlob, WriteChecks
 from assetfiles.store.s3 import PART_BYTES, S3BlobStore, error_code
 from assetfiles.store.spool import Appended, check_upload_id
 
@@ -161,11 +160,10 @@ class S3UploadSpool:
         state = await self.assemble(upload_id, state, length)
         blob = digests
         if blob is None:
-            sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+            hashed = BlobDigests()
             async for chunk in self.read(upload_id, state):
-                sha256.update(chunk)
-                md5.update(chunk)
-            blob = StoredBlob(sha256.hexdigest(), md5.hexdigest(), length)
+                hashed.update(chunk)
+            blob = hashed.result()
         checks.complete(blob)
         if not await self.blobs.exists(blob.sha256):
             await self.blobs.copy(self._key(upload_id, "assembled"), self.blobs.blob_key(blob.sha256), length)
