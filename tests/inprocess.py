@@ -16,10 +16,9 @@ from typing import Any
 
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from starlette.applications import Starlette
 
 from assetfiles.config import Settings
-from assetfiles.server.app import create_app
+from assetfiles.server.app import create_app, routes_of
 from tests.backends import backend_env
 from tests.helpers import NO_RATE_LIMITS, SECRET_KEY, Server
 
@@ -61,8 +60,7 @@ class InProcessServer(Server):
         self._portal_context = start_blocking_portal()
         self._portal: BlockingPortal = self._portal_context.__enter__()
         app = create_app(settings)
-        inner = app.app
-        assert isinstance(inner, Starlette)
+        inner = routes_of(app)
         self.app = inner
         self._lifespan: AbstractAsyncContextManager[Any] = inner.router.lifespan_context(inner)
         self._portal.call(self._lifespan.__aenter__)

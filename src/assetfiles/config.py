@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         description="Key for signing transfer URLs; default: generated once into data_dir/secret.key.",
     )
     url_ttl_seconds: int = Field(default=600, ge=1, le=7 * 24 * 3600)
+    small_blob_cache_bytes: int = Field(
+        default=64 * 1024**2,
+        ge=0,
+        description="Bytes of small local blobs (64 KiB or less) each worker keeps in memory for "
+        "downloads; 0: none.",
+    )
     max_upload_bytes: int = Field(default=10 * 1024**3, ge=1)
     max_pending_uploads_per_org: int = Field(
         default=10_000,

@@ -313,10 +313,12 @@ class BlobStream:
 @dataclass(frozen=True)
 class LocalFile:
     """The bytes are a file on this machine: served from ``path`` with Range and conditional
-    requests, or by nginx from ``relative`` (its path under the blob root, see docs/nginx.md)."""
+    requests, or by nginx from ``relative`` (its path under the blob root, see docs/nginx.md).
+    ``read_small`` gives a small file's bytes whole, from memory when the store keeps them."""
 
     path: Path
     relative: str
+    read_small: Callable[[int], bytes | None]
 
 
 @dataclass(frozen=True)

@@ -253,11 +253,10 @@ def test_token_hashes_are_keyed_with_the_server_key(server: Server) -> None:
 
 
 def test_an_unkeyed_hash_from_before_is_accepted_once_and_upgraded(tmp_path: Path) -> None:
-    from starlette.applications import Starlette
 
     from assetfiles.config import Settings
     from assetfiles.model import Permission
-    from assetfiles.server.app import create_app
+    from assetfiles.server.app import create_app, routes_of
     from assetfiles.service.secrets import legacy_token_hash, token_hash
 
     secret = "tok-from-an-older-version-0123"
@@ -265,8 +264,7 @@ def test_an_unkeyed_hash_from_before_is_accepted_once_and_upgraded(tmp_path: Pat
 
     async def scenario() -> None:
         app = create_app(settings)
-        inner = app.app
-        assert isinstance(inner, Starlette)
+        inner = routes_of(app)
         async with inner.router.lifespan_context(inner):
             catalog = inner.state.services.stores.principals
             await catalog.upsert_organization("o-old", "Old")

@@ -188,5 +188,68 @@ def test_download_of_deleted_content_is_404(server: Server) -> None:
     )["createContentUpload"]
     assert server.put(upload["uploadUrl"], content=b"abc").status_code == 201
     url = server.data(CONTENT, {"id": upload["id"]})["content"]["url"]
+    assert server.get(url).content == b"abc"  # its bytes are now kept in memory (blob_cache.py)
     server.data("mutation($id: ID!) { deleteContent(id: $id) { id } }", {"id": upload["id"]})
     assert server.get(url).status_code == 404
+
+
+def _uploaded(server: Server, name: str, data: bytes, content_type: str) -> str:
+    """A new content of the empty asset; its signed download URL."""
+    upload = server.data(
+        """mutation($i: ContentUploadInput!) { createContentUpload(input: $i) { id uploadUrl } }""",
+        {
+            "i": {
+                "name": name,
+                "contentType": content_type,
+                "length": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "associations": [{"type": "asset", "id": "a-empty"}],
+            }
+        },
+    )["createContentUpload"]
+    assert server.put(upload["uploadUrl"], content=data).status_code == 201
+    url: str = server.data(CONTENT, {"id": upload["id"]})["content"]["url"]
+    return url
+
+
+@pytest.mark.parametrize("size", [0, 16 * 1024, 64 * 1024, 64 * 1024 + 1])
+def test_small_and_large_files_answer_the_same_headers(server: Server, size: int) -> None:
+    """Files up to 64 KiB are answered from memory, larger ones from the file: the same answer."""
+    data = (b"t,v\n" * (size // 4 + 1))[:size]
+    url = _uploaded(server, f"readings-{size}.csv", data, "text/csv")
+    for attempt in range(2):  # the first read fills the cache, the second is answered from it
+        response = server.get(url)
+        assert response.status_code == 200 and response.content == data, attempt
+        digest = hashlib.sha256(data)
+        assert response.headers["content-type"] == "text/csv"  # as stored: no charset added
+        assert response.headers["content-length"] == str(size)
+        assert response.headers["etag"] == f'"{digest.hexdigest()}"'
+        assert response.headers["repr-digest"] == f"sha-256=:{base64.b64encode(digest.digest()).decode()}:"
+        assert response.headers["accept-ranges"] == "bytes"
+        assert response.headers["cache-control"] == "private, no-transform"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert "last-modified" in response.headers and "x-request-id" in response.headers
+        assert response.headers["content-disposition"].startswith(
+            f'attachment; filename="readings-{size}.csv"'
+        )
+    if size:
+        ranged = server.get(url, headers={"Range": "bytes=1-2"})
+        assert ranged.status_code == 206 and ranged.content == data[1:3]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("POST", "/transfer/content/c-1", 405),
+        ("GET", "/transfer/content/a/b", 404),
+        ("GET", "/transfer/content/", 404),
+    ],
+)
+def test_paths_beside_the_download_route_answer_as_before(
+    server: Server, method: str, path: str, status: int
+) -> None:
+    """The download route is dispatched before the router (server/hot_routes.py); what it does not
+    match is the router's, which answers as for any unknown path or method."""
+    answer = server.request(method, path)
+    assert answer.status_code == status
+    assert answer.json()["error"]["code"] == {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}[status]

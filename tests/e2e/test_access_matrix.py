@@ -31,7 +31,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from assetfiles.config import Settings
-from assetfiles.server.app import create_app
+from assetfiles.server.app import create_app, routes_of
 from assetfiles.server.enos import FILE_ACTIONS
 from assetfiles.service.enos_uploads import ACTIONS as INTEGRATION_ACTIONS
 from tests.backends import BLOBS
@@ -149,7 +149,7 @@ def discovered_operations() -> set[str]:
                   if kind is not None for name in kind.fields}  # fmt: skip
     operations |= {f"enos files {action}" for action in FILE_ACTIONS}
     operations |= {f"enos integration {action}" for action in INTEGRATION_ACTIONS}
-    app = create_app(Settings(data_dir=Path("/nonexistent"), secret_key="k" * 32)).app
+    app = routes_of(create_app(Settings(data_dir=Path("/nonexistent"), secret_key="k" * 32)))
     assert isinstance(app, Starlette)
     # the GraphQL endpoint and EnOS's action endpoints are counted by operation above
     covered = {"/api/graphql": {"POST"}, "/connect-service/v2.1/files": {"GET", "POST"},

@@ -115,14 +115,11 @@ def test_object_store_origins_join_the_policy() -> None:
 def test_the_console_can_be_switched_off(tmp_path: Path) -> None:
     import asyncio
 
-    from starlette.applications import Starlette
-
-    from assetfiles.server.app import create_app
+    from assetfiles.server.app import create_app, routes_of
 
     async def scenario() -> int:
         app = create_app(Settings(data_dir=tmp_path, secret_key="k" * 32, console=False))
-        inner = app.app
-        assert isinstance(inner, Starlette)
+        inner = routes_of(app)
         async with (
             inner.router.lifespan_context(inner),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,

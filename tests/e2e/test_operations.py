@@ -149,15 +149,13 @@ def test_readiness_reports_each_dependency(server: Server) -> None:
 def test_readiness_fails_when_blobs_or_catalog_fail(tmp_path: Path) -> None:
     """In process: the blob directory stops being writable, the catalog's schema falls behind,
     then the catalog file is no database at all."""
-    from starlette.applications import Starlette
 
     from assetfiles.config import Settings
-    from assetfiles.server.app import create_app
+    from assetfiles.server.app import create_app, routes_of
 
     async def scenario() -> None:
         app = create_app(Settings(data_dir=tmp_path, secret_key="k" * 32, database_url=None))
-        inner = app.app
-        assert isinstance(inner, Starlette)
+        inner = routes_of(app)
         async with inner.router.lifespan_context(inner):
             inner.state.services.health.fresh_seconds = 0  # every probe checks again
             client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")

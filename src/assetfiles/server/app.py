@@ -19,6 +19,7 @@ from assetfiles.server import enos, enos_device, murano, tus
 from assetfiles.server.devices import device_upload
 from assetfiles.server.events import events
 from assetfiles.server.graphql.endpoint import graphql_endpoint
+from assetfiles.server.hot_routes import HotRoutes
 from assetfiles.server.middleware import RequestTracking
 from assetfiles.server.proxies import ProxyHeaders
 from assetfiles.server.throttle import Throttle
@@ -143,4 +144,12 @@ def create_app(settings: Settings | None = None) -> RequestTracking:
         routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     proxies = ProxyHeaders(settings.trusted_proxies) if settings.trusted_proxies else None
-    return RequestTracking(app, access_log=settings.access_log, metrics=metrics, proxies=proxies)
+    return RequestTracking(HotRoutes(app), access_log=settings.access_log, metrics=metrics, proxies=proxies)
+
+
+def routes_of(app: RequestTracking) -> Starlette:
+    """The Starlette application inside what :func:`create_app` returns (its routes, its state
+    and its lifespan), for tests and tools that drive it in process."""
+    hot = app.app
+    assert isinstance(hot, HotRoutes)
+    return hot.app

@@ -24,6 +24,7 @@ memory of credentials that signed in recently. Behind a reverse proxy, list it i
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ipaddress
 import secrets
@@ -47,8 +48,10 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "-"
 
 
+@functools.lru_cache(maxsize=16384)
 def address_key(address: str) -> str:
-    """What per-address bounds count by: the address, or its /64 for IPv6."""
+    """What per-address bounds count by: the address, or its /64 for IPv6. Kept for the addresses
+    seen most recently: parsing one costs more than the rest of a small download's bookkeeping."""
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError:

@@ -175,6 +175,7 @@ class Services:
     async def close(self) -> None:
         await self.audit.flush()
         await self.blobs.close()
+        self.stores.contents.close()
         await anyio.to_thread.run_sync(self.stores.engine.dispose)
 
 
@@ -188,7 +189,11 @@ def open_blob_store(settings: Settings) -> BlobBackend:
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
         )
-    return LocalBlobStore(settings.blob_path, group_read=settings.blob_group_read)
+    return LocalBlobStore(
+        settings.blob_path,
+        group_read=settings.blob_group_read,
+        cache_bytes=settings.small_blob_cache_bytes,
+    )
 
 
 def open_upload_spool(blobs: BlobBackend) -> UploadSpool:

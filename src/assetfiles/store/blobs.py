@@ -23,6 +23,7 @@ import anyio.to_thread
 
 from assetfiles.errors import IntegrityMismatch, PayloadTooLarge
 from assetfiles.model import SHA256_HEX, Delivery, LocalFile
+from assetfiles.store.blob_cache import SmallBlobCache
 
 FLUSH_BYTES = 1024 * 1024
 
@@ -186,10 +187,12 @@ class _PendingFile:
 class LocalBlobStore:
     """Blobs under ``root/<aa>/<bb>/<sha256>``; temporary files under ``root/tmp``."""
 
-    def __init__(self, root: Path, *, group_read: bool = False) -> None:
+    def __init__(self, root: Path, *, group_read: bool = False, cache_bytes: int = 0) -> None:
         """Directories and files are created owner-only; ``group_read`` lets the group read them
-        too (for nginx offload, whose workers read the blob files: docs/nginx.md)."""
+        too (for nginx offload, whose workers read the blob files: docs/nginx.md). Up to
+        ``cache_bytes`` of small blobs are kept in memory for downloads (store/blob_cache.py)."""
         self.root = root
+        self.cache = SmallBlobCache(cache_bytes)
         self.dir_mode = 0o750 if group_read else 0o700
         self.file_mode = 0o640 if group_read else 0o600
         self.tmp = root / "tmp"
@@ -281,7 +284,8 @@ class LocalBlobStore:
         self, sha256: str, *, name: str, content_type: str, expires_at: int, inline: bool
     ) -> Delivery:
         # the transfer endpoint (or nginx, see docs/nginx.md) serves local blobs, Range included
-        return LocalFile(self.local_path(sha256), blob_path(sha256))
+        path = self.local_path(sha256)
+        return LocalFile(path, blob_path(sha256), lambda length: self.cache.read(sha256, path, length))
 
     async def list_blobs(self) -> AsyncIterator[BlobInfo]:
         listing = self._iter_blobs()

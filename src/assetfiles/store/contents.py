@@ -41,6 +41,7 @@ from assetfiles.model import (
 )
 from assetfiles.store import changes
 from assetfiles.store.listing import counted_total, listing_statements
+from assetfiles.store.point_reads import Busy, CompiledRead, SqlitePointReads
 from assetfiles.store.quotas import charge
 from assetfiles.store.schema import association_counts, content_associations, content_tags, contents
 from assetfiles.store.sql import upsert
@@ -54,6 +55,7 @@ class _AlreadyGone(Exception):
 class ContentStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._point_reads = SqlitePointReads.of(engine)
 
     @in_thread
     def insert_contents(self, batch: Sequence[Content], max_total_bytes: int | None = None) -> None:
@@ -237,16 +239,32 @@ class ContentStore:
             found = _with_extras(conn, conn.execute(statement).all())
             return found[0] if found else None
 
-    @in_thread
-    def get_stored_file(self, org_id: str, content_id: str) -> StoredFile | None:
-        """The hot path of every download: one row, no tags or associations."""
-        with self.engine.connect() as conn:
-            row = conn.execute(_STORED_FILE, {"org_id": org_id, "content_id": content_id}).first()
+    async def get_stored_file(self, org_id: str, content_id: str) -> StoredFile | None:
+        """The hot path of every download: one row, no tags or associations. From a SQLite file
+        it is read on the calling thread (store/point_reads.py), else in the worker threads."""
+        params = {"org_id": org_id, "content_id": content_id}
+        row: Any = None
+        if self._point_reads is not None:
+            try:
+                row = self._point_reads.first(_STORED_FILE_SQLITE, params)
+            except Busy:
+                row = await self._stored_file_row(params)
+        else:
+            row = await self._stored_file_row(params)
         if row is None:
             return None
-        return StoredFile(
-            content_id, org_id, row.name, row.content_type, row.length, row.sha256, row.updated_at
-        )
+        name, content_type, length, sha256, updated_at = row
+        return StoredFile(content_id, org_id, name, content_type, length, sha256, updated_at)
+
+    @in_thread
+    def _stored_file_row(self, params: dict[str, str]) -> tuple[Any, ...] | None:
+        with self.engine.connect() as conn:
+            return conn.execute(_STORED_FILE, params).first()
+
+    def close(self) -> None:
+        """Close the point-read connections (the engine's own are disposed with it)."""
+        if self._point_reads is not None:
+            self._point_reads.close()
 
     @in_thread
     def find_content_by_name(self, org_id: str, association: Association, name: str) -> Content | None:
@@ -429,6 +447,7 @@ _EXTRAS = _extras_statement()
 _STORED_FILE = select(
     contents.c.name, contents.c.content_type, contents.c.length, contents.c.sha256, contents.c.updated_at
 ).where(contents.c.org_id == bindparam("org_id"), contents.c.id == bindparam("content_id"))
+_STORED_FILE_SQLITE = CompiledRead(_STORED_FILE)
 
 
 def _content_values(content: Content) -> dict[str, Any]:

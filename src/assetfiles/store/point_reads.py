@@ -1,0 +1,88 @@
+"""Point reads of a SQLite catalog on the calling thread, for the download hot path.
+
+Every other catalog call runs in anyio's worker threads (store/threads.py): the hop there and
+back, with SQLAlchemy's connection checkout and result machinery, costs about ten times a
+primary-key read of a local SQLite file whose pages the kernel holds (bench/README.md, "16 KiB
+signed downloads"). A signed download needs one such row, so it reads it here, through the
+DB-API on a read-only connection of the thread's own, with the statement SQLAlchemy compiles
+from the same table definitions.
+
+The read never waits for a lock: in WAL mode a reader does not wait for writers, and in the
+rare cases SQLite still answers "busy" (a WAL file being recovered or reset) :class:`Busy` is
+raised and the caller reads through the worker threads, which wait as every catalog call does.
+Only SQLite files have this path; PostgreSQL and in-memory catalogs return None from
+:meth:`SqlitePointReads.of`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.sql import Select
+
+
+class Busy(Exception):
+    """SQLite could not read at once; read through the worker threads instead."""
+
+
+class SqlitePointReads:
+    def __init__(self, database: Path) -> None:
+        self._uri = database.absolute().as_uri() + "?mode=ro"
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, engine: Engine) -> SqlitePointReads | None:
+        """Point reads for the engine's catalog when it is a SQLite file, else None."""
+        database = engine.url.database
+        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            return None
+        if database.startswith("file:"):  # a URI the engine passes on to SQLite: not a plain path
+            return None
+        return cls(Path(database))
+
+    def first(self, statement: CompiledRead, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The statement's first row, or None; :class:`Busy` when SQLite cannot read at once."""
+        try:
+            cursor = self._connection().execute(statement.sql, statement.parameters(params))
+            return cursor.fetchone()  # type: ignore[no-any-return]
+        except sqlite3.OperationalError as exc:
+            raise Busy(str(exc)) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._opened:
+                connection.close()
+            self._opened.clear()
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            # autocommit (no transaction held between reads, so each sees the newest commit);
+            # busy_timeout 0: never wait on the calling thread, which is the event loop's
+            connection = sqlite3.connect(self._uri, uri=True, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA busy_timeout=0")
+            self._local.connection = connection
+            with self._lock:
+                self._opened.append(connection)
+        return connection
+
+
+class CompiledRead:
+    """A SQLAlchemy select compiled once for SQLite: its text and its parameters' order."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        from sqlalchemy.dialects import sqlite
+
+        compiled = statement.compile(dialect=sqlite.dialect())
+        self.sql = str(compiled)
+        self._order = tuple(compiled.positiontup or ())
+
+    def parameters(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(params[name] for name in self._order)
