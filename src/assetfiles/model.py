@@ -66,7 +66,10 @@ def iso_to_ms(value: str, *, field: str) -> int:
 
 def content_disposition(name: str) -> str:
     """RFC 6266: an ASCII ``filename`` for old clients and the exact name in ``filename*``."""
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
+    if name.isascii() and name.isprintable() and '"' not in name and "\\" not in name:
+        fallback = name  # the common case, without a pass over every character
+    else:
+        fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 

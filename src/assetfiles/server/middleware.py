@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assetfiles.logs import REQUEST_ID
@@ -23,6 +22,7 @@ from assetfiles.server.proxies import ProxyHeaders
 from assetfiles.server.request_id import HEADER, accepted_request_id, new_request_id
 
 access_logger = logging.getLogger("assetfiles.access")
+_HEADER_BYTES = HEADER.lower().encode("latin-1")
 logger = logging.getLogger("assetfiles.server")
 
 _FALLBACK_500 = (
@@ -79,10 +79,19 @@ class RequestTracking:
             if kind == "http.response.start":
                 outcome.started = True
                 outcome.status = message["status"]
-                headers = MutableHeaders(scope=message)
-                if HEADER not in headers:
-                    headers[HEADER] = request_id
-                length = headers.get("content-length")
+                # one pass over the raw headers (this runs for every answer, small files included)
+                headers = list(message.get("headers", ()))
+                length = None
+                tagged = False
+                for name, value in headers:
+                    lowered = name.lower()
+                    if lowered == b"content-length":
+                        length = value
+                    elif lowered == _HEADER_BYTES:
+                        tagged = True
+                if not tagged:
+                    headers.append((_HEADER_BYTES, request_id.encode("latin-1")))
+                message["headers"] = headers
                 outcome.declared = int(length) if length and length.isdigit() else None
             elif kind == "http.response.body":
                 outcome.sent += len(message.get("body", b""))
