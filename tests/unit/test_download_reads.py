@@ -1,15 +1,17 @@
-"""The download hot path's two reads: small blobs kept in memory, catalog rows read on the caller's thread."""
+"""The hot paths' reads: small blobs kept in memory, catalog rows read on the caller's thread."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, create_engine, select
+from sqlalchemy.pool import StaticPool
 
 from assetfiles.store.blob_cache import SMALL_BLOB, SmallBlobCache
-from assetfiles.store.point_reads import Busy, CompiledRead, SqlitePointReads
+from assetfiles.store.point_reads import Busy, CompiledRead, PointRead, SqlitePointReads
 
 
 def _blob(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -58,23 +60,23 @@ def test_point_reads_see_every_commit_and_never_wait(tmp_path: Path) -> None:
     _METADATA.create_all(engine)
     reads = SqlitePointReads.of(engine)
     assert reads is not None
-    assert reads.first(_READ, {"id": "x"}) is None
+    assert reads.all(_READ, {"id": "x"}) == []
     with engine.begin() as conn:
         conn.execute(_ROWS.insert().values(id="x", n=1))
-    assert reads.first(_READ, {"id": "x"}) == (1,)
+    assert reads.all(_READ, {"id": "x"}) == [(1,)]
     with engine.begin() as conn:
         conn.execute(_ROWS.update().values(n=2))
-    assert reads.first(_READ, {"id": "x"}) == (2,)
+    assert reads.all(_READ, {"id": "x"}) == [(2,)]
     # not in WAL mode here, a writer holding the file locks readers out: the read gives up at once
     writer = sqlite3.connect(database, isolation_level=None)
     writer.execute("BEGIN EXCLUSIVE")
     try:
         with pytest.raises(Busy):
-            reads.first(_READ, {"id": "x"})
+            reads.all(_READ, {"id": "x"})
     finally:
         writer.execute("ROLLBACK")
         writer.close()
-    assert reads.first(_READ, {"id": "x"}) == (2,)
+    assert reads.all(_READ, {"id": "x"}) == [(2,)]
     reads.close()
     engine.dispose()
 
@@ -84,3 +86,36 @@ def test_point_reads_see_every_commit_and_never_wait(tmp_path: Path) -> None:
 )
 def test_catalogs_that_are_not_plain_files_have_no_point_reads(url: str) -> None:
     assert SqlitePointReads.of(create_engine(url)) is None
+
+
+def test_a_point_read_that_finds_sqlite_busy_reads_in_a_worker_thread_which_waits(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "catalog.sqlite3"
+    engine = create_engine(f"sqlite:///{database}")
+    _METADATA.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(_ROWS.insert().values(id="x", n=7))
+    read = PointRead(select(_ROWS.c.n).where(_ROWS.c.id == bindparam("id")))
+    writer = sqlite3.connect(database, isolation_level=None)
+
+    async def scenario() -> list[tuple[object, ...]]:
+        writer.execute("BEGIN EXCLUSIVE")  # the point read cannot read now; the thread waits for it
+        asyncio.get_running_loop().call_later(0.2, writer.execute, "ROLLBACK")
+        return await read.rows(engine, id="x")
+
+    try:
+        assert asyncio.run(scenario()) == [(7,)]
+        assert asyncio.run(read.first(engine, id="y")) is None
+    finally:
+        writer.close()
+        engine.dispose()
+
+
+def test_a_point_read_of_a_catalog_that_is_not_a_file_reads_through_a_worker_thread() -> None:
+    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    _METADATA.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(_ROWS.insert().values(id="x", n=3))
+    read = PointRead(select(_ROWS.c.n).where(_ROWS.c.id == bindparam("id")))
+    assert asyncio.run(read.rows(engine, id="x")) == [(3,)]

@@ -39,6 +39,7 @@ from assetfiles.store.changes import ChangeLog
 from assetfiles.store.contents import ContentStore
 from assetfiles.store.database import create_engine, migrate
 from assetfiles.store.enos import EnosStore
+from assetfiles.store.group_commit import GroupCommit
 from assetfiles.store.principals import PrincipalStore
 from assetfiles.store.quotas import QuotaStore
 from assetfiles.store.resumable import ResumableStore
@@ -64,7 +65,7 @@ class Stores:
             engine,
             PrincipalStore(engine),
             AssetStore(engine),
-            ContentStore(engine),
+            ContentStore(engine, GroupCommit(engine)),
             UploadStore(engine),
             QuotaStore(engine),
         )
@@ -104,7 +105,7 @@ class Services:
         blobs = open_blob_store(settings)
         await blobs.open()
         signer = UrlSigner(settings.signing_key, settings.url_ttl_seconds)
-        audit = Audit(AuditStore(engine))
+        audit = Audit(AuditStore(engine, stores.contents.writes))
         contents = ContentService(stores.contents, stores.assets, stores.quotas, blobs, signer, audit)
         quotas = Quotas(stores.quotas, stores.principals)
         uploads = UploadService(

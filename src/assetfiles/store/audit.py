@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
+from sqlalchemy.engine import Connection
 
+from assetfiles.store.group_commit import GroupCommit
 from assetfiles.store.schema import audit_events
 from assetfiles.store.threads import in_thread
 
@@ -27,29 +29,15 @@ class AuditEvent:
 
 
 class AuditStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, writes: GroupCommit | None = None) -> None:
+        """``writes``: the group commit shared with the other stores that group their writes."""
         self.engine = engine
+        self.writes = writes or GroupCommit(engine)
 
-    @in_thread
-    def append(self, events: Sequence[AuditEvent]) -> None:
-        if not events:
-            return
-        rows = [
-            {
-                "at": event.at,
-                "org_id": event.org_id,
-                "action": event.action,
-                "face": event.face,
-                "actor_kind": event.actor_kind,
-                "actor": event.actor,
-                "target": event.target,
-                "count": event.count,
-                "detail": json.dumps(event.detail, sort_keys=True),
-            }
-            for event in events
-        ]
-        with self.engine.begin() as conn:
-            conn.execute(insert(audit_events), rows)
+    async def append(self, events: Sequence[AuditEvent]) -> None:
+        """Durable when it returns; concurrent appends share a transaction (store/group_commit.py)."""
+        if events:
+            await self.writes.submit(_append_grouped, tuple(events))
 
     @in_thread
     def read(self, org_id: str | None, since: int | None, limit: int) -> list[AuditEvent]:
@@ -69,3 +57,24 @@ class AuditStore:
             )
             for row in reversed(rows)
         ]  # fmt: skip
+
+
+def _append_grouped(conn: Connection, appends: Sequence[Sequence[AuditEvent]]) -> list[None]:
+    """Every queued append's events as one multi-row insert."""
+    rows = [
+        {
+            "at": event.at,
+            "org_id": event.org_id,
+            "action": event.action,
+            "face": event.face,
+            "actor_kind": event.actor_kind,
+            "actor": event.actor,
+            "target": event.target,
+            "count": event.count,
+            "detail": json.dumps(event.detail, sort_keys=True),
+        }
+        for events in appends
+        for event in events
+    ]
+    conn.execute(insert(audit_events), rows)
+    return [None] * len(appends)

@@ -167,6 +167,7 @@ class _PendingFile:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         os.fchmod(self.fd, mode)  # whatever the umask
         self.digests = BlobDigests()
+        self.discarded = False
 
     def append(self, data: bytes) -> None:
         self.digests.update(data)
@@ -178,10 +179,12 @@ class _PendingFile:
         self.fd = -1
 
     def discard(self) -> None:
+        """Close and remove the file (when it was moved into place, nothing is left to remove)."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
         self.path.unlink(missing_ok=True)
+        self.discarded = True
 
 
 class LocalBlobStore:
@@ -264,15 +267,24 @@ class LocalBlobStore:
                 if len(buffer) >= FLUSH_BYTES:
                     data, buffer = bytes(buffer), bytearray()
                     await anyio.to_thread.run_sync(pending.append, data)
-            if buffer:
-                await anyio.to_thread.run_sync(pending.append, bytes(buffer))
-            await anyio.to_thread.run_sync(pending.seal)
+            # one hop for the rest: a small file's whole life in the thread pool is this call
+            return await anyio.to_thread.run_sync(self._finish, pending, bytes(buffer), checks)
+        finally:
+            if not pending.discarded:
+                await anyio.to_thread.run_sync(pending.discard)
+
+    def _finish(self, pending: _PendingFile, rest: bytes, checks: WriteChecks) -> StoredBlob:
+        """Write the last bytes, make the file durable, check it and move it into place."""
+        try:
+            if rest:
+                pending.append(rest)
+            pending.seal()
             blob = pending.digests.result()
             checks.complete(blob)
-            await anyio.to_thread.run_sync(self._commit, pending.path, blob.sha256)
+            self._commit(pending.path, blob.sha256)
             return blob
         finally:
-            await anyio.to_thread.run_sync(pending.discard)
+            pending.discard()
 
     async def open(self) -> None:
         pass

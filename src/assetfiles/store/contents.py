@@ -40,8 +40,9 @@ from assetfiles.model import (
     now_ms,
 )
 from assetfiles.store import changes
+from assetfiles.store.group_commit import GroupCommit
 from assetfiles.store.listing import counted_total, listing_statements
-from assetfiles.store.point_reads import Busy, CompiledRead, SqlitePointReads
+from assetfiles.store.point_reads import PointRead, SqlitePointReads
 from assetfiles.store.quotas import charge
 from assetfiles.store.schema import association_counts, content_associations, content_tags, contents
 from assetfiles.store.sql import upsert
@@ -53,19 +54,21 @@ class _AlreadyGone(Exception):
 
 
 class ContentStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, writes: GroupCommit | None = None) -> None:
+        """``writes``: the group commit shared with the other stores that group their writes."""
         self.engine = engine
+        self.writes = writes or GroupCommit(engine)
         self._point_reads = SqlitePointReads.of(engine)
 
-    @in_thread
-    def insert_contents(self, batch: Sequence[Content], max_total_bytes: int | None = None) -> None:
+    async def insert_contents(self, batch: Sequence[Content], max_total_bytes: int | None = None) -> None:
         """Insert many contents in one transaction: all of them or, on any error, none.
 
         With ``max_total_bytes``, only if their organization stays within it: checked and charged
-        in the same transaction, so concurrent uploads cannot overshoot it together.
+        in the same transaction, so concurrent uploads cannot overshoot it together. Concurrent
+        calls are grouped into one transaction (store/group_commit.py).
         """
-        with self.engine.begin() as conn:
-            insert_contents(conn, batch, max_total_bytes)
+        if batch:
+            await self.writes.submit(_insert_grouped, (tuple(batch), max_total_bytes))
 
     @in_thread
     def set_tags(self, org_id: str, content_id: str, tags: dict[str, str], updated_at: int) -> bool:
@@ -242,27 +245,16 @@ class ContentStore:
     async def get_stored_file(self, org_id: str, content_id: str) -> StoredFile | None:
         """The hot path of every download: one row, no tags or associations. From a SQLite file
         it is read on the calling thread (store/point_reads.py), else in the worker threads."""
-        params = {"org_id": org_id, "content_id": content_id}
-        row: Any = None
-        if self._point_reads is not None:
-            try:
-                row = self._point_reads.first(_STORED_FILE_SQLITE, params)
-            except Busy:
-                row = await self._stored_file_row(params)
-        else:
-            row = await self._stored_file_row(params)
+        row = await _STORED_FILE.first(self.engine, org_id=org_id, content_id=content_id)
         if row is None:
             return None
         name, content_type, length, sha256, updated_at = row
         return StoredFile(content_id, org_id, name, content_type, length, sha256, updated_at)
 
-    @in_thread
-    def _stored_file_row(self, params: dict[str, str]) -> tuple[Any, ...] | None:
-        with self.engine.connect() as conn:
-            return conn.execute(_STORED_FILE, params).first()
-
     def close(self) -> None:
-        """Close the point-read connections (the engine's own are disposed with it)."""
+        """Stop the group commit's thread and close the point-read connections (the engine's own
+        are disposed with it)."""
+        self.writes.close()
         if self._point_reads is not None:
             self._point_reads.close()
 
@@ -320,6 +312,17 @@ class ContentStore:
         return found
 
 
+def _insert_grouped(conn: Connection, requests: Sequence[tuple[Sequence[Content], int | None]]) -> list[None]:
+    """The grouped form of :func:`insert_contents`: the batches that share a quota limit become
+    one batch, so a group of uploads costs the statements of one."""
+    by_limit: dict[int | None, list[Content]] = {}
+    for batch, max_total_bytes in requests:
+        by_limit.setdefault(max_total_bytes, []).extend(batch)
+    for max_total_bytes, merged in by_limit.items():
+        insert_contents(conn, merged, max_total_bytes)
+    return [None] * len(requests)
+
+
 def insert_contents(conn: Connection, batch: Sequence[Content], max_total_bytes: int | None = None) -> None:
     """Insert contents within ``conn``'s transaction (see :meth:`ContentStore.insert_contents`)."""
     if not batch:
@@ -329,7 +332,7 @@ def insert_contents(conn: Connection, batch: Sequence[Content], max_total_bytes:
         charged = usage.setdefault(content.org_id, [0, 0])
         charged[0] += content.length
         charged[1] += 1
-    for org_id, (size, count) in usage.items():
+    for org_id, (size, count) in sorted(usage.items()):  # one lock order for every transaction
         charge(conn, org_id, size, count, max_total_bytes)
     conn.execute(insert(contents), [_content_values(content) for content in batch])
     changes.record(conn, "created", [(c.org_id, c.id, c.associations, c.updated_at) for c in batch])
@@ -444,10 +447,11 @@ def _extras_statement() -> Select[Any]:
 
 
 _EXTRAS = _extras_statement()
-_STORED_FILE = select(
-    contents.c.name, contents.c.content_type, contents.c.length, contents.c.sha256, contents.c.updated_at
-).where(contents.c.org_id == bindparam("org_id"), contents.c.id == bindparam("content_id"))
-_STORED_FILE_SQLITE = CompiledRead(_STORED_FILE)
+_STORED_FILE = PointRead(
+    select(
+        contents.c.name, contents.c.content_type, contents.c.length, contents.c.sha256, contents.c.updated_at
+    ).where(contents.c.org_id == bindparam("org_id"), contents.c.id == bindparam("content_id"))
+)
 
 
 def _content_values(content: Content) -> dict[str, Any]:

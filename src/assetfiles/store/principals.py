@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from assetfiles.model import DeviceCredential, DeviceRef, DeviceSession, Permission, TokenRecord, now_ms
+from assetfiles.store.point_reads import PointRead
 from assetfiles.store.schema import (
     api_tokens,
     device_messages,
@@ -214,25 +215,13 @@ class PrincipalStore:
                 )
             )
 
-    @in_thread
-    def find_devices(self, device: DeviceRef) -> list[DeviceCredential]:
-        """The credential of every organization's device of that name."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    devices.c.org_id,
-                    devices.c.secret_hash,
-                    devices.c.secret_digest,
-                    devices.c.sealed_secret,
-                    devices.c.activation,
-                ).where(devices.c.product_id == device.product_id, devices.c.id == device.device_id)
-            )
-            return [
-                DeviceCredential(
-                    row.org_id, row.secret_hash, row.secret_digest, row.sealed_secret, row.activation
-                )
-                for row in rows
-            ]
+    async def find_devices(self, device: DeviceRef) -> list[DeviceCredential]:
+        """The credential of every organization's device of that name (every device request
+        asks: a point read, store/point_reads.py)."""
+        rows = await _DEVICE_CREDENTIALS.rows(
+            self.engine, product_id=device.product_id, device_id=device.device_id
+        )
+        return [DeviceCredential(*row) for row in rows]
 
     @in_thread
     def set_device_activation(
@@ -381,3 +370,14 @@ def _session_of(org_id: str, device: DeviceRef) -> tuple[Any, ...]:
 def _device_session(row: Row[Any]) -> DeviceSession:
     device = DeviceRef(row.product_id, row.device_id)
     return DeviceSession(row.org_id, device, row.protocol, row.created_at, row.expires_at)
+
+
+_DEVICE_CREDENTIALS = PointRead(
+    select(
+        devices.c.org_id,
+        devices.c.secret_hash,
+        devices.c.secret_digest,
+        devices.c.sealed_secret,
+        devices.c.activation,
+    ).where(devices.c.product_id == bindparam("product_id"), devices.c.id == bindparam("device_id"))
+)

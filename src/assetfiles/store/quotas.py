@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from assetfiles.model import Quota
+from assetfiles.store.point_reads import PointRead
 from assetfiles.store.schema import org_quotas, org_usage, organizations
 from assetfiles.store.sql import upsert
-from assetfiles.store.threads import in_thread
+from assetfiles.store.threads import in_lane, in_thread
 
 
 class OverQuota(Exception):
@@ -46,7 +47,7 @@ class QuotaStore:
     def get_quota(self, org_id: str) -> Quota | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(org_quotas).where(org_quotas.c.org_id == org_id)).first()
-        return None if row is None else _quota(row)
+        return None if row is None else _quota(row.max_total_bytes, row.max_file_bytes, row.content_types)
 
     @in_thread
     def set_quota(self, org_id: str, quota: Quota | None) -> None:
@@ -63,32 +64,41 @@ class QuotaStore:
                     )
                 )
 
-    @in_thread
-    def usage(self, org_id: str | None = None) -> dict[str, tuple[int, int, Quota | None]]:
-        """org -> (bytes, contents, quota): one organization's, or every organization's, in one query."""
-        query = (
-            select(
-                organizations.c.id,
-                org_usage.c.bytes,
-                org_usage.c.contents,
-                org_quotas.c.org_id.label("quota_org"),
-                org_quotas.c.max_total_bytes,
-                org_quotas.c.max_file_bytes,
-                org_quotas.c.content_types,
-            )
-            .outerjoin(org_usage, org_usage.c.org_id == organizations.c.id)
-            .outerjoin(org_quotas, org_quotas.c.org_id == organizations.c.id)
-        )
-        if org_id is not None:
-            query = query.where(organizations.c.id == org_id)
+    async def usage(self, org_id: str | None = None) -> dict[str, tuple[int, int, Quota | None]]:
+        """org -> (bytes, contents, quota): one organization's (every upload asks: a point read,
+        store/point_reads.py), or every organization's, in one query."""
+        if org_id is None:
+            rows = await in_lane(self._every_usage)
+        else:
+            rows = await _ORG_USAGE.rows(self.engine, org_id=org_id)
+        return {
+            org: (stored or 0, count or 0, _quota(*quota) if quota_org else None)
+            for org, stored, count, quota_org, *quota in rows
+        }
+
+    def _every_usage(self) -> list[tuple[Any, ...]]:
         with self.engine.connect() as conn:
-            return {
-                row.id: (row.bytes or 0, row.contents or 0, _quota(row) if row.quota_org else None)
-                for row in conn.execute(query.order_by(organizations.c.id))
-            }
+            return [tuple(row) for row in conn.execute(_USAGE.order_by(organizations.c.id))]
 
 
-def _quota(row: Any) -> Quota:
-    """A quota from a row that has the org_quotas columns (the table's own, or a join's)."""
-    types = tuple(json.loads(row.content_types)) if row.content_types is not None else None
-    return Quota(row.max_total_bytes, row.max_file_bytes, types)
+#: (org id, bytes, contents, the quota's org id or null, and its three columns) per organization
+_USAGE = (
+    select(
+        organizations.c.id,
+        org_usage.c.bytes,
+        org_usage.c.contents,
+        org_quotas.c.org_id.label("quota_org"),
+        org_quotas.c.max_total_bytes,
+        org_quotas.c.max_file_bytes,
+        org_quotas.c.content_types,
+    )
+    .outerjoin(org_usage, org_usage.c.org_id == organizations.c.id)
+    .outerjoin(org_quotas, org_quotas.c.org_id == organizations.c.id)
+)
+_ORG_USAGE = PointRead(_USAGE.where(organizations.c.id == bindparam("org_id")))
+
+
+def _quota(max_total_bytes: int | None, max_file_bytes: int | None, content_types: str | None) -> Quota:
+    """A quota from the org_quotas columns."""
+    types = tuple(json.loads(content_types)) if content_types is not None else None
+    return Quota(max_total_bytes, max_file_bytes, types)

@@ -84,6 +84,8 @@ devices = Table(
     Column("activation", String(16)),
     Column("created_at", BigInteger, nullable=False),
     ForeignKeyConstraint(["org_id", "product_id"], ["products.org_id", "products.id"], ondelete="CASCADE"),
+    # a device's requests name it by product and id, not organization (its credential says which)
+    Index("ix_devices_product_device", "product_id", "id"),
 )
 
 device_sessions = Table(

@@ -26,12 +26,16 @@ def in_thread(
     within the current lane when there is one."""
 
     async def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        call = functools.partial(method, self, *args, **kwargs)
-        lane = LANE.get()
-        if lane is None:
-            return await anyio.to_thread.run_sync(call)
-        async with lane:
-            return await anyio.to_thread.run_sync(call)
+        return await in_lane(functools.partial(method, self, *args, **kwargs))
 
     functools.update_wrapper(run, method)
     return run
+
+
+async def in_lane(call: Callable[[], R]) -> R:
+    """Run a blocking call in anyio's worker threads, within the current lane when there is one."""
+    lane = LANE.get()
+    if lane is None:
+        return await anyio.to_thread.run_sync(call)
+    async with lane:
+        return await anyio.to_thread.run_sync(call)
