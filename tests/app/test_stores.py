@@ -144,3 +144,59 @@ def test_a_device_digest_is_kept_only_for_the_credential_that_was_checked(tmp_pa
         asyncio.run(scenario())
     finally:
         engine.dispose()
+
+
+def test_device_messages_remembered_together_keep_the_first_answer_and_skip_revoked_sessions(
+    tmp_path: Path,
+) -> None:
+    """Remembered answers are group-committed: a message already remembered keeps its first answer,
+    and a message whose session was revoked meanwhile is skipped without failing the others."""
+    from assetfiles.model import DeviceRef, DeviceSession
+    from assetfiles.store.database import create_engine as create_catalog_engine
+    from assetfiles.store.principals import PrincipalStore
+
+    url = catalog_url(tmp_path / "messages")
+    migrate(url)
+    engine = create_catalog_engine(url)
+    store, device = PrincipalStore(engine), DeviceRef("p1", "d1")
+
+    async def scenario() -> None:
+        await store.upsert_organization("o-1", "One")
+        await store.upsert_device("o-1", device, "scrypt$aa$first")
+        for digest in ("s-kept", "s-revoked"):
+            await store.open_device_session(digest, DeviceSession("o-1", device, "enos", 1, 10**13), 16)
+        await store.remember_device_message("s-kept", "m-0", "f-0", '"first"', 2)
+        await store.revoke_device_sessions("o-1", device, "other")  # another protocol's: none
+        await asyncio.gather(
+            store.remember_device_message("s-kept", "m-0", "f-other", '"second"', 3),
+            store.remember_device_message("s-kept", "m-1", "f-1", '"one"', 3),
+            store.remember_device_message("s-revoked", "m-2", "f-2", '"two"', 3),
+            store.remember_device_message("s-kept", "m-3", "f-3", '"three"', 3),
+        )
+        assert await store.find_device_message("s-kept", "m-0") == ("f-0", '"first"')
+        assert await store.find_device_message("s-kept", "m-1") == ("f-1", '"one"')
+        assert await store.find_device_message("s-kept", "m-3") == ("f-3", '"three"')
+        assert await store.find_device_message("s-revoked", "m-2") == ("f-2", '"two"')
+
+        # now the session goes while its message is being remembered with others'
+        with engine.begin() as conn:
+            from sqlalchemy import delete
+
+            from assetfiles.store.schema import device_sessions
+
+            conn.execute(delete(device_sessions).where(device_sessions.c.digest == "s-revoked"))
+        await asyncio.gather(
+            store.remember_device_message("s-revoked", "m-4", "f-4", '"four"', 4),
+            store.remember_device_message("s-kept", "m-5", "f-5", '"five"', 4),
+        )
+        assert await store.find_device_message("s-revoked", "m-4") is None
+        assert await store.find_device_message("s-kept", "m-5") == ("f-5", '"five"')
+        found = await store.find_device_session("s-kept")
+        assert found is not None and (found.device, found.expires_at) == (device, 10**13)
+        assert await store.find_device_session("s-revoked") is None
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.writes.close()
+        engine.dispose()

@@ -76,6 +76,15 @@ def test_the_cli_refuses_a_read_only_token_with_exit_2(server: Server, tmp_path:
     assert run.returncode == 2 and "refused the token" in err
 
 
+def _offset_once_unlocked(url: str) -> int:
+    """The upload's offset, once the server has noticed the killed client's PATCH (423 until then)."""
+    deadline = time.monotonic() + 30
+    while (head := httpx.head(url, headers=AUTH)).status_code == 423 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert head.status_code == 200, head
+    return int(head.headers["upload-offset"])
+
+
 def test_a_killed_upload_resumes_from_the_servers_offset(server: Server, tmp_path: Path) -> None:
     size = 24 * MIB
     path = _file(tmp_path, "clip.mp4", size, 4)
@@ -84,19 +93,15 @@ def test_a_killed_upload_resumes_from_the_servers_offset(server: Server, tmp_pat
         first = _cli(
             "--url", slow.base_url, "--asset", "a1", "--chunk-size", str(MIB), str(path), state=state
         )
-        offset = 0
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # until the server acknowledged a few chunks
-            remembered = list((state / "uploads").glob("*.json")) if (state / "uploads").exists() else []
-            if remembered:
-                location = json.loads(remembered[0].read_text())["location"]
-                head = httpx.head(location.replace(slow.base_url, server.base_url), headers=AUTH)
-                offset = int(head.headers.get("upload-offset", "0"))
-                if offset >= 4 * MIB:
-                    break
-            time.sleep(0.05)
+        # each chunk is acknowledged before the next is sent, so 6 MiB through the proxy means the
+        # server holds at least 5 MiB; the kill comes long before the other 18 MiB could pass
+        while slow.sent < 6 * MIB and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
+        location = json.loads(next((state / "uploads").glob("*.json")).read_text())["location"]
+        offset = _offset_once_unlocked(location.replace(slow.base_url, server.base_url))
         assert 4 * MIB <= offset < size
         before = slow.sent
     with CutProxy(_port(server), port=slow.port) as counting:  # the same URL as the killed run

@@ -12,11 +12,8 @@ cannot satisfy is answered as an envelope too (:class:`_RangeRefusalAsEnvelope`)
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -293,23 +290,27 @@ async def integration(request: Request) -> Response:
 async def spooled_multipart(
     services: Services, org_id: str, *, accept_files: bool
 ) -> AsyncIterator[EnosMultipart]:
-    """A parser for an EnOS multipart upload (integration or device) whose file parts go to a
-    spool directory under ``data_dir/tmp`` (which ``gc`` sweeps after a crash), each bounded by
+    """A parser for an EnOS multipart upload (integration or device) whose larger file parts go to
+    a spool directory under ``data_dir/tmp`` (which ``gc`` sweeps after a crash), each bounded by
     ``enos_max_file_bytes`` and the organization's quota; the directory goes on exit."""
     settings = services.settings
     spool = settings.data_dir / "tmp"
     spool.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX, dir=spool))
+    quota_limit = await services.quotas.file_limit(org_id)
+    max_file = settings.enos_max_file_bytes
+    if quota_limit is not None:
+        max_file = min(max_file, quota_limit)
+    parser = EnosMultipart(
+        spool,
+        max_message=settings.enos_max_message_bytes,
+        max_file=max_file,
+        accept_files=accept_files,
+        prefix=SPOOL_PREFIX,
+    )
     try:
-        quota_limit = await services.quotas.file_limit(org_id)
-        max_file = settings.enos_max_file_bytes
-        if quota_limit is not None:
-            max_file = min(max_file, quota_limit)
-        yield EnosMultipart(
-            workdir, max_message=settings.enos_max_message_bytes, max_file=max_file, accept_files=accept_files
-        )
+        yield parser
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        parser.discard()
 
 
 def upload_info(item: UploadUrl, base: str) -> dict[str, Any]:

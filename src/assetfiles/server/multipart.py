@@ -1,8 +1,13 @@
 """Streaming the multipart body of an EnOS integration request: one message part, file parts to disk.
 
-python-multipart parses as bytes arrive; each ``enos-file`` part is written to a temporary file
-while its sha256 and md5 are computed, and refused as soon as it passes the per-file limit (the
-``enos-message`` part has its own, smaller one). Nothing is kept in memory but the message.
+python-multipart parses as bytes arrive; each ``enos-file`` part's sha256 and md5 are computed
+as it comes, and it is refused as soon as it passes the per-file limit (the ``enos-message`` part
+has its own, smaller one). A small part (up to :data:`INLINE_PART_BYTES`, while the request's
+small parts together stay within :data:`INLINE_REQUEST_BYTES`) is kept in memory: a device's
+reading of a few KiB then costs no temporary file, no spool directory and no thread hops to
+write and read them back (bench/README.md, "Small uploads"). A larger part goes to a temporary
+file in a spool directory made for the request when the first such part arrives. So a request
+holds at most the message and :data:`INLINE_REQUEST_BYTES` in memory, however it is shaped.
 A part's own ``Content-Length`` header, when sent (EnOS documents it), must match its bytes.
 
 Other text fields are read and dropped: EnOS's Python samples send one named
@@ -15,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import shutil
 import tempfile
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
@@ -32,6 +38,10 @@ FILE_PART = "enos-file"
 MAX_FILES = 100
 #: Text fields other than the message, read and ignored.
 MAX_IGNORED_FIELDS = 16
+#: A file part up to this size is kept in memory ...
+INLINE_PART_BYTES = 64 * 1024
+#: ... while all of a request's parts kept in memory stay within this.
+INLINE_REQUEST_BYTES = 256 * 1024
 
 
 @dataclass
@@ -39,6 +49,8 @@ class _Part:
     headers: dict[str, str] = field(default_factory=dict)
     name: str = ""
     filename: str | None = None
+    #: a file part's bytes while it is small enough to be kept in memory
+    inline: bytearray | None = None
     handle: IO[bytes] | None = None
     path: Path | None = None
     length: int = 0
@@ -53,8 +65,15 @@ class Received:
 
 
 class EnosMultipart:
-    def __init__(self, workdir: Path, *, max_message: int, max_file: int, accept_files: bool = True) -> None:
-        self.workdir = workdir
+    def __init__(
+        self, spool: Path, *, max_message: int, max_file: int, accept_files: bool = True, prefix: str = ""
+    ) -> None:
+        """``spool``: where the request's directory for its larger parts is made (named ``prefix``
+        and a random suffix, so that a sweep after a crash finds it); :meth:`discard` removes it."""
+        self.spool = spool
+        self.prefix = prefix
+        self.workdir: Path | None = None
+        self.inline_bytes = 0
         self.max_message = max_message
         self.max_file = max_file
         self.accept_files = accept_files
@@ -65,6 +84,12 @@ class EnosMultipart:
         self.header_field = bytearray()
         self.header_value = bytearray()
         self.error: Exception | None = None
+
+    def discard(self) -> None:
+        """Remove the spooled parts, if any were spooled."""
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
 
     @staticmethod
     def boundary(content_type: str | None) -> bytes:
@@ -143,8 +168,7 @@ class EnosMultipart:
             if part.filename in {f.filename for f in self.files}:
                 self._fail(BadInput(f"{FILE_PART}: file {part.filename!r} is sent twice", field=FILE_PART))
                 return
-            handle = tempfile.NamedTemporaryFile(dir=self.workdir, delete=False)  # noqa: SIM115
-            part.handle, part.path = handle, Path(handle.name)
+            part.inline = bytearray()
         elif part.filename is not None:
             message = f"body: unexpected file part {part.name!r} (files are sent as {FILE_PART})"
             self._fail(BadInput(message, field="body"))
@@ -172,21 +196,40 @@ class EnosMultipart:
             if part.length > self.max_message:  # an ignored field: bounded like the message
                 message = f"body: field {part.name!r} is larger than {self.max_message} bytes"
                 self._fail(PayloadTooLarge(message, field="body"))
-        elif part.handle is not None:
+        elif part.inline is not None or part.handle is not None:
             if part.length > self.max_file:
                 message = f"{FILE_PART}: {part.filename} is larger than {self.max_file} bytes"
                 self._fail(PayloadTooLarge(message, field=FILE_PART))
                 return
-            part.handle.write(chunk)
             part.sha256.update(chunk)
             part.md5.update(chunk)
+            if part.inline is not None:
+                fits = self.inline_bytes + len(chunk) <= INLINE_REQUEST_BYTES
+                if part.length <= INLINE_PART_BYTES and fits:
+                    part.inline.extend(chunk)
+                    self.inline_bytes += len(chunk)
+                    return
+                self._spill(part)
+            assert part.handle is not None
+            part.handle.write(chunk)
+
+    def _spill(self, part: _Part) -> None:
+        """Move a part that grew past what is kept in memory to a temporary file."""
+        assert part.inline is not None
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.spool))
+        handle = tempfile.NamedTemporaryFile(dir=self.workdir, delete=False)  # noqa: SIM115
+        handle.write(part.inline)
+        self.inline_bytes -= len(part.inline)
+        part.handle, part.path, part.inline = handle, Path(handle.name), None
 
     def _part_end(self) -> None:
         part = self.part
-        if part.handle is None or self.error is not None:
+        if (part.handle is None and part.inline is None) or self.error is not None:
             return
-        part.handle.close()
-        part.handle = None
+        if part.handle is not None:
+            part.handle.close()
+            part.handle = None
         declared = part.headers.get("content-length")
         if declared is not None and (not declared.strip().isdigit() or int(declared) != part.length):
             message = (
@@ -202,7 +245,7 @@ class EnosMultipart:
             )
             self._fail(BadInput(message, field=f"{FILE_PART}.Content-MD5"))
             return
-        assert part.path is not None and part.filename is not None
+        assert part.filename is not None
         self.files.append(
             ReceivedFile(
                 part.filename,
@@ -211,6 +254,7 @@ class EnosMultipart:
                 part.md5.hexdigest(),
                 part.sha256.hexdigest(),
                 part.headers.get("content-type", "").strip() or None,
+                bytes(part.inline) if part.inline is not None else None,
             )
         )
 

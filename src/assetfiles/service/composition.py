@@ -58,16 +58,20 @@ class Stores:
     contents: ContentStore
     uploads: UploadStore
     quotas: QuotaStore
+    #: the group commit the stores whose writes are grouped share (store/group_commit.py)
+    writes: GroupCommit
 
     @classmethod
     def on(cls, engine: Engine) -> Stores:
+        writes = GroupCommit(engine)
         return cls(
             engine,
-            PrincipalStore(engine),
+            PrincipalStore(engine, writes),
             AssetStore(engine),
-            ContentStore(engine, GroupCommit(engine)),
+            ContentStore(engine, writes),
             UploadStore(engine),
             QuotaStore(engine),
+            writes,
         )
 
 
@@ -105,7 +109,7 @@ class Services:
         blobs = open_blob_store(settings)
         await blobs.open()
         signer = UrlSigner(settings.signing_key, settings.url_ttl_seconds)
-        audit = Audit(AuditStore(engine, stores.contents.writes))
+        audit = Audit(AuditStore(engine, stores.writes))
         contents = ContentService(stores.contents, stores.assets, stores.quotas, blobs, signer, audit)
         quotas = Quotas(stores.quotas, stores.principals)
         uploads = UploadService(

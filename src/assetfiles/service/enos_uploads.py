@@ -65,14 +65,16 @@ LOCAL = "local://"
 
 @dataclass(frozen=True)
 class ReceivedFile:
-    """An ``enos-file`` part, streamed to disk by the face."""
+    """An ``enos-file`` part as the face received it: its bytes in ``data`` when small, else
+    streamed to the file at ``path``."""
 
     filename: str
-    path: Path
+    path: Path | None
     length: int
     md5: str
     sha256: str
     content_type: str | None = None
+    data: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ class EnosUploadService:
                 principal.org_id,
                 item.spec,
                 item.creator,
-                _chunks(part.path),
+                _chunks(part),
                 expected_length=part.length,
                 expected_sha256=part.sha256,
             )
@@ -333,7 +335,11 @@ def as_integration_message(principal: Principal, message: Any) -> dict[str, Any]
     }
 
 
-async def _chunks(path: Path) -> AsyncIterator[bytes]:
-    async with await anyio.open_file(path, "rb") as handle:
+async def _chunks(part: ReceivedFile) -> AsyncIterator[bytes]:
+    if part.data is not None:
+        yield part.data
+        return
+    assert part.path is not None
+    async with await anyio.open_file(part.path, "rb") as handle:
         while chunk := await handle.read(1024 * 1024):
             yield chunk

@@ -3,7 +3,7 @@ hashes). The store of the principals aggregate; see :mod:`assetfiles.store.sql`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from assetfiles.model import DeviceCredential, DeviceRef, DeviceSession, Permission, TokenRecord, now_ms
+from assetfiles.store.group_commit import GroupCommit
 from assetfiles.store.point_reads import PointRead
 from assetfiles.store.schema import (
     api_tokens,
@@ -20,6 +21,7 @@ from assetfiles.store.schema import (
     organizations,
     products,
 )
+from assetfiles.store.sql import upsert
 from assetfiles.store.threads import in_thread
 
 
@@ -28,8 +30,10 @@ class SecretInUse(Exception):
 
 
 class PrincipalStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, writes: GroupCommit | None = None) -> None:
+        """``writes``: the group commit shared with the other stores that group their writes."""
         self.engine = engine
+        self.writes = writes or GroupCommit(engine)
 
     @in_thread
     def upsert_organization(self, org_id: str, name: str) -> None:
@@ -286,48 +290,25 @@ class PrincipalStore:
             kept = set(conn.scalars(newest))
             conn.execute(delete(device_sessions).where(*of_device, device_sessions.c.digest.not_in(kept)))
 
-    @in_thread
-    def find_device_session(self, digest: str) -> DeviceSession | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(device_sessions).where(device_sessions.c.digest == digest)).first()
-        return _device_session(row) if row is not None else None
+    async def find_device_session(self, digest: str) -> DeviceSession | None:
+        """Every request of a device's session asks: a point read (store/point_reads.py)."""
+        row = await _DEVICE_SESSION.first(self.engine, digest=digest)
+        if row is None:
+            return None
+        org_id, product_id, device_id, protocol, created_at, expires_at = row
+        return DeviceSession(org_id, DeviceRef(product_id, device_id), protocol, created_at, expires_at)
 
-    @in_thread
-    def remember_device_message(
+    async def remember_device_message(
         self, session_digest: str, message_id: str, fingerprint: str, answer: str, now: int
     ) -> None:
-        """Keep a message's answer for its session; a message already remembered keeps the first."""
-        with self.engine.begin() as conn:
-            known = select(device_messages.c.message_id).where(
-                device_messages.c.session_digest == session_digest, device_messages.c.message_id == message_id
-            )
-            if conn.scalar(known) is not None:
-                return
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        insert(device_messages).values(
-                            session_digest=session_digest,
-                            message_id=message_id,
-                            fingerprint=fingerprint,
-                            answer=answer,
-                            created_at=now,
-                        )
-                    )
-            except IntegrityError:
-                pass  # the same message answered at the same moment by another request: the first stays
+        """Keep a message's answer for its session; a message already remembered keeps the first.
+        Group-committed with the upload it answers for (store/group_commit.py)."""
+        await self.writes.submit(_remember_messages, (session_digest, message_id, fingerprint, answer, now))
 
-    @in_thread
-    def find_device_message(self, session_digest: str, message_id: str) -> tuple[str, str] | None:
-        """(fingerprint, answer) of a message this session posted before."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(device_messages.c.fingerprint, device_messages.c.answer).where(
-                    device_messages.c.session_digest == session_digest,
-                    device_messages.c.message_id == message_id,
-                )
-            ).first()
-        return (row.fingerprint, row.answer) if row is not None else None
+    async def find_device_message(self, session_digest: str, message_id: str) -> tuple[str, str] | None:
+        """(fingerprint, answer) of a message this session posted before (a point read)."""
+        row = await _DEVICE_MESSAGE.first(self.engine, session_digest=session_digest, message_id=message_id)
+        return (row[0], row[1]) if row is not None else None
 
     @in_thread
     def list_device_sessions(self, org_id: str | None, now: int) -> list[DeviceSession]:
@@ -372,6 +353,32 @@ def _device_session(row: Row[Any]) -> DeviceSession:
     return DeviceSession(row.org_id, device, row.protocol, row.created_at, row.expires_at)
 
 
+#: (session digest, message id, fingerprint, answer, created at)
+_RememberedMessage = tuple[str, str, str, str, int]
+
+
+def _remember_messages(conn: Connection, messages: Sequence[_RememberedMessage]) -> list[None]:
+    """The grouped form of :meth:`PrincipalStore.remember_device_message`: one insert that keeps
+    the first answer of a message already remembered. A session revoked meanwhile (its messages'
+    foreign key) fails the insert: then each message is inserted alone and such ones are skipped."""
+    rows = [
+        {"session_digest": digest, "message_id": message_id, "fingerprint": fingerprint, "answer": answer,
+         "created_at": now}
+        for digest, message_id, fingerprint, answer, now in messages
+    ]  # fmt: skip
+    try:
+        with conn.begin_nested():
+            conn.execute(upsert(conn, device_messages).on_conflict_do_nothing(), rows)
+    except IntegrityError:
+        for row in rows:
+            try:
+                with conn.begin_nested():
+                    conn.execute(upsert(conn, device_messages).values(row).on_conflict_do_nothing())
+            except IntegrityError:
+                pass  # its session was revoked: nothing to answer a re-send with
+    return [None] * len(messages)
+
+
 _DEVICE_CREDENTIALS = PointRead(
     select(
         devices.c.org_id,
@@ -380,4 +387,20 @@ _DEVICE_CREDENTIALS = PointRead(
         devices.c.sealed_secret,
         devices.c.activation,
     ).where(devices.c.product_id == bindparam("product_id"), devices.c.id == bindparam("device_id"))
+)
+_DEVICE_SESSION = PointRead(
+    select(
+        device_sessions.c.org_id,
+        device_sessions.c.product_id,
+        device_sessions.c.device_id,
+        device_sessions.c.protocol,
+        device_sessions.c.created_at,
+        device_sessions.c.expires_at,
+    ).where(device_sessions.c.digest == bindparam("digest"))
+)
+_DEVICE_MESSAGE = PointRead(
+    select(device_messages.c.fingerprint, device_messages.c.answer).where(
+        device_messages.c.session_digest == bindparam("session_digest"),
+        device_messages.c.message_id == bindparam("message_id"),
+    )
 )

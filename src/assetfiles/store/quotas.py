@@ -43,11 +43,10 @@ class QuotaStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    @in_thread
-    def get_quota(self, org_id: str) -> Quota | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(org_quotas).where(org_quotas.c.org_id == org_id)).first()
-        return None if row is None else _quota(row.max_total_bytes, row.max_file_bytes, row.content_types)
+    async def get_quota(self, org_id: str) -> Quota | None:
+        """Every EnOS multipart upload asks before spooling: a point read (store/point_reads.py)."""
+        row = await _QUOTA.first(self.engine, org_id=org_id)
+        return None if row is None else _quota(*row)
 
     @in_thread
     def set_quota(self, org_id: str, quota: Quota | None) -> None:
@@ -96,6 +95,11 @@ _USAGE = (
     .outerjoin(org_quotas, org_quotas.c.org_id == organizations.c.id)
 )
 _ORG_USAGE = PointRead(_USAGE.where(organizations.c.id == bindparam("org_id")))
+_QUOTA = PointRead(
+    select(org_quotas.c.max_total_bytes, org_quotas.c.max_file_bytes, org_quotas.c.content_types).where(
+        org_quotas.c.org_id == bindparam("org_id")
+    )
+)
 
 
 def _quota(max_total_bytes: int | None, max_file_bytes: int | None, content_types: str | None) -> Quota:
