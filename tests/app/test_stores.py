@@ -200,3 +200,52 @@ def test_device_messages_remembered_together_keep_the_first_answer_and_skip_revo
     finally:
         store.writes.close()
         engine.dispose()
+
+
+def test_reservations_and_completions_made_together_keep_their_rules(tmp_path: Path) -> None:
+    """Reservations and their completions are group-committed: in one group the pending limit still
+    counts the reservations before each, and a reservation completed twice makes one content."""
+    from assetfiles.model import Content, Creator, CreatorKind, now_ms
+    from assetfiles.store.contents import ContentStore
+    from assetfiles.store.database import create_engine as create_catalog_engine
+    from assetfiles.store.group_commit import GroupCommit
+    from assetfiles.store.principals import PrincipalStore
+    from assetfiles.store.uploads import TooManyPending, UploadStore
+
+    url = catalog_url(tmp_path / "uploads")
+    migrate(url)
+    engine = create_catalog_engine(url)
+    writes = GroupCommit(engine)
+    store, contents = UploadStore(engine, writes), ContentStore(engine, writes)
+    later = now_ms() + 600_000
+
+    def content(content_id: str) -> Content:
+        return Content(content_id, "o-1", f"{content_id}.bin", "application/octet-stream", "file", 1,
+                       "0" * 64, "0" * 32, Creator(CreatorKind.TOKEN, "t"), 1, 1)  # fmt: skip
+
+    async def scenario() -> None:
+        await PrincipalStore(engine, writes).upsert_organization("o-1", "One")
+        reserved = await asyncio.gather(
+            *(store.insert_upload(f"u-{n}", "o-1", {"n": n}, later, max_pending=2) for n in range(3)),
+            return_exceptions=True,
+        )
+        assert reserved[:2] == [None, None] and isinstance(reserved[2], TooManyPending)
+        assert await store.get_upload("u-1", "o-1") == {"n": 1}
+        assert await store.get_upload("u-1", "o-other") is None
+        assert await store.get_upload("u-2", "o-1") is None
+
+        done = await asyncio.gather(
+            store.complete_upload("u-0", content("c-0")),
+            store.complete_upload("u-0", content("c-0-again")),
+            store.complete_upload("u-1", content("c-1")),
+        )
+        assert list(done) == [True, False, True]
+        assert await contents.get_content("o-1", "c-0") is not None
+        assert await contents.get_content("o-1", "c-0-again") is None
+        assert await store.get_upload("u-0", "o-1") is None
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        writes.close()
+        engine.dispose()

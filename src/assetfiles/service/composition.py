@@ -69,7 +69,7 @@ class Stores:
             PrincipalStore(engine, writes),
             AssetStore(engine),
             ContentStore(engine, writes),
-            UploadStore(engine),
+            UploadStore(engine, writes),
             QuotaStore(engine),
             writes,
         )

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy.engine import Connection, Engine
 
 from assetfiles.model import Content, now_ms
 from assetfiles.store.contents import insert_contents
+from assetfiles.store.group_commit import GroupCommit
+from assetfiles.store.point_reads import PointRead
 from assetfiles.store.schema import uploads
-from assetfiles.store.threads import in_thread
 
 
 class TooManyPending(Exception):
@@ -29,11 +32,13 @@ class TooManyPending(Exception):
 
 
 class UploadStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, writes: GroupCommit | None = None) -> None:
+        """``writes``: the group commit shared with the other stores that group their writes: a
+        reservation and its completion are each one short write per upload (store/group_commit.py)."""
         self.engine = engine
+        self.writes = writes or GroupCommit(engine)
 
-    @in_thread
-    def insert_upload(
+    async def insert_upload(
         self,
         upload_id: str,
         org_id: str,
@@ -44,38 +49,72 @@ class UploadStore:
     ) -> None:
         """Record a reservation; with ``max_pending``, refuse (TooManyPending) past that many unused
         reservations in the organization. Expired ones are cleared first."""
-        now = now_ms()
-        with self.engine.begin() as conn:
-            conn.execute(delete(uploads).where(uploads.c.expires_at < now))
-            if max_pending is not None:
-                mine = uploads.c.org_id == org_id
-                pending, soonest = conn.execute(
-                    select(func.count(), func.min(uploads.c.expires_at)).where(mine)
-                ).one()
-                if pending >= max_pending:
-                    raise TooManyPending(max(1, math.ceil((soonest - now) / 1000)))
-            conn.execute(
-                insert(uploads).values(
-                    id=upload_id, org_id=org_id, spec=json.dumps(spec), expires_at=expires_at
-                )
-            )
+        reservation = _Reservation(upload_id, org_id, json.dumps(spec), expires_at, max_pending)
+        await self.writes.submit(_reserve, reservation)
 
-    @in_thread
-    def get_upload(self, upload_id: str, org_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            spec = conn.scalar(
-                select(uploads.c.spec).where(uploads.c.id == upload_id, uploads.c.org_id == org_id)
-            )
-        return json.loads(spec) if spec is not None else None
+    async def get_upload(self, upload_id: str, org_id: str) -> dict[str, Any] | None:
+        row = await _RESERVATION.first(self.engine, upload_id=upload_id, org_id=org_id)
+        return json.loads(row[0]) if row is not None else None
 
-    @in_thread
-    def complete_upload(self, upload_id: str, content: Content, max_total_bytes: int | None = None) -> bool:
+    async def complete_upload(
+        self, upload_id: str, content: Content, max_total_bytes: int | None = None
+    ) -> bool:
         """Insert the uploaded content and retire its upload record; False if already completed."""
-        with self.engine.begin() as conn:
-            removed = conn.execute(delete(uploads).where(uploads.c.id == upload_id))
-            if removed.rowcount == 0:
-                return False
-            insert_contents(conn, [content], max_total_bytes)
-            return True
+        return await self.writes.submit(_complete, (upload_id, content, max_total_bytes))
 
-    # -- quotas and usage ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Reservation:
+    upload_id: str
+    org_id: str
+    spec: str
+    expires_at: int
+    max_pending: int | None
+
+
+_RESERVATION = PointRead(
+    select(uploads.c.spec).where(
+        uploads.c.id == bindparam("upload_id"), uploads.c.org_id == bindparam("org_id")
+    )
+)
+
+
+def _reserve(conn: Connection, reservations: Sequence[_Reservation]) -> list[None]:
+    """Reservations in one transaction, each counted after those before it (TooManyPending fails the
+    group, and each is then retried alone: see store/group_commit.py)."""
+    now = now_ms()
+    conn.execute(delete(uploads).where(uploads.c.expires_at < now))
+    for reservation in reservations:
+        if reservation.max_pending is not None:
+            pending, soonest = conn.execute(
+                select(func.count(), func.min(uploads.c.expires_at)).where(
+                    uploads.c.org_id == reservation.org_id
+                )
+            ).one()
+            if pending >= reservation.max_pending:
+                raise TooManyPending(max(1, math.ceil((soonest - now) / 1000)))
+        conn.execute(
+            insert(uploads).values(
+                id=reservation.upload_id,
+                org_id=reservation.org_id,
+                spec=reservation.spec,
+                expires_at=reservation.expires_at,
+            )
+        )
+    return [None] * len(reservations)
+
+
+def _complete(conn: Connection, completions: Sequence[tuple[str, Content, int | None]]) -> list[bool]:
+    """Each completion retires its reservation and inserts its content: False for one retired already.
+
+    Two completions of one reservation in the same group: the second finds it gone, as it would
+    in a transaction of its own after the first."""
+    done = []
+    for upload_id, content, max_total_bytes in completions:
+        removed = conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+        if removed.rowcount == 0:
+            done.append(False)
+            continue
+        insert_contents(conn, [content], max_total_bytes)
+        done.append(True)
+    return done
