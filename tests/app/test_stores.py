@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine
 
 from assetfiles.errors import IntegrityMismatch, PayloadTooLarge
 from assetfiles.store.blobs import LocalBlobStore
+from assetfiles.store.database import create_engine as create_catalog_engine
 from assetfiles.store.database import migrate, normalize_url
 from assetfiles.store.schema import metadata
 from tests.backends import BACKEND, catalog_url
@@ -118,17 +119,23 @@ def test_counts_migration_backfills_existing_rows(tmp_path: Path) -> None:
     assert [tuple(row) for row in counts] == [("a1", 2), ("a2", 1)]
 
 
-def test_a_device_digest_is_kept_only_for_the_credential_that_was_checked(tmp_path: Path) -> None:
+@pytest.fixture
+def catalog(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated catalog of the backend under test, as the server opens it."""
+    url = catalog_url(tmp_path / "catalog")
+    migrate(url)
+    engine = create_catalog_engine(url)
+    yield engine
+    engine.dispose()
+
+
+def test_a_device_digest_is_kept_only_for_the_credential_that_was_checked(catalog: Engine) -> None:
     """The fast check's digest is written for the scrypt hash that was verified: if the secret was
     replaced meanwhile the write does nothing, and replacing a secret clears the digest."""
     from assetfiles.model import DeviceRef
-    from assetfiles.store.database import create_engine as create_catalog_engine
     from assetfiles.store.principals import PrincipalStore
 
-    url = catalog_url(tmp_path / "devices")
-    migrate(url)
-    engine = create_catalog_engine(url)
-    store, device = PrincipalStore(engine), DeviceRef("p1", "d1")
+    store, device = PrincipalStore(catalog), DeviceRef("p1", "d1")
 
     async def scenario() -> None:
         await store.upsert_organization("o-1", "One")
@@ -140,25 +147,18 @@ def test_a_device_digest_is_kept_only_for_the_credential_that_was_checked(tmp_pa
         await store.remember_device_digest("o-1", device, "scrypt$aa$first", "e" * 64)  # checked the old one
         assert (await store.find_devices(device))[0].secret_digest is None
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        engine.dispose()
+    asyncio.run(scenario())
 
 
 def test_device_messages_remembered_together_keep_the_first_answer_and_skip_revoked_sessions(
-    tmp_path: Path,
+    catalog: Engine,
 ) -> None:
     """Remembered answers are group-committed: a message already remembered keeps its first answer,
     and a message whose session was revoked meanwhile is skipped without failing the others."""
     from assetfiles.model import DeviceRef, DeviceSession
-    from assetfiles.store.database import create_engine as create_catalog_engine
     from assetfiles.store.principals import PrincipalStore
 
-    url = catalog_url(tmp_path / "messages")
-    migrate(url)
-    engine = create_catalog_engine(url)
-    store, device = PrincipalStore(engine), DeviceRef("p1", "d1")
+    store, device = PrincipalStore(catalog), DeviceRef("p1", "d1")
 
     async def scenario() -> None:
         await store.upsert_organization("o-1", "One")
@@ -179,7 +179,7 @@ def test_device_messages_remembered_together_keep_the_first_answer_and_skip_revo
         assert await store.find_device_message("s-revoked", "m-2") == ("f-2", '"two"')
 
         # now the session goes while its message is being remembered with others'
-        with engine.begin() as conn:
+        with catalog.begin() as conn:
             from sqlalchemy import delete
 
             from assetfiles.store.schema import device_sessions
@@ -199,24 +199,19 @@ def test_device_messages_remembered_together_keep_the_first_answer_and_skip_revo
         asyncio.run(scenario())
     finally:
         store.writes.close()
-        engine.dispose()
 
 
-def test_reservations_and_completions_made_together_keep_their_rules(tmp_path: Path) -> None:
+def test_reservations_and_completions_made_together_keep_their_rules(catalog: Engine) -> None:
     """Reservations and their completions are group-committed: in one group the pending limit still
     counts the reservations before each, and a reservation completed twice makes one content."""
     from assetfiles.model import Content, Creator, CreatorKind, now_ms
     from assetfiles.store.contents import ContentStore
-    from assetfiles.store.database import create_engine as create_catalog_engine
     from assetfiles.store.group_commit import GroupCommit
     from assetfiles.store.principals import PrincipalStore
     from assetfiles.store.uploads import TooManyPending, UploadStore
 
-    url = catalog_url(tmp_path / "uploads")
-    migrate(url)
-    engine = create_catalog_engine(url)
-    writes = GroupCommit(engine)
-    store, contents = UploadStore(engine, writes), ContentStore(engine, writes)
+    writes = GroupCommit(catalog)
+    store, contents = UploadStore(catalog, writes), ContentStore(catalog, writes)
     later = now_ms() + 600_000
 
     def content(content_id: str) -> Content:
@@ -224,7 +219,7 @@ def test_reservations_and_completions_made_together_keep_their_rules(tmp_path: P
                        "0" * 64, "0" * 32, Creator(CreatorKind.TOKEN, "t"), 1, 1)  # fmt: skip
 
     async def scenario() -> None:
-        await PrincipalStore(engine, writes).upsert_organization("o-1", "One")
+        await PrincipalStore(catalog, writes).upsert_organization("o-1", "One")
         reserved = await asyncio.gather(
             *(store.insert_upload(f"u-{n}", "o-1", {"n": n}, later, max_pending=2) for n in range(3)),
             return_exceptions=True,
@@ -248,4 +243,3 @@ def test_reservations_and_completions_made_together_keep_their_rules(tmp_path: P
         asyncio.run(scenario())
     finally:
         writes.close()
-        engine.dispose()

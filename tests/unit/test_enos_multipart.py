@@ -84,7 +84,7 @@ def test_the_requests_parts_in_memory_are_bounded_together(tmp_path: Path) -> No
 
 def test_a_part_over_the_file_limit_is_refused_in_memory_too(tmp_path: Path) -> None:
     parser = _parser(tmp_path, max_file=1000)
-    with pytest.raises(PayloadTooLarge) as refused:
+    with pytest.raises(PayloadTooLarge, match=r"a\.bin is larger than 1000 bytes") as refused:
         _read(parser, {"a.bin": b"x" * 1001})
     assert refused.value.field == "enos-file"
     assert list(tmp_path.iterdir()) == []

@@ -293,10 +293,7 @@ class PrincipalStore:
     async def find_device_session(self, digest: str) -> DeviceSession | None:
         """Every request of a device's session asks: a point read (store/point_reads.py)."""
         row = await _DEVICE_SESSION.first(self.engine, digest=digest)
-        if row is None:
-            return None
-        org_id, product_id, device_id, protocol, created_at, expires_at = row
-        return DeviceSession(org_id, DeviceRef(product_id, device_id), protocol, created_at, expires_at)
+        return _device_session(*row) if row is not None else None
 
     async def remember_device_message(
         self, session_digest: str, message_id: str, fingerprint: str, answer: str, now: int
@@ -313,12 +310,12 @@ class PrincipalStore:
     @in_thread
     def list_device_sessions(self, org_id: str | None, now: int) -> list[DeviceSession]:
         """Sessions not yet expired, oldest first (per organization, or all)."""
-        query = select(device_sessions).where(device_sessions.c.expires_at > now)
+        query = select(*_SESSION_COLUMNS).where(device_sessions.c.expires_at > now)
         if org_id is not None:
             query = query.where(device_sessions.c.org_id == org_id)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(device_sessions.c.created_at)).all()
-        return [_device_session(row) for row in rows]
+        return [_device_session(*row) for row in rows]
 
     @in_thread
     def revoke_device_sessions(self, org_id: str, device: DeviceRef, protocol: str | None = None) -> int:
@@ -348,9 +345,21 @@ def _session_of(org_id: str, device: DeviceRef) -> tuple[Any, ...]:
     )
 
 
-def _device_session(row: Row[Any]) -> DeviceSession:
-    device = DeviceRef(row.product_id, row.device_id)
-    return DeviceSession(row.org_id, device, row.protocol, row.created_at, row.expires_at)
+#: a session's columns, in the order :func:`_device_session` takes them
+_SESSION_COLUMNS = (
+    device_sessions.c.org_id,
+    device_sessions.c.product_id,
+    device_sessions.c.device_id,
+    device_sessions.c.protocol,
+    device_sessions.c.created_at,
+    device_sessions.c.expires_at,
+)
+
+
+def _device_session(
+    org_id: str, product_id: str, device_id: str, protocol: str, created_at: int, expires_at: int
+) -> DeviceSession:
+    return DeviceSession(org_id, DeviceRef(product_id, device_id), protocol, created_at, expires_at)
 
 
 #: (session digest, message id, fingerprint, answer, created at)
@@ -388,16 +397,7 @@ _DEVICE_CREDENTIALS = PointRead(
         devices.c.activation,
     ).where(devices.c.product_id == bindparam("product_id"), devices.c.id == bindparam("device_id"))
 )
-_DEVICE_SESSION = PointRead(
-    select(
-        device_sessions.c.org_id,
-        device_sessions.c.product_id,
-        device_sessions.c.device_id,
-        device_sessions.c.protocol,
-        device_sessions.c.created_at,
-        device_sessions.c.expires_at,
-    ).where(device_sessions.c.digest == bindparam("digest"))
-)
+_DEVICE_SESSION = PointRead(select(*_SESSION_COLUMNS).where(device_sessions.c.digest == bindparam("digest")))
 _DEVICE_MESSAGE = PointRead(
     select(device_messages.c.fingerprint, device_messages.c.answer).where(
         device_messages.c.session_digest == bindparam("session_digest"),

@@ -9,17 +9,17 @@ the row complete, so a retried completion never makes a second content.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Engine, RowMapping
 
 from assetfiles.model import Content, now_ms
 from assetfiles.store.contents import insert_contents
 from assetfiles.store.schema import resumable_uploads as table
 from assetfiles.store.schema import uploads
+from assetfiles.store.sql import pending_and_retry_after
 from assetfiles.store.threads import in_thread
 
 
@@ -93,11 +93,11 @@ class ResumableStore:
             for scope, where, limit in scopes:
                 if limit is None:
                     continue
-                count, soonest = conn.execute(
-                    select(func.count(), func.min(table.c.expires_at)).where(where, unfinished)
-                ).one()
+                count, retry_after = pending_and_retry_after(
+                    conn, table.c.expires_at, and_(where, unfinished), now
+                )
                 if count >= limit:
-                    raise TooManyResumable(scope, max(1, math.ceil((soonest - now) / 1000)))
+                    raise TooManyResumable(scope, retry_after)
             conn.execute(
                 insert(table).values(
                     id=record.id,

@@ -1,4 +1,4 @@
-"""What every SQL store shares: LIKE escaping and the dialect-neutral upsert.
+"""What every SQL store shares: LIKE escaping, the dialect-neutral upsert, the count of pending rows.
 
 Each store (principals, assets, contents, uploads, quotas, ...) owns one aggregate's tables and
 writes ordinary blocking SQLAlchemy Core; its public methods run whole in a worker thread (see
@@ -10,9 +10,10 @@ depend on the caller remembering to check.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -32,3 +33,12 @@ def upsert(conn: Connection, table: Table) -> Any:
     PostgreSQL both have them, under the same SQLAlchemy API)."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
+
+
+def pending_and_retry_after(
+    conn: Connection, expires_at: ColumnElement[int], where: ColumnElement[bool], now: int
+) -> tuple[int, int]:
+    """How many rows ``where`` selects (reservations, unfinished uploads), and the seconds until
+    the soonest of them expires (at least 1): the Retry-After of a caller refused at a limit."""
+    count, soonest = conn.execute(select(func.count(), func.min(expires_at)).where(where)).one()
+    return count, max(1, math.ceil((soonest - now) / 1000)) if soonest is not None else 1

@@ -7,12 +7,11 @@ URL used twice (or by two racing PUTs) makes one content.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.engine import Connection, Engine
 
 from assetfiles.model import Content, now_ms
@@ -20,6 +19,7 @@ from assetfiles.store.contents import insert_contents
 from assetfiles.store.group_commit import GroupCommit
 from assetfiles.store.point_reads import PointRead
 from assetfiles.store.schema import uploads
+from assetfiles.store.sql import pending_and_retry_after
 
 
 class TooManyPending(Exception):
@@ -86,13 +86,10 @@ def _reserve(conn: Connection, reservations: Sequence[_Reservation]) -> list[Non
     conn.execute(delete(uploads).where(uploads.c.expires_at < now))
     for reservation in reservations:
         if reservation.max_pending is not None:
-            pending, soonest = conn.execute(
-                select(func.count(), func.min(uploads.c.expires_at)).where(
-                    uploads.c.org_id == reservation.org_id
-                )
-            ).one()
+            mine = uploads.c.org_id == reservation.org_id
+            pending, retry_after = pending_and_retry_after(conn, uploads.c.expires_at, mine, now)
             if pending >= reservation.max_pending:
-                raise TooManyPending(max(1, math.ceil((soonest - now) / 1000)))
+                raise TooManyPending(retry_after)
         conn.execute(
             insert(uploads).values(
                 id=reservation.upload_id,
