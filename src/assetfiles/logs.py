@@ -38,12 +38,21 @@ class _RequestIdFilter(logging.Filter):
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
 
 
+#: ``json.dumps(..., default=str)`` builds an encoder per call; one is enough.
+_ENCODER = json.JSONEncoder(default=str)
+
+
 class JsonLines(logging.Formatter):
     """One JSON object per record: time (UTC, ISO 8601), level, logger, message, request_id, extras."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._second_text = ""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": self._time(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -54,7 +63,28 @@ class JsonLines(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)
+
+    def _time(self, created: float) -> str:
+        """``2026-12-04T14:35:41.123+00:00``; the date and time of day are made once a second."""
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._second_text}.{int((created - second) * 1000):03d}+00:00"
+
+
+def log_with_fields(
+    logger: logging.Logger, level: int, message: str, args: tuple[Any, ...], fields: dict[str, Any]
+) -> None:
+    """``logger.log(level, message, *args, extra=fields)`` for a line logged on every request:
+    the record is handed to the handlers as ``logging`` would hand it, without the lookup of the
+    calling source line (a walk up the stack no line prints) and the copy of ``extra`` key by key."""
+    if not logger.isEnabledFor(level):
+        return
+    record = logging.LogRecord(logger.name, level, "", 0, message, args, None)
+    record.__dict__.update(fields)
+    logger.handle(record)
 
 
 def _formatter(log_format: str) -> logging.Formatter:

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Generic, TypeAlias, TypeVar
 from urllib.parse import quote
 
@@ -317,9 +316,11 @@ class BlobStream:
 class LocalFile:
     """The bytes are a file on this machine: served from ``path`` with Range and conditional
     requests, or by nginx from ``relative`` (its path under the blob root, see docs/nginx.md).
-    ``read_small`` gives a small file's bytes whole, from memory when the store keeps them."""
+    ``read_small`` gives a small file's bytes whole, from memory when the store keeps them.
+    ``path`` is text, not a :class:`~pathlib.Path`: every download makes one, most never open it,
+    and a Path costs more to make than the rest of choosing the delivery."""
 
-    path: Path
+    path: str
     relative: str
     read_small: Callable[[int], bytes | None]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assetfiles.logs import REQUEST_ID
+from assetfiles.logs import REQUEST_ID, log_with_fields
 from assetfiles.model import Principal
 from assetfiles.server.metrics import Metrics
 from assetfiles.server.proxies import ProxyHeaders
@@ -139,18 +139,12 @@ class RequestTracking:
             return
         path = scope["path"]
         client = scope["client"][0] if scope.get("client") else "-"
-        access_logger.info(
+        log_with_fields(
+            access_logger,
+            logging.INFO,
             "%s %s %d %dB %.1fms face=%s principal=%s org=%s client=%s",
-            scope["method"],
-            path,
-            status,
-            sent,
-            duration * 1000,
-            face,
-            who or "-",
-            org or "-",
-            client,
-            extra={
+            (scope["method"], path, status, sent, duration * 1000, face, who or "-", org or "-", client),
+            {
                 "client": client,
                 "request_id": request_id,
                 "method": scope["method"],

@@ -26,7 +26,7 @@ class SmallBlobCache:
         self.held = 0
         self._blobs: OrderedDict[str, bytes] = OrderedDict()
 
-    def read(self, sha256: str, path: Path, length: int) -> bytes | None:
+    def read(self, sha256: str, path: str | Path, length: int) -> bytes | None:
         """The blob's ``length`` bytes, from memory or from ``path`` (then kept); None when it is
         larger than :data:`SMALL_BLOB` or the file does not hold that many bytes. Raises
         FileNotFoundError when it is missing."""

@@ -296,8 +296,9 @@ class LocalBlobStore:
         self, sha256: str, *, name: str, content_type: str, expires_at: int, inline: bool
     ) -> Delivery:
         # the transfer endpoint (or nginx, see docs/nginx.md) serves local blobs, Range included
-        path = self.local_path(sha256)
-        return LocalFile(path, blob_path(sha256), lambda length: self.cache.read(sha256, path, length))
+        relative = blob_path(sha256)
+        path = os.path.join(self.root, relative)
+        return LocalFile(path, relative, lambda length: self.cache.read(sha256, path, length))
 
     async def list_blobs(self) -> AsyncIterator[BlobInfo]:
         listing = self._iter_blobs()
