@@ -495,6 +495,36 @@ def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(tmp_path: Pa
         assert len(now) == 2 and victim not in now, now
 
 
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker processes from /proc")
+def test_stopping_a_background_server_leaves_none_of_its_workers(tmp_path: Path) -> None:
+    """Even when the main process died first and could not stop them (the demo, tests and
+    benchmarks start servers this way; a stray worker would keep the port and the catalog)."""
+    data_dir = tmp_path / "data"
+    env = {"ASSETFILES_SECRET_KEY": SECRET_KEY, **backend_env(data_dir)}
+    running = BackgroundServer(data_dir, env=env, workers=2, log=tmp_path / "server.log").start()
+    assert running.process is not None
+    main = running.process.pid
+    deadline = time.monotonic() + 30
+    while len(workers := _workers(main)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(workers) == 2, workers
+    os.kill(main, signal.SIGKILL)
+    running.stop()
+    deadline = time.monotonic() + 10
+    while (alive := {pid for pid in workers if _running(pid)}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited child not yet reaped still has a /proc entry)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
 # -- readiness when the catalog hangs (PostgreSQL) ---------------------------------------------------
 
 

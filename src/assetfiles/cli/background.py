@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -52,7 +54,11 @@ class BackgroundServer:
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
         ]  # fmt: skip
         self.process = subprocess.Popen(
-            command, env={**os.environ, **self.env}, stdout=output, stderr=subprocess.STDOUT
+            command,
+            env={**os.environ, **self.env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its workers in a process group of their own: see stop()
         )
         context = ssl.create_default_context(cafile=self.certificate) if self.certificate else None
         deadline = time.monotonic() + timeout
@@ -80,6 +86,10 @@ class BackgroundServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        # granian's workers are the main process's children: one it did not stop (killed with
+        # it, or respawned while it was stopping) would go on holding the port and the catalog.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process = None
 
     def __enter__(self) -> BackgroundServer:
