@@ -139,13 +139,13 @@ def _stored_headers(
 
 
 def _conditions(headers: list[tuple[bytes, bytes]]) -> tuple[bool, str | None]:
-    """Whether the request has a Range, and its If-None-Match: one pass over its headers."""
+    """Whether the request has a Range, and its (first) If-None-Match: one pass over its headers."""
     ranged = False
     if_none_match = None
     for name, value in headers:
         if name == b"range":
             ranged = True
-        elif name == b"if-none-match":
+        elif name == b"if-none-match" and if_none_match is None:
             if_none_match = value.decode("latin-1")
     return ranged, if_none_match
 

@@ -126,14 +126,17 @@ class PrincipalStore:
             ).first()
         return _token_record(row) if row is not None else None
 
-    @in_thread
-    def find_token(self, secret_hash: str) -> tuple[str, TokenRecord] | None:
-        """The token whose secret hashes to ``secret_hash``, and its stored hash for a constant-time check."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(api_tokens).where(api_tokens.c.secret_hash == secret_hash)).first()
+    async def find_token(self, secret_hash: str) -> tuple[str, TokenRecord] | None:
+        """The token whose secret hashes to ``secret_hash``, and its stored hash for a constant-time
+        check (every API request asks: a point read, store/point_reads.py)."""
+        row = await _TOKEN_BY_HASH.first(self.engine, secret_hash=secret_hash)
         if row is None:
             return None
-        return row.secret_hash, _token_record(row)
+        stored_hash, org_id, name, permissions, created_at, expires_at, revoked_at, last_used_at = row
+        record = TokenRecord(
+            org_id, name, _permissions(permissions), created_at, expires_at, revoked_at, last_used_at
+        )
+        return stored_hash, record
 
     @in_thread
     def rehash_token(self, old_hash: str, new_hash: str) -> None:
@@ -331,10 +334,19 @@ class PrincipalStore:
 
 
 def _token_record(row: Row[Any]) -> TokenRecord:
-    permissions = frozenset(Permission(p) for p in row.permissions.split(",") if p)
     return TokenRecord(
-        row.org_id, row.name, permissions, row.created_at, row.expires_at, row.revoked_at, row.last_used_at
+        row.org_id,
+        row.name,
+        _permissions(row.permissions),
+        row.created_at,
+        row.expires_at,
+        row.revoked_at,
+        row.last_used_at,
     )
+
+
+def _permissions(stored: str) -> frozenset[Permission]:
+    return frozenset(Permission(p) for p in stored.split(",") if p)
 
 
 def _session_of(org_id: str, device: DeviceRef) -> tuple[Any, ...]:
@@ -396,6 +408,18 @@ _DEVICE_CREDENTIALS = PointRead(
         devices.c.sealed_secret,
         devices.c.activation,
     ).where(devices.c.product_id == bindparam("product_id"), devices.c.id == bindparam("device_id"))
+)
+_TOKEN_BY_HASH = PointRead(
+    select(
+        api_tokens.c.secret_hash,
+        api_tokens.c.org_id,
+        api_tokens.c.name,
+        api_tokens.c.permissions,
+        api_tokens.c.created_at,
+        api_tokens.c.expires_at,
+        api_tokens.c.revoked_at,
+        api_tokens.c.last_used_at,
+    ).where(api_tokens.c.secret_hash == bindparam("secret_hash"))
 )
 _DEVICE_SESSION = PointRead(select(*_SESSION_COLUMNS).where(device_sessions.c.digest == bindparam("digest")))
 _DEVICE_MESSAGE = PointRead(
