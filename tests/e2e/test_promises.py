@@ -469,17 +469,26 @@ def _workers(main: int) -> set[int]:
     return set(descendants(main)) - {main}
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker processes from /proc")
-def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(tmp_path: Path) -> None:
+def _two_workers_server(tmp_path: Path) -> tuple[BackgroundServer, int, set[int]]:
+    """A started server with two workers: it, its main process and its workers once both run."""
     data_dir = tmp_path / "data"
     env = {"ASSETFILES_SECRET_KEY": SECRET_KEY, **backend_env(data_dir)}
-    with BackgroundServer(data_dir, env=env, workers=2, log=tmp_path / "server.log") as running:
+    running = BackgroundServer(data_dir, env=env, workers=2, log=tmp_path / "server.log").start()
+    assert running.process is not None
+    main = running.process.pid
+    deadline = time.monotonic() + 30
+    while len(workers := _workers(main)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(workers) == 2, workers
+    return running, main, workers
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker processes from /proc")
+def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(tmp_path: Path) -> None:
+    running, main, workers = _two_workers_server(tmp_path)
+    try:
         assert running.process is not None
-        main = running.process.pid
         deadline = time.monotonic() + 30
-        while len(workers := _workers(main)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert len(workers) == 2, workers
         victim = sorted(workers)[0]
         os.kill(victim, signal.SIGKILL)
         answered = 0
@@ -493,21 +502,15 @@ def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(tmp_path: Pa
             time.sleep(0.2)
         assert running.process.poll() is None, "the main process exited"
         assert len(now) == 2 and victim not in now, now
+    finally:
+        running.stop()
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker processes from /proc")
 def test_stopping_a_background_server_leaves_none_of_its_workers(tmp_path: Path) -> None:
     """Even when the main process died first and could not stop them (the demo, tests and
     benchmarks start servers this way; a stray worker would keep the port and the catalog)."""
-    data_dir = tmp_path / "data"
-    env = {"ASSETFILES_SECRET_KEY": SECRET_KEY, **backend_env(data_dir)}
-    running = BackgroundServer(data_dir, env=env, workers=2, log=tmp_path / "server.log").start()
-    assert running.process is not None
-    main = running.process.pid
-    deadline = time.monotonic() + 30
-    while len(workers := _workers(main)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert len(workers) == 2, workers
+    running, main, workers = _two_workers_server(tmp_path)
     os.kill(main, signal.SIGKILL)
     running.stop()
     deadline = time.monotonic() + 10
