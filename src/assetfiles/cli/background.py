@@ -25,7 +25,14 @@ def free_port() -> int:
 
 
 class BackgroundServer:
-    """Starts the server, waits until ``/healthz`` answers, and stops it on exit."""
+    """Starts the server, waits until ``/healthz`` answers, and stops it on exit.
+
+    With ``own_group`` (tests and benchmarks) the server runs in a process group of its own, and
+    :meth:`stop` ends the whole group: a worker its main process did not stop (killed first, or
+    respawned while stopping) would otherwise go on holding the port and the catalog. The demo
+    keeps the server in the demo's own process group, so that what the terminal sends the demo
+    (Ctrl-C, the hang-up of a closed window) reaches the server too.
+    """
 
     def __init__(
         self,
@@ -35,8 +42,10 @@ class BackgroundServer:
         env: dict[str, str] | None = None,
         log: Path | None = None,
         port: int | None = None,
+        own_group: bool = True,
     ) -> None:
         self.data_dir = data_dir
+        self.own_group = own_group
         self.workers = workers
         self.env = env or {}
         self.log = log
@@ -58,7 +67,7 @@ class BackgroundServer:
             env={**os.environ, **self.env},
             stdout=output,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its workers in a process group of their own: see stop()
+            process_group=0 if self.own_group else None,
         )
         context = ssl.create_default_context(cafile=self.certificate) if self.certificate else None
         deadline = time.monotonic() + timeout
@@ -86,10 +95,9 @@ class BackgroundServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        # granian's workers are the main process's children: one it did not stop (killed with
-        # it, or respawned while it was stopping) would go on holding the port and the catalog.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        if self.own_group:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
         self.process = None
 
     def __enter__(self) -> BackgroundServer:

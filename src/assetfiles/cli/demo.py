@@ -53,7 +53,9 @@ def demo_command(base: Path, serve: bool, port: int, progress: bool | None) -> N
     mirror = base / "mirror"
     base.mkdir(parents=True, exist_ok=True)
     log = base / "server.log"
-    with BackgroundServer(settings.data_dir, log=log, port=port if serve else None) as server:
+    # own_group=False: the terminal's Ctrl-C and hang-up reach the server as they reach the demo
+    background = BackgroundServer(settings.data_dir, log=log, port=port if serve else None, own_group=False)
+    with background as server:
         click.echo(f"server on {server.base_url} (log: {log})")
         click.echo(f"syncing {DEMO_ASSET} into {mirror}/")
         show = sys.stderr.isatty() if progress is None else progress
