@@ -47,8 +47,8 @@ class JsonLines(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._second = -1
-        self._second_text = ""
+        #: (a second, its date and time of day), replaced as one value so threads never mix them
+        self._second: tuple[int, str] = (-1, "")
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -68,10 +68,11 @@ class JsonLines(logging.Formatter):
     def _time(self, created: float) -> str:
         """``2026-12-04T14:35:41.123+00:00``; the date and time of day are made once a second."""
         second = int(created)
-        if second != self._second:
-            self._second = second
-            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{self._second_text}.{int((created - second) * 1000):03d}+00:00"
+        cached, text = self._second
+        if second != cached:
+            text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (second, text)
+        return f"{text}.{int((created - second) * 1000):03d}+00:00"
 
 
 def log_with_fields(
