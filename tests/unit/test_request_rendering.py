@@ -11,7 +11,7 @@ import pytest
 from starlette.requests import Request
 
 from assetfiles.logs import JsonLines, log_with_fields
-from assetfiles.server.transfer import signed_parameters
+from assetfiles.server.auth import signed_parameters
 
 
 def _request(query: bytes) -> Request:

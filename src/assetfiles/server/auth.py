@@ -1,4 +1,4 @@
-"""Reading credentials and the public base URL from a request."""
+"""Reading credentials (headers, a signed URL's parameters) and the public base URL from a request."""
 
 from __future__ import annotations
 
@@ -44,3 +44,22 @@ def public_base_url(request: Request, settings: Settings) -> str:
         if host.lower() not in settings.allowed_hosts and name.lower() not in settings.allowed_hosts:
             raise BadInput(f"Host: {host!r} is not one of this server's hosts", field="Host")
     return f"{request.url.scheme}://{host}"
+
+
+def signed_parameters(request: Request) -> tuple[str | None, str | None, str | None]:
+    """The ``org``, ``exp`` and ``sig`` of a signed URL's query, as ``request.query_params`` reads
+    them (the last of repeated names wins, blanks are kept). The URLs we sign carry nothing
+    escaped, so their query is split here; one with ``%`` or ``+`` in it is decoded in full."""
+    query: bytes = request.scope["query_string"]
+    if b"%" in query or b"+" in query:
+        params = request.query_params
+        return params.get("org"), params.get("exp"), params.get("sig")
+    found: dict[str, str] = {}
+    for pair in query.decode("latin-1").split("&"):
+        name, _, value = pair.partition("=")
+        if name in _SIGNED:
+            found[name] = value
+    return found.get("org"), found.get("exp"), found.get("sig")
+
+
+_SIGNED = frozenset({"org", "exp", "sig"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from assetfiles.server.auth import signed_parameters
 from assetfiles.server.bodies import body_chunks, check_declared_length
 from assetfiles.server.delivery import respond
 from assetfiles.server.faces import TRANSFER
@@ -42,22 +43,3 @@ async def upload(request: Request) -> Response:
         )
     request.state.org = content.org_id
     return JSONResponse(content_json(content), status_code=201)
-
-
-def signed_parameters(request: Request) -> tuple[str | None, str | None, str | None]:
-    """The ``org``, ``exp`` and ``sig`` of a signed URL's query, as ``request.query_params`` reads
-    them (the last of repeated names wins, blanks are kept). The URLs we sign carry nothing
-    escaped, so their query is split here; one with ``%`` or ``+`` in it is decoded in full."""
-    query: bytes = request.scope["query_string"]
-    if b"%" in query or b"+" in query:
-        params = request.query_params
-        return params.get("org"), params.get("exp"), params.get("sig")
-    found: dict[str, str] = {}
-    for pair in query.decode("latin-1").split("&"):
-        name, _, value = pair.partition("=")
-        if name in _SIGNED:
-            found[name] = value
-    return found.get("org"), found.get("exp"), found.get("sig")
-
-
-_SIGNED = frozenset({"org", "exp", "sig"})

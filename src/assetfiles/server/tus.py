@@ -32,7 +32,7 @@ from assetfiles.errors import (
     UnsupportedMediaType,
 )
 from assetfiles.model import DeviceRef, Principal
-from assetfiles.server.auth import public_base_url
+from assetfiles.server.auth import public_base_url, signed_parameters
 from assetfiles.server.bodies import body_chunks, check_declared_length
 from assetfiles.server.faces import INTERNAL_MESSAGE, Face, http_status, remember_principal, signing_in
 from assetfiles.server.metrics import upload_in_flight
@@ -146,11 +146,9 @@ async def _principal(request: Request, device: str | None) -> Principal:
 
 
 async def _caller(request: Request, upload_id: str) -> Caller:
-    params = request.query_params
-    if "sig" in params:
-        access = _services(request).resumable.signed_access(
-            upload_id, params.get("org"), params.get("exp"), params.get("sig")
-        )
+    org, expires, sig = signed_parameters(request)
+    if sig is not None:
+        access = _services(request).resumable.signed_access(upload_id, org, expires, sig)
         request.state.org = access.org_id
         return access
     return await _principal(request, await _services(request).resumable.device_of(upload_id))
@@ -332,9 +330,8 @@ async def reserved(request: Request) -> Response:
         return _options(request)
     _check_version(request)
     request.state.operation = "tus.create"
-    params = request.query_params
     reservation = await _services(request).resumable.reservation(
-        request.path_params["content_id"], params.get("org"), params.get("exp"), params.get("sig")
+        request.path_params["content_id"], *signed_parameters(request)
     )
     request.state.org = reservation.org_id
     return await _create(request, reservation, _creation(request))
