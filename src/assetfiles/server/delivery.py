@@ -106,13 +106,13 @@ def _local_file(
         stat_result = os.stat(file.path)
     except FileNotFoundError:
         raise BytesMissing("the stored bytes of this content are missing") from None
-    response = BlobResponse(
+    # the stored headers carry the Content-Type as stored, so Starlette adds no charset to it
+    return BlobResponse(
         file.path,
         headers={name.decode("latin-1"): value.decode("latin-1") for name, value in stored},
         media_type=content.content_type,
         stat_result=stat_result,
     )
-    return _as_stored(response, content)
 
 
 _ACCEPT_RANGES = (b"accept-ranges", b"bytes")
