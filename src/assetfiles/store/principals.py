@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from assetfiles.model import DeviceCredential, DeviceRef, DeviceSession, Permission, TokenRecord, now_ms
@@ -112,19 +112,19 @@ class PrincipalStore:
 
     @in_thread
     def list_tokens(self, org_id: str | None) -> list[TokenRecord]:
-        query = select(api_tokens).order_by(api_tokens.c.org_id, api_tokens.c.name)
+        query = select(*_TOKEN_COLUMNS).order_by(api_tokens.c.org_id, api_tokens.c.name)
         if org_id is not None:
             query = query.where(api_tokens.c.org_id == org_id)
         with self.engine.connect() as conn:
-            return [_token_record(row) for row in conn.execute(query)]
+            return [_token_record(*row) for row in conn.execute(query)]
 
     @in_thread
     def get_token(self, org_id: str, name: str) -> TokenRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(api_tokens).where(api_tokens.c.org_id == org_id, api_tokens.c.name == name)
+                select(*_TOKEN_COLUMNS).where(api_tokens.c.org_id == org_id, api_tokens.c.name == name)
             ).first()
-        return _token_record(row) if row is not None else None
+        return _token_record(*row) if row is not None else None
 
     async def find_token(self, secret_hash: str) -> tuple[str, TokenRecord] | None:
         """The token whose secret hashes to ``secret_hash``, and its stored hash for a constant-time
@@ -132,11 +132,8 @@ class PrincipalStore:
         row = await _TOKEN_BY_HASH.first(self.engine, secret_hash=secret_hash)
         if row is None:
             return None
-        stored_hash, org_id, name, permissions, created_at, expires_at, revoked_at, last_used_at = row
-        record = TokenRecord(
-            org_id, name, _permissions(permissions), created_at, expires_at, revoked_at, last_used_at
-        )
-        return stored_hash, record
+        stored_hash, *columns = row
+        return stored_hash, _token_record(*columns)
 
     @in_thread
     def rehash_token(self, old_hash: str, new_hash: str) -> None:
@@ -333,20 +330,29 @@ class PrincipalStore:
     # -- assets ------------------------------------------------------------------------------
 
 
-def _token_record(row: Row[Any]) -> TokenRecord:
-    return TokenRecord(
-        row.org_id,
-        row.name,
-        _permissions(row.permissions),
-        row.created_at,
-        row.expires_at,
-        row.revoked_at,
-        row.last_used_at,
-    )
+#: a token's columns, in the order :func:`_token_record` takes them
+_TOKEN_COLUMNS = (
+    api_tokens.c.org_id,
+    api_tokens.c.name,
+    api_tokens.c.permissions,
+    api_tokens.c.created_at,
+    api_tokens.c.expires_at,
+    api_tokens.c.revoked_at,
+    api_tokens.c.last_used_at,
+)
 
 
-def _permissions(stored: str) -> frozenset[Permission]:
-    return frozenset(Permission(p) for p in stored.split(",") if p)
+def _token_record(
+    org_id: str,
+    name: str,
+    permissions: str,
+    created_at: int,
+    expires_at: int | None,
+    revoked_at: int | None,
+    last_used_at: int | None,
+) -> TokenRecord:
+    granted = frozenset(Permission(p) for p in permissions.split(",") if p)
+    return TokenRecord(org_id, name, granted, created_at, expires_at, revoked_at, last_used_at)
 
 
 def _session_of(org_id: str, device: DeviceRef) -> tuple[Any, ...]:
@@ -410,16 +416,9 @@ _DEVICE_CREDENTIALS = PointRead(
     ).where(devices.c.product_id == bindparam("product_id"), devices.c.id == bindparam("device_id"))
 )
 _TOKEN_BY_HASH = PointRead(
-    select(
-        api_tokens.c.secret_hash,
-        api_tokens.c.org_id,
-        api_tokens.c.name,
-        api_tokens.c.permissions,
-        api_tokens.c.created_at,
-        api_tokens.c.expires_at,
-        api_tokens.c.revoked_at,
-        api_tokens.c.last_used_at,
-    ).where(api_tokens.c.secret_hash == bindparam("secret_hash"))
+    select(api_tokens.c.secret_hash, *_TOKEN_COLUMNS).where(
+        api_tokens.c.secret_hash == bindparam("secret_hash")
+    )
 )
 _DEVICE_SESSION = PointRead(select(*_SESSION_COLUMNS).where(device_sessions.c.digest == bindparam("digest")))
 _DEVICE_MESSAGE = PointRead(
